@@ -1,0 +1,193 @@
+// The Backend interface: the primitive kernels every tensor op is built from.
+//
+// A backend knows nothing of Tensor or autograd. It works on contiguous row-major typed arrays
+// (Float32Array, and Float64Array on the reference backend) and writes into caller-provided
+// outputs, so the native backend can run zero-copy on the same memory.
+//
+// `reference` (src/backend/reference/) defines the semantics with plain loops. `native`
+// (src/backend/native/, C++ in native/) must agree with it within each op's tolerance; any op the
+// native addon does not implement falls through to the reference implementation, so a new op is
+// added here and in reference first, and made fast later.
+//
+// Conventions:
+// - Shapes are plain number arrays; strides are in elements.
+// - Every kernel that takes `out` overwrites it, unless `accumulate: true` says out += result.
+// - Kernels never allocate their output; `alloc` is the only allocation entry point.
+
+export type DType = 'f32' | 'f64';
+export type Buf = Float32Array | Float64Array;
+
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' | 'eq' | 'gt';
+export type UnaryOp =
+  | 'neg'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'rsqrt'
+  | 'sigmoid'
+  | 'silu'
+  | 'tanh'
+  | 'relu'
+  | 'abs'
+  | 'square'
+  | 'recip';
+export type ReduceOp = 'sum' | 'max';
+
+export interface MatmulParams {
+  /** Number of independent matrix products. */
+  batch: number;
+  /** out[b] (m×n) = alpha · op(a[b]) (m×k) · op(b[b]) (k×n)  (+ out[b] if accumulate). */
+  m: number;
+  k: number;
+  n: number;
+  /** a is stored k×m (so op(a) = aᵀ). */
+  transA: boolean;
+  /** b is stored n×k (so op(b) = bᵀ). */
+  transB: boolean;
+  /** Elements between consecutive batch matrices; 0 broadcasts one matrix to every batch. */
+  strideA: number;
+  strideB: number;
+  strideOut: number;
+  alpha?: number;
+  accumulate?: boolean;
+}
+
+export interface RopeParams {
+  /** x is [batch, seq, heads, headDim], rotate-half layout (HF Llama/Qwen2). */
+  batch: number;
+  seq: number;
+  heads: number;
+  headDim: number;
+  /** Absolute position of each (batch, seq) row: Int32Array of batch·seq. */
+  positions: Int32Array;
+  /** Tables [maxPosition, headDim/2]: cos(pos·invFreq[i]) and sin(...), built by the tensor layer. */
+  cos: Buf;
+  sin: Buf;
+  /** Rotate by −angle: the backward of rope is rope with inverse = true. */
+  inverse: boolean;
+}
+
+export interface AttentionParams {
+  /** q: [batch, seqQ, heads, headDim]; k, v: [batch, seqK, kvHeads, headDim]; out like q. */
+  batch: number;
+  seqQ: number;
+  seqK: number;
+  heads: number;
+  /** heads % kvHeads === 0; query head h reads KV head floor(h / (heads / kvHeads)). */
+  kvHeads: number;
+  headDim: number;
+  /** Usually 1/sqrt(headDim). */
+  scale: number;
+  /** Query i sits at absolute key position (seqK − seqQ + i) and sees keys j ≤ that position. */
+  causal: boolean;
+  /**
+   * Optional per-batch first valid key (left padding in batched generation): keys j < keyStart[b]
+   * are masked. Query rows that see no key at all produce zeros.
+   */
+  keyStart?: Int32Array;
+}
+
+export interface AdamWParams {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step number, for bias correction. */
+  step: number;
+}
+
+export interface Backend {
+  readonly name: 'reference' | 'native';
+  /** Which dtypes the kernels accept; the tensor layer routes others to the reference backend. */
+  supports(dtype: DType): boolean;
+
+  // ---- memory ----
+  /** A zero-filled buffer. Native: 64-byte aligned memory that release() frees at once. */
+  alloc(dtype: DType, length: number): Buf;
+  /** Free memory from alloc() now (the buffer is detached: later use reads length 0, never a crash). */
+  release(buf: Buf): void;
+
+  // ---- data movement ----
+  /** dst[dstOffset + Σ i·dstStrides] = src[srcOffset + Σ i·srcStrides] over `shape`. Permute, slice, concat, expand. */
+  copyStrided(
+    src: Buf,
+    srcOffset: number,
+    srcStrides: readonly number[],
+    dst: Buf,
+    dstOffset: number,
+    dstStrides: readonly number[],
+    shape: readonly number[],
+  ): void;
+  fill(out: Buf, value: number): void;
+
+  // ---- linear algebra ----
+  matmul(a: Buf, b: Buf, out: Buf, p: MatmulParams): void;
+
+  // ---- elementwise ----
+  /** out[i] = op(a[ia], b[ib]) with broadcasting: aStrides/bStrides are over outShape (0 = broadcast). */
+  binary(
+    op: BinaryOp,
+    a: Buf,
+    aStrides: readonly number[],
+    b: Buf,
+    bStrides: readonly number[],
+    out: Buf,
+    outShape: readonly number[],
+  ): void;
+  unary(op: UnaryOp, x: Buf, out: Buf): void;
+  /** gx = gy · d op(x)/dx, given x and y = op(x) (whichever the rule needs). accumulate adds into gx. */
+  unaryBackward(op: UnaryOp, x: Buf, y: Buf, gy: Buf, gx: Buf, accumulate: boolean): void;
+  /** out = x · s + t. */
+  affine(x: Buf, s: number, t: number, out: Buf): void;
+
+  // ---- reductions over the middle axis of [outer, axis, inner] → [outer, inner] ----
+  reduce(op: ReduceOp, x: Buf, outer: number, axis: number, inner: number, out: Buf): void;
+
+  // ---- fused rows (last axis) ----
+  /** Row-wise softmax or log-softmax of [rows, cols]. */
+  softmax(x: Buf, rows: number, cols: number, out: Buf, log: boolean): void;
+  /** Backward of softmax given its output y: gx = y·(gy − Σ gy·y) (softmax) or gy − softmax·Σgy (log). */
+  softmaxBackward(y: Buf, gy: Buf, rows: number, cols: number, gx: Buf, log: boolean): void;
+  /** Row-wise log Σ exp(x) of [rows, cols] → [rows]. */
+  logsumexp(x: Buf, rows: number, cols: number, out: Buf): void;
+  /** y = x · rsqrt(mean(x²) + eps) · w over rows of width cols; rstd [rows] saved for backward. */
+  rmsnorm(x: Buf, w: Buf, rows: number, cols: number, eps: number, out: Buf, rstd: Buf): void;
+  /** gx (overwritten) and gw (accumulated, may be null when w is frozen). */
+  rmsnormBackward(
+    x: Buf,
+    w: Buf,
+    rstd: Buf,
+    gy: Buf,
+    rows: number,
+    cols: number,
+    gx: Buf,
+    gw: Buf | null,
+  ): void;
+
+  // ---- transformer pieces ----
+  rope(x: Buf, out: Buf, p: RopeParams): void;
+  /** Fused attention. lse [batch, heads, seqQ] is saved for the backward (flash-attention style). */
+  attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: AttentionParams): void;
+  /** Gradients gq, gk, gv (overwritten) by recomputing scores tile by tile; no seqQ×seqK matrix kept. */
+  attentionBackward(
+    q: Buf,
+    k: Buf,
+    v: Buf,
+    out: Buf,
+    lse: Buf,
+    gOut: Buf,
+    gq: Buf,
+    gk: Buf,
+    gv: Buf,
+    p: AttentionParams,
+  ): void;
+  /** out[i, :] = table[ids[i], :]. */
+  embedding(table: Buf, ids: Int32Array, dim: number, out: Buf): void;
+  /** gTable[ids[i], :] += gOut[i, :]. */
+  embeddingBackward(gOut: Buf, ids: Int32Array, dim: number, gTable: Buf): void;
+
+  // ---- optimiser ----
+  /** Decoupled-weight-decay Adam, in place on param, m, v. */
+  adamw(param: Buf, grad: Buf, m: Buf, v: Buf, p: AdamWParams): void;
+}

@@ -1,0 +1,7 @@
+// Every CLI command registers itself here: one line per command file.
+import type { Command } from 'commander';
+import { registerDoctor } from './doctor.js';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [registerDoctor];

@@ -1,0 +1,4 @@
+// The public API of rl4qe: explicit exports only.
+export * from './util/errors.js';
+export { Rng, type RngState } from './util/rng.js';
+export type { Backend, Buf, DType } from './backend/backend.js';
