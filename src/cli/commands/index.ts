@@ -1,7 +1,8 @@
 // Every CLI command registers itself here: one line per command file.
 import type { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench];
