@@ -186,6 +186,11 @@ test('debug compare: a wrong kernel throws NumericError naming it; a right one p
   const ok = compareBackend(referenceBackend);
   ok.matmul(a, a, out, p);
   assert.deepEqual(Array.from(out), [7, 10, 15, 22]);
+  // In-place kernels (out === x) stay in place on the oracle side too.
+  const rows = new Float32Array([1, 2, 3, 4]);
+  ok.softmax(rows, 2, 2, rows, false);
+  ok.binary('mul', rows, [2, 1], rows, [2, 1], rows, [2, 2]);
+  assert.ok(Math.abs(rows[1] - (Math.exp(1) / (1 + Math.exp(1))) ** 2) < 1e-6);
   // Through the environment variable, for a whole forward/backward.
   const script = `
     const T = await import(${JSON.stringify(new URL('../../src/tensor/index.js', import.meta.url).href)});
