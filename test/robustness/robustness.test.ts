@@ -271,3 +271,39 @@ test('thousands of forward/backward steps do not grow live memory', () => {
 test('the test file location resolves (sanity for the spawned scripts)', () => {
   assert.ok(fileURLToPath(import.meta.url).endsWith('robustness.test.js'));
 });
+
+test('backend selection: one warning without the addon; RL4QE_BACKEND=native without it is a clear error', () => {
+  const url = JSON.stringify(new URL('../../src/tensor/index.js', import.meta.url).href);
+  const script = `
+    const T = await import(${url});
+    for (let i = 0; i < 3; i++) T.exp(T.tensor([1, 2], [2])).release();
+    console.log(JSON.stringify(T.backendInfo()));`;
+  const env: NodeJS.ProcessEnv = { ...process.env, RL4QE_LOG: 'info' };
+  delete env.RL4QE_BACKEND;
+  delete env.RL4QE_DEBUG_COMPARE;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env,
+    encoding: 'utf8',
+  });
+  const info = JSON.parse(r.stdout.trim()) as T.BackendInfo;
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('reference backend')).length;
+  if (info.nativeAvailable) {
+    assert.equal(info.name, 'native');
+    assert.equal(warnings, 0, r.stderr);
+  } else {
+    assert.equal(info.name, 'reference');
+    assert.equal(warnings, 1, `exactly one warning:\n${r.stderr}`);
+    assert.match(r.stderr, /build-native/);
+    const n = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...env, RL4QE_BACKEND: 'native' },
+      encoding: 'utf8',
+    });
+    assert.notEqual(n.status, 0);
+    assert.match(n.stderr, /NotFoundError|native backend is not available/);
+  }
+  const bad = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...env, RL4QE_BACKEND: 'cuda' },
+    encoding: 'utf8',
+  });
+  assert.match(bad.stderr, /RL4QE_BACKEND names no backend/);
+});
