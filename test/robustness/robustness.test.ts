@@ -307,3 +307,40 @@ test('backend selection: one warning without the addon; RL4QE_BACKEND=native wit
   });
   assert.match(bad.stderr, /RL4QE_BACKEND names no backend/);
 });
+
+test('tokenLogProbs never holds N×V logits; attention never allocates a Tq×Tk matrix', () => {
+  const be = T.getBackend();
+  const origAlloc = be.alloc;
+  let largest = 0;
+  be.alloc = (dtype, length) => {
+    largest = Math.max(largest, length);
+    return origAlloc(dtype, length);
+  };
+  try {
+    const rng = new Rng(11);
+    const [N, d, V] = [64, 8, 300];
+    const h = T.randn([N, d], rng, { requiresGrad: true });
+    const w = T.randn([V, d], rng, { requiresGrad: true });
+    largest = 0;
+    const loss = T.crossEntropy(
+      h,
+      w,
+      Int32Array.from({ length: N }, (_, i) => i % V),
+      {
+        chunkRows: 4,
+      },
+    );
+    loss.backward();
+    // The weight gradient [V, d] is the largest buffer; a chunk is 4 × V; N × V would be 19200.
+    assert.ok(largest <= Math.max(V * d, 4 * V), `largest allocation ${largest}`);
+    const Tn = 96;
+    const q = T.randn([1, Tn, 2, 4], rng, { requiresGrad: true });
+    const k = T.randn([1, Tn, 1, 4], rng, { requiresGrad: true });
+    largest = 0;
+    T.sum(T.attention(q, k, k, { causal: true })).backward();
+    assert.ok(largest < Tn * Tn, `largest allocation ${largest} (Tq×Tk = ${Tn * Tn})`);
+    for (const t of [h, w, loss, q, k]) t.release();
+  } finally {
+    be.alloc = origAlloc;
+  }
+});
