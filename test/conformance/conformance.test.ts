@@ -5,7 +5,7 @@
 // Error measure: max |ours − f64 reference| / max(1, max |f64 reference|) over the tensor.
 // Tolerances (TOL below) allow float32 rounding, float32 accumulation over long sums
 // (matmul, attention, vocabulary reductions) and vectorised exp/log approximations on native.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../../src/tensor/index.js';
 import { nativeStatus } from '../../src/backend/index.js';
@@ -22,6 +22,20 @@ const TOL = {
   vocab: 1e-4,
   block: 5e-4,
 } as const;
+
+/** Worst error seen per backend and op (printed with RL4QE_CONFORMANCE_REPORT=1). */
+const worstSeen = new Map<string, number>();
+function note(backend: string, name: string, err: number): void {
+  const key = `${backend.padEnd(10)} ${name.split(' ')[0].padEnd(14)}`;
+  worstSeen.set(key, Math.max(worstSeen.get(key) ?? 0, err));
+}
+after(() => {
+  if (process.env.RL4QE_CONFORMANCE_REPORT !== '1') return;
+  const lines = [...worstSeen].map(([k, v]) => `${k} ${v.toExponential(2)}`).sort();
+  console.log(
+    `worst relative error per backend and op (forward and gradients):\n${lines.join('\n')}`,
+  );
+});
 
 const backends: T.BackendName[] = ['reference'];
 if (nativeStatus().backend) backends.push('native');
@@ -95,6 +109,7 @@ function check(backend: T.BackendName, c: Case, seed: number): void {
   const where = `${c.name} on ${backend} (shapes ${c.specs.map((s) => `[${s.shape}]`).join(' ')})`;
   assert.equal(ours.out.length, ref.out.length, `${where}: output size`);
   const fe = relErr(ours.out, ref.out);
+  note(backend, c.name, fe);
   assert.ok(fe <= c.tol, `${where}: forward error ${fe.toExponential(2)} > ${c.tol}`);
   ref.grads.forEach((g, i) => {
     if (g === null) return;
@@ -106,6 +121,7 @@ function check(backend: T.BackendName, c: Case, seed: number): void {
     const og = ours.grads[i];
     assert.ok(og, `${where}: no gradient for input ${i}`);
     const be = relErr(og, g);
+    note(backend, c.name, be);
     assert.ok(be <= c.tol, `${where}: gradient ${i} error ${be.toExponential(2)} > ${c.tol}`);
   });
 }
