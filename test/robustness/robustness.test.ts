@@ -91,6 +91,9 @@ test('backward releases intermediates, keeps kept ones and the root, refuses a s
   assert.ok(Number.isFinite(y.item()));
   throwsWith(() => h.toArray(), ReleasedTensorError, 'keep()');
   throwsWith(() => y.backward(), Rl4qeError, 'backward() called twice');
+  // What survives a consumed graph is a constant: using it again records no gradient into it.
+  assert.equal(kept.requiresGrad, false);
+  assert.equal(T.exp(y).node, null);
   assert.ok(w.grad && !w.grad.released);
   // Views share storage: releasing one keeps the other valid.
   const z = T.tensor([1, 2, 3, 4], [2, 2]);
