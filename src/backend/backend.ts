@@ -13,6 +13,10 @@
 // - Shapes are plain number arrays; strides are in elements.
 // - Every kernel that takes `out` overwrites it, unless `accumulate: true` says out += result.
 // - Kernels never allocate their output; `alloc` is the only allocation entry point.
+// - `binary`, `unary`, `affine` and `softmax` must accept `out` equal to an input (in place):
+//   tokenLogProbs' backward turns its logits chunk into scaled probabilities in place.
+// - Buffers may be `subarray` views (non-zero byteOffset), e.g. row chunks passed to `matmul`,
+//   and may come from another backend's `alloc` or from plain JavaScript memory.
 
 export type DType = 'f32' | 'f64';
 export type Buf = Float32Array | Float64Array;
@@ -190,4 +194,14 @@ export interface Backend {
   // ---- optimiser ----
   /** Decoupled-weight-decay Adam, in place on param, m, v. */
   adamw(param: Buf, grad: Buf, m: Buf, v: Buf, p: AdamWParams): void;
+
+  // ---- added by the engine after the first interface (optional: a backend that lacks one gets
+  // the reference implementation through withFallback() in src/backend/index.ts) ----
+  /** Index of the maximum over the middle axis of [outer, axis, inner] → out [outer, inner] (first on ties). */
+  argmax?(x: Buf, outer: number, axis: number, inner: number, out: Int32Array): void;
+  /** Bytes currently allocated by alloc() and not yet release()d (memory accounting, leak tests). */
+  liveBytes?(): number;
 }
+
+/** A backend with every optional kernel present (what the tensor layer calls). */
+export type FullBackend = Required<Backend>;
