@@ -211,6 +211,8 @@ Value Alloc(const CallbackInfo& info) {
   Env env = info.Env();
   const int64_t len = intArg(info, 0, "native.alloc", "length");
   if (len > (int64_t(1) << 32)) fail(env, "native.alloc", "length " + std::to_string(len) + " is too large for one Float32Array");
+  // V8 drops the pointer of an empty external buffer; an empty JS array needs no freeing anyway.
+  if (len == 0) return Float32Array::New(env, 0);
   const size_t bytes = std::max<size_t>(64, ((size_t)len * sizeof(float) + 63) / 64 * 64);
   void* p = std::aligned_alloc(64, bytes);
   if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
@@ -249,6 +251,13 @@ Value IsNative(const CallbackInfo& info) {
   if (!info[0].IsTypedArray()) return Boolean::New(info.Env(), false);
   ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
   return Boolean::New(info.Env(), !ab.IsDetached() && g_live.count(ab.Data()) > 0);
+}
+
+Value Alignment(const CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) throw TypeError::New(info.Env(), "native.alignment: expected a typed array");
+  TypedArray t = info[0].As<TypedArray>();
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(static_cast<char*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+  return Number::New(info.Env(), (double)(addr % 64));
 }
 
 Value LiveBytes(const CallbackInfo& info) { return Number::New(info.Env(), (double)g_liveBytes); }
@@ -651,6 +660,7 @@ Object Init(Env env, Object exports) {
       {"release", Release},
       {"isNative", IsNative},
       {"liveBytes", LiveBytes},
+      {"alignment", Alignment},
       {"info", Info},
       {"setThreads", SetThreads},
       {"setKernel", SetKernel},

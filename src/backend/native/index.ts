@@ -32,8 +32,8 @@ export interface NativeLoadResult {
   features: string[];
   kernel: string;
   threads: number;
-  /** Benchmark and diagnostic hooks of the loaded addon (null when it did not load). */
-  tools: NativeTools | null;
+  /** Benchmark and diagnostic hooks of the loaded addon (null or absent when it did not load). */
+  tools?: NativeTools | null;
 }
 
 /** What the addon reports about itself. */
@@ -77,6 +77,8 @@ export interface NativeTools {
   liveBytes(): number;
   /** True when buf is a live buffer from the addon's alloc(). */
   isNative(buf: Buf): boolean;
+  /** Address of buf's first element modulo 64 (0 for the addon's own buffers). */
+  alignment(buf: Buf): number;
 }
 
 // The raw addon surface (positional arguments; validated again in C++).
@@ -84,6 +86,7 @@ interface Addon {
   alloc(length: number): Float32Array;
   release(buf: Buf): boolean;
   isNative(buf: Buf): boolean;
+  alignment(buf: Buf): number;
   liveBytes(): number;
   info(): NativeInfo;
   setThreads(n: number): number;
@@ -569,6 +572,7 @@ function toolsOf(a: Addon): NativeTools {
     },
     liveBytes: () => a.liveBytes(),
     isNative: (buf) => a.isNative(buf),
+    alignment: (buf) => a.alignment(buf),
   };
 }
 
