@@ -474,6 +474,17 @@ Value Reduce(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// argmax(x, outer, axis, inner, out: Int32Array)
+Value Argmax(const CallbackInfo& info) {
+  const char* W = "native.argmax";
+  const int64_t outer = intArg(info, 1, W, "outer"), axis = intArg(info, 2, W, "axis"),
+                inner = intArg(info, 3, W, "inner");
+  const float* x = f32need(info, 0, W, "x", (double)outer * axis * inner);
+  int32_t* out = i32need(info, 4, W, "out", (double)outer * inner);
+  ops::argmax(x, outer, axis, inner, out);
+  return info.Env().Undefined();
+}
+
 // softmax(x, rows, cols, out, log)
 Value Softmax(const CallbackInfo& info) {
   const char* W = "native.softmax";
@@ -674,6 +685,7 @@ Object Init(Env env, Object exports) {
       {"unaryBackward", UnaryBackward},
       {"affine", Affine},
       {"reduce", Reduce},
+      {"argmax", Argmax},
       {"softmax", Softmax},
       {"softmaxBackward", SoftmaxBackward},
       {"logsumexp", Logsumexp},

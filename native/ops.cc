@@ -243,6 +243,23 @@ void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, 
   }
 }
 
+void argmax(const float* x, int64_t outer, int64_t axis, int64_t inner, int32_t* out) {
+  // First index of the maximum (ties and NaN as in reference: strict >, starting from −inf).
+#pragma omp parallel for num_threads(teamFor(outer * axis * inner)) schedule(static)
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const float* base = x + o * axis * inner + i;
+      int32_t best = 0;
+      float bv = -INFINITY;
+      for (int64_t a = 0; a < axis; ++a)
+        if (base[a * inner] > bv) {
+          bv = base[a * inner];
+          best = (int32_t)a;
+        }
+      out[o * inner + i] = best;
+    }
+}
+
 void softmax(const float* x, int64_t rows, int64_t cols, float* out, bool log) {
 #pragma omp parallel for num_threads(teamFor(rows * cols * 4)) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {

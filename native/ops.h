@@ -22,6 +22,7 @@ void unaryBackward(int op, const float* x, const float* y, const float* gy, floa
                    bool accumulate);
 void affine(const float* x, float s, float t, float* out, int64_t n);
 void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, float* out);
+void argmax(const float* x, int64_t outer, int64_t axis, int64_t inner, int32_t* out);
 void softmax(const float* x, int64_t rows, int64_t cols, float* out, bool log);
 void softmaxBackward(const float* y, const float* gy, int64_t rows, int64_t cols, float* gx,
                      bool log);

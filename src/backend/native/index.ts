@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rl4qeError, ShapeError, UnsupportedError } from '../../util/errors.js';
+import { referenceBackend } from '../reference/index.js';
 import type {
   AdamWParams,
   AttentionParams,
@@ -148,6 +149,7 @@ interface Addon {
     accumulate: boolean,
   ): void;
   affine(x: Float32Array, s: number, t: number, out: Float32Array): void;
+  argmax(x: Float32Array, outer: number, axis: number, inner: number, out: Int32Array): void;
   reduce(
     op: number,
     x: Float32Array,
@@ -301,7 +303,10 @@ function rethrow(op: string, e: unknown): never {
  * The Backend over a loaded addon. `fallback` runs float64 buffers (and would run any kernel the
  * addon lacked); without one such calls throw UnsupportedError.
  */
-export function createNativeBackend(addon: unknown, fallback: Backend | null = null): Backend {
+export function createNativeBackend(
+  addon: unknown,
+  fallback: Backend | null = null,
+): Backend & Required<Pick<Backend, 'argmax' | 'liveBytes'>> {
   const a = addon as Addon;
   const fb = (op: string, dtype: string): Backend => {
     if (fallback) return fallback;
@@ -310,7 +315,7 @@ export function createNativeBackend(addon: unknown, fallback: Backend | null = n
       hint: 'float64 runs on the reference backend',
     });
   };
-  const backend: Backend = {
+  const backend: Backend & Required<Pick<Backend, 'argmax' | 'liveBytes'>> = {
     name: 'native',
     supports: (dtype: DType) => dtype === 'f32',
     alloc(dtype, length) {
@@ -415,6 +420,15 @@ export function createNativeBackend(addon: unknown, fallback: Backend | null = n
         rethrow('reduce', e);
       }
     },
+    argmax(x, outer, axis, inner, out) {
+      if (!isF32(x)) return fb('argmax', 'f64').argmax!(x, outer, axis, inner, out);
+      try {
+        a.argmax(x, outer, axis, inner, out);
+      } catch (e) {
+        rethrow('argmax', e);
+      }
+    },
+    liveBytes: () => a.liveBytes(),
     softmax(x, rows, cols, out, log) {
       if (!isF32(x) || !isF32(out)) return fb('softmax', 'f64').softmax(x, rows, cols, out, log);
       try {
@@ -641,7 +655,7 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
   }
   const info = addon.info();
   const why =
-    `native addon loaded: ${info.kernel} kernels (${info.mr}×${info.nr} GEMM tile), ` +
+    `loaded ${file}: ${info.kernel} kernels (${info.mr}×${info.nr} GEMM tile), ` +
     `${info.threads} OpenMP threads` +
     (info.note ? `; ${info.note}` : '');
   return {
@@ -658,6 +672,6 @@ let cached: NativeLoadResult | null = null;
 
 /** Loads the native addon once per process (see nativeAddonPath for where it is looked for). */
 export function loadNative(): NativeLoadResult {
-  cached ??= loadNativeFrom(nativeAddonPath());
+  cached ??= loadNativeFrom(nativeAddonPath(), referenceBackend);
   return cached;
 }
