@@ -5,6 +5,7 @@
 // re-measured beside every case and each case's ratio uses its own peak samples.
 import { loadNative } from '../../backend/native/index.js';
 import type { Backend } from '../../backend/backend.js';
+import { referenceBackend } from '../../backend/reference/index.js';
 import { machineInfo, median, type BenchCase } from '../../util/bench.js';
 import { NotFoundError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
@@ -145,6 +146,47 @@ export const gemmBench: { description: string; run: BenchFn } = {
         cases.push({ case: id, value: gflops, unit: 'GFLOP/s', ratios, extra });
         for (const buf of [a, b, c]) backend.release(buf);
       }
+    }
+    // Against our own reference backend (plain TypeScript loops) on a smaller product.
+    {
+      const [m, k, n] = opts.quick ? [48, 64, 40] : [256, 256, 256];
+      const a = randomBuf(backend, m * k, rng);
+      const b = randomBuf(backend, k * n, rng);
+      const c = backend.alloc('f32', m * n) as Float32Array;
+      const p = {
+        batch: 1,
+        m,
+        k,
+        n,
+        transA: false,
+        transB: false,
+        strideA: 0,
+        strideB: 0,
+        strideOut: 0,
+      };
+      const ours = (): void => backend.matmul(a, b, c, p);
+      const theirs = (): void => referenceBackend.matmul(a, b, c, p);
+      const ro = calibrate(ours, minSeconds);
+      const rr = calibrate(theirs, minSeconds);
+      const to: number[] = [];
+      const tr: number[] = [];
+      for (let s = 0; s < Math.min(samples, 5); s++) {
+        to.push(sample(ours, ro));
+        tr.push(sample(theirs, rr));
+      }
+      const flops = 2 * m * n * k;
+      const gflops = flops / median(to) / 1e9;
+      const refGflops = flops / median(tr) / 1e9;
+      const id = `${m}x${k}x${n} NN vs reference`;
+      opts.log(`gemm ${id}: ${gflops.toFixed(1)} vs ${refGflops.toFixed(2)} GFLOP/s`);
+      cases.push({
+        case: id,
+        value: gflops,
+        unit: 'GFLOP/s',
+        ratios: { reference: gflops / refGflops },
+        extra: { m, k, n, layout: 'NN', referenceGflops: refGflops },
+      });
+      for (const buf of [a, b, c]) backend.release(buf);
     }
     const peak = median(allPeaks);
     const spread = [Math.min(...allPeaks), Math.max(...allPeaks)];
