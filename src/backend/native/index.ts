@@ -620,6 +620,31 @@ function buildNote(): string {
   }
 }
 
+/** CPU features from /proc/cpuinfo (Linux), named as the addon names them; for `doctor` when the addon is missing. */
+export function cpuFeaturesFromOs(): string[] {
+  try {
+    const text = readFileSync('/proc/cpuinfo', 'utf8');
+    const line = text.split('\n').find((l) => l.startsWith('flags'));
+    if (!line) return [];
+    const flags = new Set(line.split(':')[1]?.trim().split(/\s+/) ?? []);
+    const names: [string, string][] = [
+      ['sse4_2', 'sse4.2'],
+      ['avx', 'avx'],
+      ['avx2', 'avx2'],
+      ['fma', 'fma'],
+      ['avx512f', 'avx512f'],
+      ['avx512dq', 'avx512dq'],
+      ['avx512bw', 'avx512bw'],
+      ['avx512vl', 'avx512vl'],
+      ['avx512_vnni', 'avx512vnni'],
+      ['avx512_bf16', 'avx512bf16'],
+    ];
+    return names.filter(([os]) => flags.has(os)).map(([, name]) => name);
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Loads the addon at `file` (uncached; loadNative() caches the default one). Never throws: a
  * missing or broken addon gives backend null and the reason.
@@ -628,7 +653,7 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
   const none = (reason: string): NativeLoadResult => ({
     backend: null,
     reason,
-    features: [],
+    features: cpuFeaturesFromOs(),
     kernel: 'none',
     threads: 1,
     tools: null,
