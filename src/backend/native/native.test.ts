@@ -290,6 +290,23 @@ test(
           },
           `${kernel} batched into one output (strideOut 0 sums)`,
         );
+        // B wider than the packing budget (a vocabulary projection): several column blocks.
+        checkGemm(
+          backend,
+          rng,
+          {
+            batch: 1,
+            m: 3,
+            k: 64,
+            n: 80_003,
+            transA: false,
+            transB: true,
+            strideA: 0,
+            strideB: 0,
+            strideOut: 0,
+          },
+          `${kernel} wide B (column blocks)`,
+        );
         // k = 0: out = 0 (or unchanged when accumulating).
         checkGemm(
           backend,
