@@ -44,7 +44,7 @@
             "target_name": "rl4qe_isa_avx512",
             "type": "static_library",
             "sources": ["native/gemm_avx512.cc"],
-            "cflags_cc": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"]
+            "cflags_cc": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma", "-mf16c", "-Wno-uninitialized", "-Wno-maybe-uninitialized"]
           }
         ]
       }
