@@ -1,5 +1,5 @@
 # node-gyp build of the rl4qe native backend (scripts/build-native.mjs runs it at npm install).
-# The GEMM/attention kernels are compiled three times from native/isa_impl.inc, each translation
+# The GEMM/attention kernels are compiled three times from native/isa_impl.h, each translation
 # unit with its own -m flags in its own static library; addon.cc picks one at run time from the
 # CPU features. The baseline objects (addon, ops, generic kernels) come first on the link line so
 # the linker keeps their copies of any shared inline code.

@@ -1,6 +1,6 @@
-// The generic kernel set: isa_impl.inc compiled with this file's -m flags (see binding.gyp).
+// The generic kernel set: isa_impl.h compiled with this file's -m flags (see binding.gyp).
 #define RL4QE_ISA generic
-#include "isa_impl.inc"
+#include "isa_impl.h"
 
 namespace rl4qe {
 const KernelTable* tableGeneric() { return &generic::kTable; }

@@ -1,7 +1,7 @@
 // Interfaces between the N-API layer (addon.cc) and the kernels.
 //
 // The compute-heavy kernels (GEMM, attention, the FMA peak probe) are compiled once per
-// instruction set from one source (isa_impl.inc) into separate translation units, each with its
+// instruction set from one source (isa_impl.h) into separate translation units, each with its
 // own -m flags; a table of function pointers per ISA is chosen at run time from the CPU
 // features (cpu.cc). Everything else (elementwise, rows, optimiser) is memory-bound and lives in
 // ops.cc, compiled for the baseline ISA.

@@ -19,7 +19,7 @@
 #endif
 
 #ifndef RL4QE_ISA
-#error "define RL4QE_ISA before including isa_impl.inc"
+#error "define RL4QE_ISA before including isa_impl.h"
 #endif
 
 namespace rl4qe {
