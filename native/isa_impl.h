@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 
 #include "kernels.h"
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -440,23 +441,41 @@ static float fmaLoop(int64_t iters) {
 }
 #endif
 
+static double threadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static double peak(double seconds, int threads) {
   if (threads < 1) threads = numThreads();
-  int64_t iters = 1 << 14;
-  for (;;) {
-    const double t0 = omp_get_wtime();
-#pragma omp parallel num_threads(threads)
+  // Size the run from thread CPU time (immune to preemption), so that a short calibration run
+  // stretched by another process's time slice cannot shrink the measured run; the result is
+  // then wall-clock over all threads, like the GEMM it is compared with.
+  int64_t iters = 1 << 16;
+  double cpu = 0.0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    double worst = 0.0;
+#pragma omp parallel num_threads(threads) reduction(max : worst)
     {
+      const double c0 = threadCpuSeconds();
       const float s = fmaLoop(iters);
       if (s == 12345.0f) peakSink = s;
+      worst = threadCpuSeconds() - c0;
     }
-    const double t = omp_get_wtime() - t0;
-    if (t >= seconds || iters >= (int64_t(1) << 40)) {
-      const double flops = 2.0 * kLanes * kChains * (double)iters * threads;
-      return flops / t / 1e9;
-    }
-    iters = t < seconds / 8 ? iters * 4 : (int64_t)(iters * seconds / t * 1.05) + 1;
+    cpu = worst;
+    if (cpu >= 1e-3) break;
+    iters *= 8;
   }
+  iters = std::max<int64_t>(iters, (int64_t)((double)iters * seconds / std::max(cpu, 1e-6)));
+  const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads)
+  {
+    const float s = fmaLoop(iters);
+    if (s == 12345.0f) peakSink = s;
+  }
+  const double t = omp_get_wtime() - t0;
+  return 2.0 * kLanes * kChains * (double)iters * threads / t / 1e9;
 }
 
 // ---------------------------------------------------------------------------------------------
