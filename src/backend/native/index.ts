@@ -665,6 +665,13 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
         'run `node scripts/build-native.mjs` to build it and see why it failed',
     );
   }
+  // OpenMP threads that finish early spin before sleeping (GOMP's default: ~300k spins). On a
+  // machine shared with other busy processes that spinning steals the core from the thread it
+  // waits for, and short GEMMs ran 2-3× slower than OpenBLAS (whose workers yield); a short spin
+  // keeps the hand-off fast on an idle machine. Set before libgomp loads; a user's own setting wins.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.GOMP_SPINCOUNT = '2000';
+  }
   let addon: Addon;
   try {
     const require = createRequire(import.meta.url);

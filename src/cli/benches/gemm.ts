@@ -202,6 +202,8 @@ export const gemmBench: { description: string; run: BenchFn } = {
         threads: info.threads,
         features: info.features,
         openblas: info.openblas,
+        gompSpincount: process.env.GOMP_SPINCOUNT ?? null,
+        ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null,
         peakGflops: peak,
         peakGflopsRange: spread,
       }),
