@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -196,14 +197,19 @@ struct Block {
   size_t bytes;
   bool freed;
 };
+// Live blocks by address; shared by every Node thread (worker_threads) that loads the addon.
 std::unordered_map<void*, Block*> g_live;
 int64_t g_liveBytes = 0;
+std::mutex g_liveMutex;
 
 void freeBlock(Env env, Block* blk) {
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    g_live.erase(blk->ptr);
+    g_liveBytes -= (int64_t)blk->bytes;
+  }
   std::free(blk->ptr);
   blk->freed = true;
-  g_live.erase(blk->ptr);
-  g_liveBytes -= (int64_t)blk->bytes;
   MemoryManagement::AdjustExternalMemory(env, -(int64_t)blk->bytes);
 }
 
@@ -218,8 +224,11 @@ Value Alloc(const CallbackInfo& info) {
   if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
   std::memset(p, 0, bytes);
   Block* blk = new Block{p, bytes, false};
-  g_live[p] = blk;
-  g_liveBytes += (int64_t)bytes;
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    g_live[p] = blk;
+    g_liveBytes += (int64_t)bytes;
+  }
   MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
   ArrayBuffer ab = ArrayBuffer::New(
       env, p, (size_t)len * sizeof(float),
@@ -239,9 +248,13 @@ Value Release(const CallbackInfo& info) {
   ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
   if (ab.IsDetached()) return Boolean::New(env, false);
   void* data = ab.Data();
-  auto it = g_live.find(data);
-  if (it == g_live.end()) return Boolean::New(env, false);
-  Block* blk = it->second;
+  Block* blk = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    auto it = g_live.find(data);
+    if (it != g_live.end()) blk = it->second;
+  }
+  if (!blk) return Boolean::New(env, false);
   ab.Detach();
   freeBlock(env, blk);
   return Boolean::New(env, true);
@@ -250,7 +263,9 @@ Value Release(const CallbackInfo& info) {
 Value IsNative(const CallbackInfo& info) {
   if (!info[0].IsTypedArray()) return Boolean::New(info.Env(), false);
   ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
-  return Boolean::New(info.Env(), !ab.IsDetached() && g_live.count(ab.Data()) > 0);
+  if (ab.IsDetached()) return Boolean::New(info.Env(), false);
+  std::lock_guard<std::mutex> lock(g_liveMutex);
+  return Boolean::New(info.Env(), g_live.count(ab.Data()) > 0);
 }
 
 Value Alignment(const CallbackInfo& info) {
@@ -260,7 +275,10 @@ Value Alignment(const CallbackInfo& info) {
   return Number::New(info.Env(), (double)(addr % 64));
 }
 
-Value LiveBytes(const CallbackInfo& info) { return Number::New(info.Env(), (double)g_liveBytes); }
+Value LiveBytes(const CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(g_liveMutex);
+  return Number::New(info.Env(), (double)g_liveBytes);
+}
 
 // ---- info -------------------------------------------------------------------------------------
 

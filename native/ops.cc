@@ -15,7 +15,8 @@ namespace rl4qe {
 namespace ops {
 
 namespace {
-constexpr int64_t kParallelMin = 1 << 15;
+// Below this much work (≈ elements, weighted by cost) waking the team costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 17;
 
 inline int teamFor(int64_t work) { return work >= kParallelMin ? numThreads() : 1; }
 
