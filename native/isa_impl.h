@@ -519,41 +519,104 @@ static inline void keyRange(const AttnArgs& p, int64_t b, int64_t i, int64_t& lo
   hi = p.causal ? std::min<int64_t>(p.seqK, p.seqK - p.seqQ + i + 1) : p.seqK;
 }
 
+// S[r·ldS + j] = scale · Σ_d A_r[d] · BT[d·ldB + j] for r < 4, j < n (rounded up to 16; ldB and
+// ldS ≥ that). Scores for four query rows against 16 keys at a time with the keys transposed, so
+// the inner loop is a plain vector FMA (no horizontal sums) and each key column is loaded once
+// for four rows.
+static void rowsTimesT(const float* const A[4], const float* BT, int64_t ldB, int64_t D, int64_t n,
+                       float scale, float* S, int64_t ldS) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    float acc[4][16] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float* bt = BT + d * ldB + j0;
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        const float av = A[r][d];
+#pragma omp simd
+        for (int c = 0; c < 16; ++c) acc[r][c] += av * bt[c];
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+#pragma omp simd
+      for (int c = 0; c < 16; ++c) S[r * ldS + j0 + c] = acc[r][c] * scale;
+  }
+}
+
+// BT[d·ldB + j] = rows[j][d] for j < n (row j at base + j·stride), zero for n ≤ j < round16(n).
+static void transposeRows(const float* base, int64_t stride, int64_t n, int64_t D, float* BT,
+                          int64_t ldB) {
+  const int64_t nPad = (n + 15) / 16 * 16;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* src = base + j * stride;
+    for (int64_t d = 0; d < D; ++d) BT[d * ldB + j] = src[d];
+  }
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t j = n; j < nPad; ++j) BT[d * ldB + j] = 0.0f;
+}
+
 static void attention(const float* q, const float* k, const float* v, float* out, float* lse,
                       const AttnArgs& p) {
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
-  const int64_t rows = p.batch * p.heads * p.seqQ;
+  // Tasks: blocks of QB query rows of one (batch, head); each transposes the keys its rows can
+  // see once, then handles its rows four at a time.
+  constexpr int64_t QB = 16;
+  const int64_t qBlocks = (p.seqQ + QB - 1) / QB;
+  const int64_t tasks = p.batch * p.heads * qBlocks;
+  const int64_t ldB = (p.seqK + 15) / 16 * 16 + 16;
 #pragma omp parallel num_threads(numThreads())
   {
-    float* s = scratch(2, (size_t)std::max<int64_t>(1, p.seqK));
-#pragma omp for schedule(dynamic, 8)
-    for (int64_t idx = 0; idx < rows; ++idx) {
-      const int64_t i = idx % p.seqQ, h = (idx / p.seqQ) % p.heads, b = idx / (p.seqQ * p.heads);
+    float* S = scratch(2, (size_t)(4 * ldB));
+    float* KT = scratch(3, (size_t)(std::max<int64_t>(1, D) * ldB));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t qb = t % qBlocks, h = (t / qBlocks) % p.heads, b = t / (qBlocks * p.heads);
       const int64_t kvh = h / group;
-      const float* qr = q + ((b * p.seqQ + i) * p.heads + h) * D;
-      float* orow = out + ((b * p.seqQ + i) * p.heads + h) * D;
-      int64_t lo, hi;
-      keyRange(p, b, i, lo, hi);
-      std::memset(orow, 0, sizeof(float) * D);
-      if (hi <= lo) {
-        lse[(b * p.heads + h) * p.seqQ + i] = -INFINITY;
-        continue;
-      }
-      for (int64_t j = lo; j < hi; ++j)
-        s[j] = dot(qr, k + ((b * p.seqK + j) * p.kvHeads + kvh) * D, D) * p.scale;
-      float mx = -INFINITY;
+      const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
+      int64_t lo, hiMax;
+      keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
+      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;  // key 0 of this (b, kvh)
+      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      const int64_t kStride = p.kvHeads * D;
+      if (hiMax > lo) transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, KT, ldB);
+      for (int64_t r0 = i0; r0 < i1; r0 += 4) {
+        const int64_t nr = std::min<int64_t>(4, i1 - r0);
+        int64_t hiGroup = lo;
+        for (int64_t r = 0; r < nr; ++r) {
+          int64_t l2, h2;
+          keyRange(p, b, r0 + r, l2, h2);
+          hiGroup = std::max(hiGroup, h2);
+        }
+        const float* rows4[4];
+        for (int r = 0; r < 4; ++r)
+          rows4[r] = q + ((b * p.seqQ + r0 + std::min<int64_t>(r, nr - 1)) * p.heads + h) * D;
+        if (hiGroup > lo) rowsTimesT(rows4, KT, ldB, D, hiGroup - lo, p.scale, S, ldB);
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t i = r0 + r;
+          float* orow = out + ((b * p.seqQ + i) * p.heads + h) * D;
+          float* lrow = lse + (b * p.heads + h) * p.seqQ + i;
+          int64_t l2, hi;
+          keyRange(p, b, i, l2, hi);
+          std::memset(orow, 0, sizeof(float) * D);
+          if (hi <= lo) {
+            *lrow = -INFINITY;
+            continue;
+          }
+          float* sr = S + r * ldB;  // sr[j − lo] is the score of key j
+          const int64_t n = hi - lo;
+          float mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
-      for (int64_t j = lo; j < hi; ++j) mx = std::max(mx, s[j]);
-      float sum = 0.0f;
+          for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sr[j]);
+          float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-      for (int64_t j = lo; j < hi; ++j) {
-        s[j] = expVec(s[j] - mx);
-        sum += s[j];
+          for (int64_t j = 0; j < n; ++j) {
+            sr[j] = expVec(sr[j] - mx);
+            sum += sr[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < n; ++j) axpy(orow, sr[j] * inv, vb + (lo + j) * kStride, D);
+          *lrow = mx + std::log(sum);
+        }
       }
-      const float inv = 1.0f / sum;
-      for (int64_t j = lo; j < hi; ++j)
-        axpy(orow, s[j] * inv, v + ((b * p.seqK + j) * p.kvHeads + kvh) * D, D);
-      lse[(b * p.heads + h) * p.seqQ + i] = mx + std::log(sum);
     }
   }
 }
