@@ -627,64 +627,131 @@ static void attentionBackward(const float* q, const float* k, const float* v, co
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
   const int64_t rows = p.batch * p.heads * p.seqQ;
   const int threads = numThreads();
+  const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
+  constexpr int64_t QB = 16, KB = 16;
+  const int64_t qBlocks = (p.seqQ + QB - 1) / QB, kBlocks = (p.seqK + KB - 1) / KB;
+  const int64_t ld = (std::max(p.seqK, p.seqQ) + 15) / 16 * 16 + 16;
   // delta[b, h, i] = Σ_d gOut·out (the row term of the softmax backward).
   float* delta = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * ((rows + 15) / 16 * 16 + 16)));
 #pragma omp parallel num_threads(threads)
   {
-    float* s = scratch(2, (size_t)std::max<int64_t>(1, std::max(p.seqK, p.seqQ)));
+    float* S = scratch(2, (size_t)(4 * ld));
+    float* DP = scratch(4, (size_t)(4 * ld));
+    float* AT = scratch(3, (size_t)(std::max<int64_t>(1, D) * ld));
+    float* BT = scratch(5, (size_t)(std::max<int64_t>(1, D) * ld));
 #pragma omp for schedule(static)
     for (int64_t idx = 0; idx < rows; ++idx) {
       const int64_t i = idx % p.seqQ, h = (idx / p.seqQ) % p.heads, b = idx / (p.seqQ * p.heads);
       const int64_t o = ((b * p.seqQ + i) * p.heads + h) * D;
       delta[idx] = dot(gOut + o, out + o, D);
     }
-    // gq: one query row at a time.
-#pragma omp for schedule(dynamic, 8)
-    for (int64_t idx = 0; idx < rows; ++idx) {
-      const int64_t i = idx % p.seqQ, h = (idx / p.seqQ) % p.heads, b = idx / (p.seqQ * p.heads);
+    // gq, per block of query rows: P and dP against transposed K and V, then dQ = scale·dS·K.
+    const int64_t qTasks = p.batch * p.heads * qBlocks;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < qTasks; ++t) {
+      const int64_t qb = t % qBlocks, h = (t / qBlocks) % p.heads, b = t / (qBlocks * p.heads);
       const int64_t kvh = h / group;
-      const int64_t o = ((b * p.seqQ + i) * p.heads + h) * D;
-      float* g = gq + o;
-      std::memset(g, 0, sizeof(float) * D);
-      int64_t lo, hi;
-      keyRange(p, b, i, lo, hi);
-      const float l = lse[idx];
-      for (int64_t j = lo; j < hi; ++j)
-        s[j] = dot(q + o, k + ((b * p.seqK + j) * p.kvHeads + kvh) * D, D) * p.scale - l;
+      const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
+      int64_t lo, hiMax;
+      keyRange(p, b, i1 - 1, lo, hiMax);
+      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;
+      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      if (hiMax > lo) {
+        transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, AT, ld);
+        transposeRows(vb + lo * kStride, kStride, hiMax - lo, D, BT, ld);
+      }
+      for (int64_t r0 = i0; r0 < i1; r0 += 4) {
+        const int64_t nr = std::min<int64_t>(4, i1 - r0);
+        int64_t hiGroup = lo;
+        for (int64_t r = 0; r < nr; ++r) {
+          int64_t l2, h2;
+          keyRange(p, b, r0 + r, l2, h2);
+          hiGroup = std::max(hiGroup, h2);
+        }
+        const float* qr4[4];
+        const float* gr4[4];
+        for (int r = 0; r < 4; ++r) {
+          const int64_t o = ((b * p.seqQ + r0 + std::min<int64_t>(r, nr - 1)) * p.heads + h) * D;
+          qr4[r] = q + o;
+          gr4[r] = gOut + o;
+        }
+        if (hiGroup > lo) {
+          rowsTimesT(qr4, AT, ld, D, hiGroup - lo, p.scale, S, ld);
+          rowsTimesT(gr4, BT, ld, D, hiGroup - lo, 1.0f, DP, ld);
+        }
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t i = r0 + r, idx = (b * p.heads + h) * p.seqQ + i;
+          float* g = gq + ((b * p.seqQ + i) * p.heads + h) * D;
+          std::memset(g, 0, sizeof(float) * D);
+          int64_t l2, hi;
+          keyRange(p, b, i, l2, hi);
+          if (hi <= lo) continue;
+          const int64_t n = hi - lo;
+          float* sr = S + r * ld;
+          const float* dpr = DP + r * ld;
+          const float l = lse[idx], dl = delta[idx];
 #pragma omp simd
-      for (int64_t j = lo; j < hi; ++j) s[j] = expVec(s[j]);
-      for (int64_t j = lo; j < hi; ++j) {
-        const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
-        const float ds = s[j] * (dot(gOut + o, v + ko, D) - delta[idx]);
-        axpy(g, ds * p.scale, k + ko, D);
+          for (int64_t j = 0; j < n; ++j) sr[j] = expVec(sr[j] - l) * (dpr[j] - dl) * p.scale;
+          for (int64_t j = 0; j < n; ++j) axpy(g, sr[j], kb + (lo + j) * kStride, D);
+        }
       }
     }
-    // gk, gv: one key row at a time, over every query head of its group.
-    const int64_t keyRows = p.batch * p.kvHeads * p.seqK;
-#pragma omp for schedule(dynamic, 8)
-    for (int64_t kidx = 0; kidx < keyRows; ++kidx) {
-      const int64_t j = kidx % p.seqK, kvh = (kidx / p.seqK) % p.kvHeads,
-                    b = kidx / (p.seqK * p.kvHeads);
-      const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
-      float* dk = gk + ko;
-      float* dv = gv + ko;
-      std::memset(dk, 0, sizeof(float) * D);
-      std::memset(dv, 0, sizeof(float) * D);
+    // gk, gv, per block of key rows and every query head of its group: P and dP against
+    // transposed Q and gOut, then dV = Pᵀ·gOut and dK = scale·dSᵀ·Q.
+    const int64_t kTasks = p.batch * p.kvHeads * kBlocks;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kTasks; ++t) {
+      const int64_t kbk = t % kBlocks, kvh = (t / kBlocks) % p.kvHeads,
+                    b = t / (kBlocks * p.kvHeads);
+      const int64_t j0 = kbk * KB, j1 = std::min<int64_t>(p.seqK, j0 + KB);
       const int64_t ks = p.keyStart ? std::max<int64_t>(0, p.keyStart[b]) : 0;
-      if (j < ks) continue;
-      // Queries that see key j: position seqK − seqQ + i ≥ j when causal.
-      const int64_t iLo = p.causal ? std::max<int64_t>(0, j - (p.seqK - p.seqQ)) : 0;
+      const int64_t off = p.seqK - p.seqQ;  // query i sits at key position off + i
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
+        std::memset(gk + ko, 0, sizeof(float) * D);
+        std::memset(gv + ko, 0, sizeof(float) * D);
+      }
+      // Queries that see key j: i ≥ j − off when causal; none when j < keyStart.
+      const int64_t iLoBlock = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
+      if (iLoBlock >= p.seqQ || j1 <= ks) continue;
+      const int64_t nq = p.seqQ - iLoBlock;
       for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        const int64_t base = (b * p.heads + h) * p.seqQ;
-        for (int64_t i = iLo; i < p.seqQ; ++i)
-          s[i] = dot(q + ((b * p.seqQ + i) * p.heads + h) * D, k + ko, D) * p.scale - lse[base + i];
+        const float* qh = q + ((b * p.seqQ + iLoBlock) * p.heads + h) * D;
+        const float* gh = gOut + ((b * p.seqQ + iLoBlock) * p.heads + h) * D;
+        transposeRows(qh, qStride, nq, D, AT, ld);
+        transposeRows(gh, qStride, nq, D, BT, ld);
+        const float* lrow = lse + (b * p.heads + h) * p.seqQ + iLoBlock;
+        const float* drow = delta + (b * p.heads + h) * p.seqQ + iLoBlock;
+        for (int64_t r0 = j0; r0 < j1; r0 += 4) {
+          const int64_t nr = std::min<int64_t>(4, j1 - r0);
+          const float* kr4[4];
+          const float* vr4[4];
+          for (int r = 0; r < 4; ++r) {
+            const int64_t ko = ((b * p.seqK + r0 + std::min<int64_t>(r, nr - 1)) * p.kvHeads + kvh) * D;
+            kr4[r] = k + ko;
+            vr4[r] = v + ko;
+          }
+          rowsTimesT(kr4, AT, ld, D, nq, p.scale, S, ld);
+          rowsTimesT(vr4, BT, ld, D, nq, 1.0f, DP, ld);
+          for (int64_t r = 0; r < nr; ++r) {
+            const int64_t j = r0 + r;
+            if (j < ks) continue;
+            const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
+            // Row r covers queries iLoBlock + c; those before this key's first query are masked.
+            const int64_t c0 = p.causal ? std::max<int64_t>(0, j - off) - iLoBlock : 0;
+            float* pr = S + r * ld;
+            float* dsr = DP + r * ld;
 #pragma omp simd
-        for (int64_t i = iLo; i < p.seqQ; ++i) s[i] = expVec(s[i]);
-        for (int64_t i = iLo; i < p.seqQ; ++i) {
-          const int64_t o = ((b * p.seqQ + i) * p.heads + h) * D;
-          const float ds = s[i] * (dot(gOut + o, v + ko, D) - delta[base + i]);
-          axpy(dv, s[i], gOut + o, D);
-          axpy(dk, ds * p.scale, q + o, D);
+            for (int64_t c = c0; c < nq; ++c) {
+              const float pij = expVec(pr[c] - lrow[c]);
+              pr[c] = pij;
+              dsr[c] = pij * (dsr[c] - drow[c]) * p.scale;
+            }
+            for (int64_t c = c0; c < nq; ++c) {
+              axpy(gv + ko, pr[c], gh + c * qStride, D);
+              axpy(gk + ko, dsr[c], qh + c * qStride, D);
+            }
+          }
         }
       }
     }
