@@ -161,6 +161,8 @@ static inline void micro(int64_t kc, const float* __restrict A, const float* __r
 }
 #endif
 
+static inline float dot(const float* __restrict a, const float* __restrict b, int64_t n);
+
 // ---------------------------------------------------------------------------------------------
 // Packing. Ap holds MR-tall panels: panel q, step p, row r at Ap[q·MR·kc + p·MR + r].
 // Bp holds NR-wide panels: step p, column c at Bp[p·NR + c]. Tails are zero-padded.
@@ -278,8 +280,29 @@ static void packB(const SgemmArgs& g, int64_t j0, int64_t p0, int64_t kc, float*
   }
 }
 
+// C = alpha·A·Bᵀ (+C) for a few rows of A (decoding: y = x·Wᵀ with W stored [out, in]). Packing
+// B would cost as much as the product itself, so each thread streams its own rows of B once and
+// takes dot products with every row of A, which stay in cache.
+static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
+  const int64_t m = g.m;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t j = 0; j < g.n; ++j) {
+    const float* bj = g.b + j * g.ldb;
+    for (int64_t i = 0; i < m; ++i) {
+      float* cij = g.c + i * g.ldc + j;
+      const float x = g.alpha * dot(g.a + i * g.lda, bj, g.k);
+      *cij = g.accumulate ? *cij + x : x;
+    }
+  }
+}
+
 static void sgemm(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
+  if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
+    const int threads = omp_in_parallel() || (double)g.n * g.k < 32768.0 ? 1 : numThreads();
+    sgemmSmallMNT(g, threads);
+    return;
+  }
   if (g.k <= 0) {
     if (!g.accumulate)
       for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
