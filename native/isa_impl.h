@@ -600,7 +600,10 @@ static void attention(const float* q, const float* k, const float* v, float* out
       const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;  // key 0 of this (b, kvh)
       const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
       const int64_t kStride = p.kvHeads * D;
-      if (hiMax > lo) transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, KT, ldB);
+      // Fewer than 4 rows (decoding one token): transposing the keys would cost more than it
+      // saves, so take one dot product per key instead.
+      const bool tiled = i1 - i0 >= 4;
+      if (tiled && hiMax > lo) transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, KT, ldB);
       for (int64_t r0 = i0; r0 < i1; r0 += 4) {
         const int64_t nr = std::min<int64_t>(4, i1 - r0);
         int64_t hiGroup = lo;
@@ -612,7 +615,11 @@ static void attention(const float* q, const float* k, const float* v, float* out
         const float* rows4[4];
         for (int r = 0; r < 4; ++r)
           rows4[r] = q + ((b * p.seqQ + r0 + std::min<int64_t>(r, nr - 1)) * p.heads + h) * D;
-        if (hiGroup > lo) rowsTimesT(rows4, KT, ldB, D, hiGroup - lo, p.scale, S, ldB);
+        if (tiled && hiGroup > lo) rowsTimesT(rows4, KT, ldB, D, hiGroup - lo, p.scale, S, ldB);
+        if (!tiled)
+          for (int64_t r = 0; r < nr; ++r)
+            for (int64_t j = lo; j < hiGroup; ++j)
+              S[r * ldB + (j - lo)] = dot(rows4[r], kb + j * kStride, D) * p.scale;
         for (int64_t r = 0; r < nr; ++r) {
           const int64_t i = r0 + r;
           float* orow = out + ((b * p.seqQ + i) * p.heads + h) * D;

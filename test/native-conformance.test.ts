@@ -369,6 +369,17 @@ test('attention forward and backward: causal, GQA, KV-cache offset, keyStart', {
       keyStart: [1, 3],
     },
     { batch: 1, seqQ: 64, seqK: 64, heads: 9, kvHeads: 3, headDim: 64, causal: true },
+    // Decoding one token against a KV cache, with left padding.
+    {
+      batch: 2,
+      seqQ: 1,
+      seqK: 40,
+      heads: 6,
+      kvHeads: 2,
+      headDim: 16,
+      causal: true,
+      keyStart: [0, 7],
+    },
   ];
   for (const c of cases) {
     const p = {
