@@ -38,6 +38,7 @@ constexpr const char* kName = "generic";
 #endif
 // KC·NR·4 bytes of B stay in L1 while the MR-panels of A stream from L2 (MC·KC·4 bytes).
 constexpr int64_t KC = 256;
+constexpr double kParallelFmas = 4.0 * 1024 * 1024;
 constexpr int64_t MC = MR * 16;
 
 // ---------------------------------------------------------------------------------------------
@@ -299,7 +300,7 @@ static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
 static void sgemm(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
   if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
-    const int threads = omp_in_parallel() || (double)g.n * g.k < 32768.0 ? 1 : numThreads();
+    const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
     sgemmSmallMNT(g, threads);
     return;
   }
@@ -320,7 +321,9 @@ static void sgemm(const SgemmArgs& g) {
   const int64_t ncPanels = std::max<int64_t>(1, std::min<int64_t>(nPanels, kBudget / (g.k * NR)));
   float* Bp = scratch(0, (size_t)(ncPanels * NR * g.k));
   int want = omp_in_parallel() ? 1 : numThreads();
-  if ((double)g.m * g.n * g.k < 48.0 * 48 * 48) want = 1;
+  // Waking the team costs ~10–50 µs on an idle machine and up to a time slice on a busy one:
+  // products under ~4M multiply-adds (≈ 40 µs on one core) stay on the calling thread.
+  if ((double)g.m * g.n * g.k < kParallelFmas) want = 1;
   if (mTiles * nPanels < want) want = (int)(mTiles * nPanels);
 
 #pragma omp parallel num_threads(want) if (want > 1)
@@ -387,8 +390,9 @@ static void matmul(const MatmulArgs& p) {
   g.accumulate = p.accumulate;
   const int threads = numThreads();
   // Many small products (attention-sized): one whole product per thread.
+  const double fmas = (double)p.m * p.n * p.k;
   const bool perBatch = p.batch > 1 && threads > 1 && p.strideOut != 0 &&
-                        (double)p.m * p.n * p.k < 2.0 * 1024 * 1024;
+                        fmas < 2.0 * 1024 * 1024 && fmas * p.batch >= kParallelFmas;
   if (perBatch) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic)
     for (int64_t b = 0; b < p.batch; ++b) {
@@ -586,7 +590,9 @@ static void attention(const float* q, const float* k, const float* v, float* out
   const int64_t qBlocks = (p.seqQ + QB - 1) / QB;
   const int64_t tasks = p.batch * p.heads * qBlocks;
   const int64_t ldB = (p.seqK + 15) / 16 * 16 + 16;
-#pragma omp parallel num_threads(numThreads())
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
+  const int threads = work < kParallelFmas ? 1 : numThreads();
+#pragma omp parallel num_threads(threads)
   {
     float* S = scratch(2, (size_t)(4 * ldB));
     float* KT = scratch(3, (size_t)(std::max<int64_t>(1, D) * ldB));
@@ -656,7 +662,8 @@ static void attentionBackward(const float* q, const float* k, const float* v, co
                               const AttnArgs& p) {
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
   const int64_t rows = p.batch * p.heads * p.seqQ;
-  const int threads = numThreads();
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
+  const int threads = work < kParallelFmas / 4 ? 1 : numThreads();
   const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
   constexpr int64_t QB = 16, KB = 16;
   const int64_t qBlocks = (p.seqQ + QB - 1) / QB, kBlocks = (p.seqK + KB - 1) / KB;

@@ -355,9 +355,10 @@ test('GEMM results do not depend on the thread count', { skip }, () => {
   const { backend, tools } = native();
   const threads = tools!.info().threads;
   const rng = new Rng(3);
-  const m = 70;
+  // Large enough (≥ 4M multiply-adds) that the product is split across threads.
+  const m = 130;
   const k = 300;
-  const n = 90;
+  const n = 150;
   const a = backend.alloc('f32', m * k) as Float32Array;
   const b = backend.alloc('f32', k * n) as Float32Array;
   for (let i = 0; i < a.length; i++) a[i] = rng.uniform(-1, 1);
