@@ -206,6 +206,7 @@ test('reduce (sum, max) over any axis, and argmax', { skip }, () => {
     [2, 1, 6],
     [40, 33, 70],
     [1, 5000, 3],
+    [60, 90, 70], // large enough for the multi-threaded path
   ];
   for (const [outer, axis, inner] of cases) {
     const x = rand(rng, outer * axis * inner);
@@ -279,6 +280,7 @@ test('rmsnorm and its backward (trainable and frozen weight)', { skip }, () => {
     [5, 7],
     [33, 576],
     [300, 130],
+    [1100, 300], // multi-threaded, per-thread weight-gradient partials
   ] as [number, number][]) {
     const x = rand(rng, rows * cols);
     const w = rand(rng, cols, 0.5, 1.5);
@@ -420,6 +422,7 @@ test('embedding gather and scatter-add (repeated ids)', { skip }, () => {
     [1, 1, 1],
     [10, 7, 25],
     [500, 576, 300],
+    [500, 576, 700], // multi-threaded: threads own column ranges
   ] as [number, number, number][]) {
     const table = rand(rng, rows * dim);
     const ids = new Int32Array(n);
@@ -444,7 +447,7 @@ test('embedding gather and scatter-add (repeated ids)', { skip }, () => {
 
 test('adamw over several steps', { skip }, () => {
   const rng = new Rng(10);
-  for (const n of [1, 13, 40000]) {
+  for (const n of [1, 13, 40000, 70001]) {
     const start = [rand(rng, n), new Float32Array(n), new Float32Array(n)];
     const grads = [rand(rng, n), rand(rng, n), rand(rng, n)];
     both(
