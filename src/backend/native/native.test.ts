@@ -6,7 +6,8 @@
 // Without a built addon these tests FAIL with the command to build it; RL4QE_SKIP_NATIVE=1 (the
 // switch that also skips the install-time build) turns them into visible skips.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -14,6 +15,17 @@ import { ShapeError } from '../../util/errors.js';
 import { Rng } from '../../util/rng.js';
 import type { Backend, MatmulParams } from '../backend.js';
 import { loadNative, loadNativeFrom, nativeAddonPath } from './index.js';
+
+/** The repository root (where package.json and scripts/ are), from dist/src/backend/native/. */
+function repoRoot(): string {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  while (!existsSync(path.join(dir, 'binding.gyp'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('binding.gyp not found above ' + dir);
+    dir = up;
+  }
+  return dir;
+}
 
 const skip = process.env.RL4QE_SKIP_NATIVE === '1' ? 'RL4QE_SKIP_NATIVE=1' : false;
 
@@ -43,6 +55,29 @@ test('a file that is not a loadable addon gives backend null and the loader erro
   const r = loadNativeFrom(bogus);
   assert.equal(r.backend, null);
   assert.match(r.reason, /failed to load/);
+});
+
+test('the install hook never fails: no compiler gives exit 0 and one warning with the fix', () => {
+  const root = repoRoot();
+  const status = path.join(root, 'build', 'rl4qe-native-build.json');
+  const saved = existsSync(status) ? readFileSync(status, 'utf8') : null;
+  try {
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, CXX: '/nonexistent/c++', RL4QE_SKIP_NATIVE: '' },
+    });
+    assert.equal(r.status, 0);
+    assert.match(r.stderr, /WARNING: the native addon was not built: no C\+\+ compiler/);
+    assert.match(r.stderr, /To fix: install one/);
+    assert.equal(r.stderr.match(/WARNING/g)?.length, 1);
+    const j = JSON.parse(readFileSync(status, 'utf8')) as { ok: boolean; reason: string };
+    assert.equal(j.ok, false);
+    assert.match(j.reason, /no C\+\+ compiler/);
+  } finally {
+    if (saved !== null) writeFileSync(status, saved);
+    else rmSync(status, { force: true });
+  }
 });
 
 test('RL4QE_NATIVE_PATH chooses where the addon is looked for', () => {
