@@ -1,0 +1,728 @@
+// N-API entry points of the rl4qe native backend (node-addon-api, C++ exceptions on).
+//
+// Every entry point validates its arguments against the buffers it was given (type, length,
+// index ranges) and throws a JS error instead of touching memory out of range: a released
+// (detached) buffer has length 0 and so fails these checks rather than crashing.
+#define NAPI_VERSION 8
+#include <dlfcn.h>
+#include <napi.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels.h"
+#include "ops.h"
+
+using namespace Napi;
+
+namespace rl4qe {
+namespace {
+
+// ---- kernel set chosen from the CPU features --------------------------------------------------
+
+struct Features {
+  std::vector<std::string> list;
+  bool avx2 = false, fma = false, avx512f = false;
+};
+
+Features detectFeatures() {
+  Features f;
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+#define RL4QE_FEATURE(name) \
+  if (__builtin_cpu_supports(name)) f.list.push_back(name);
+  RL4QE_FEATURE("sse4.2")
+  RL4QE_FEATURE("avx")
+  RL4QE_FEATURE("avx2")
+  RL4QE_FEATURE("fma")
+  RL4QE_FEATURE("avx512f")
+  RL4QE_FEATURE("avx512dq")
+  RL4QE_FEATURE("avx512bw")
+  RL4QE_FEATURE("avx512vl")
+  RL4QE_FEATURE("avx512vnni")
+  RL4QE_FEATURE("avx512bf16")
+#undef RL4QE_FEATURE
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.avx512f = __builtin_cpu_supports("avx512f");
+#endif
+  return f;
+}
+
+const Features& features() {
+  static Features f = detectFeatures();
+  return f;
+}
+
+const KernelTable* bestTable() {
+#if defined(__x86_64__) || defined(_M_X64)
+  const Features& f = features();
+  if (f.avx512f && f.fma) return tableAvx512();
+  if (f.avx2 && f.fma) return tableAvx2();
+#endif
+  return tableGeneric();
+}
+
+// Returns null when `name` is unknown or this CPU cannot run it.
+const KernelTable* tableNamed(const std::string& name) {
+  if (name == "generic") return tableGeneric();
+#if defined(__x86_64__) || defined(_M_X64)
+  const Features& f = features();
+  if (name == "avx2") return f.avx2 && f.fma ? tableAvx2() : nullptr;
+  if (name == "avx512") return f.avx512f && f.fma ? tableAvx512() : nullptr;
+#endif
+  return nullptr;
+}
+
+const KernelTable* g_table = nullptr;
+std::string g_tableNote;
+
+const KernelTable* table() {
+  if (!g_table) {
+    const char* env = std::getenv("RL4QE_KERNEL");
+    if (env && *env) {
+      g_table = tableNamed(env);
+      if (!g_table) g_tableNote = std::string("RL4QE_KERNEL=") + env + " is unknown or unsupported here";
+    }
+    if (!g_table) g_table = bestTable();
+  }
+  return g_table;
+}
+
+// ---- argument helpers -------------------------------------------------------------------------
+
+[[noreturn]] void fail(const Env& env, const std::string& where, const std::string& msg) {
+  throw RangeError::New(env, where + ": " + msg);
+}
+
+Float32Array f32(const CallbackInfo& info, size_t i, const char* what) {
+  const Value v = info[i];
+  if (!v.IsTypedArray() || v.As<TypedArray>().TypedArrayType() != napi_float32_array)
+    throw TypeError::New(info.Env(), std::string(what) + ": expected a Float32Array");
+  return v.As<Float32Array>();
+}
+
+float* f32need(const CallbackInfo& info, size_t i, const char* where, const char* what,
+               double need) {
+  Float32Array a = f32(info, i, what);
+  const size_t len = a.ElementLength();
+  if ((double)len < need) {
+    fail(info.Env(), where,
+         std::string(what) + " has " + std::to_string(len) + " elements, the op needs " +
+             std::to_string((long long)need) + (len == 0 ? " (was it released?)" : ""));
+  }
+  return a.Data();
+}
+
+int32_t* i32need(const CallbackInfo& info, size_t i, const char* where, const char* what,
+                 double need, size_t* lenOut = nullptr) {
+  const Value v = info[i];
+  if (!v.IsTypedArray() || v.As<TypedArray>().TypedArrayType() != napi_int32_array)
+    throw TypeError::New(info.Env(), std::string(where) + ": " + what + ": expected an Int32Array");
+  Int32Array a = v.As<Int32Array>();
+  if ((double)a.ElementLength() < need)
+    fail(info.Env(), where,
+         std::string(what) + " has " + std::to_string(a.ElementLength()) +
+             " elements, the op needs " + std::to_string((long long)need));
+  if (lenOut) *lenOut = a.ElementLength();
+  return a.Data();
+}
+
+int64_t intArg(const CallbackInfo& info, size_t i, const char* where, const char* what,
+               int64_t lo = 0) {
+  const Value v = info[i];
+  if (!v.IsNumber()) fail(info.Env(), where, std::string(what) + " must be a number");
+  const double d = v.As<Number>().DoubleValue();
+  if (!(d == std::floor(d)) || d < (double)lo || d > 9.0e15)
+    fail(info.Env(), where, std::string(what) + " must be an integer ≥ " + std::to_string(lo) +
+                                ", got " + std::to_string(d));
+  return (int64_t)d;
+}
+
+double numArg(const CallbackInfo& info, size_t i) { return info[i].As<Number>().DoubleValue(); }
+bool boolArg(const CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
+
+std::vector<int64_t> intList(const CallbackInfo& info, size_t i, const char* where,
+                             const char* what, bool allowNegative) {
+  const Value v = info[i];
+  if (!v.IsArray()) fail(info.Env(), where, std::string(what) + " must be an array of integers");
+  Array a = v.As<Array>();
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    const Value e = a.Get(k);
+    const double d = e.IsNumber() ? e.As<Number>().DoubleValue() : NAN;
+    if (!(d == std::floor(d)) || (!allowNegative && d < 0) || std::fabs(d) > 9.0e15)
+      fail(info.Env(), where, std::string(what) + "[" + std::to_string(k) + "] is not a valid integer");
+    out[k] = (int64_t)d;
+  }
+  return out;
+}
+
+// Lowest and highest element offset a strided walk touches (shape has no zero).
+void strideExtent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                  int64_t off, int64_t& lo, int64_t& hi) {
+  lo = hi = off;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    const int64_t span = (shape[d] - 1) * strides[d];
+    if (span > 0) hi += span;
+    else lo += span;
+  }
+}
+
+void checkExtent(const CallbackInfo& info, const char* where, const char* what, size_t len,
+                 const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                 int64_t off) {
+  if (strides.size() != shape.size())
+    fail(info.Env(), where, std::string(what) + " strides have " + std::to_string(strides.size()) +
+                                " entries, the shape has " + std::to_string(shape.size()));
+  for (int64_t s : shape)
+    if (s == 0) return;
+  int64_t lo, hi;
+  strideExtent(shape, strides, off, lo, hi);
+  if (lo < 0 || hi >= (int64_t)len)
+    fail(info.Env(), where, std::string(what) + " is accessed at offsets [" + std::to_string(lo) +
+                                ", " + std::to_string(hi) + "] but has " + std::to_string(len) +
+                                " elements" + (len == 0 ? " (was it released?)" : ""));
+}
+
+// ---- memory -----------------------------------------------------------------------------------
+
+struct Block {
+  void* ptr;
+  size_t bytes;
+  bool freed;
+};
+// Live blocks by address; shared by every Node thread (worker_threads) that loads the addon.
+std::unordered_map<void*, Block*> g_live;
+int64_t g_liveBytes = 0;
+std::mutex g_liveMutex;
+
+void freeBlock(Env env, Block* blk) {
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    g_live.erase(blk->ptr);
+    g_liveBytes -= (int64_t)blk->bytes;
+  }
+  std::free(blk->ptr);
+  blk->freed = true;
+  MemoryManagement::AdjustExternalMemory(env, -(int64_t)blk->bytes);
+}
+
+Value Alloc(const CallbackInfo& info) {
+  Env env = info.Env();
+  const int64_t len = intArg(info, 0, "native.alloc", "length");
+  if (len > (int64_t(1) << 32)) fail(env, "native.alloc", "length " + std::to_string(len) + " is too large for one Float32Array");
+  // V8 drops the pointer of an empty external buffer; an empty JS array needs no freeing anyway.
+  if (len == 0) return Float32Array::New(env, 0);
+  const size_t bytes = std::max<size_t>(64, ((size_t)len * sizeof(float) + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(p, 0, bytes);
+  Block* blk = new Block{p, bytes, false};
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    g_live[p] = blk;
+    g_liveBytes += (int64_t)bytes;
+  }
+  MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
+  ArrayBuffer ab = ArrayBuffer::New(
+      env, p, (size_t)len * sizeof(float),
+      [](Env e, void*, Block* b) {
+        if (!b->freed) freeBlock(e, b);
+        delete b;
+      },
+      blk);
+  return Float32Array::New(env, (size_t)len, ab, 0);
+}
+
+// Frees memory from Alloc now and detaches the buffer; anything else (JS-owned memory, an
+// already released buffer) is left to the garbage collector.
+Value Release(const CallbackInfo& info) {
+  Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw TypeError::New(env, "native.release: expected a typed array");
+  ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
+  if (ab.IsDetached()) return Boolean::New(env, false);
+  void* data = ab.Data();
+  Block* blk = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    auto it = g_live.find(data);
+    if (it != g_live.end()) blk = it->second;
+  }
+  if (!blk) return Boolean::New(env, false);
+  ab.Detach();
+  freeBlock(env, blk);
+  return Boolean::New(env, true);
+}
+
+Value IsNative(const CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) return Boolean::New(info.Env(), false);
+  ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
+  if (ab.IsDetached()) return Boolean::New(info.Env(), false);
+  std::lock_guard<std::mutex> lock(g_liveMutex);
+  return Boolean::New(info.Env(), g_live.count(ab.Data()) > 0);
+}
+
+Value Alignment(const CallbackInfo& info) {
+  if (!info[0].IsTypedArray()) throw TypeError::New(info.Env(), "native.alignment: expected a typed array");
+  TypedArray t = info[0].As<TypedArray>();
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(static_cast<char*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+  return Number::New(info.Env(), (double)(addr % 64));
+}
+
+Value LiveBytes(const CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(g_liveMutex);
+  return Number::New(info.Env(), (double)g_liveBytes);
+}
+
+// ---- info -------------------------------------------------------------------------------------
+
+void* openblasHandle(std::string* pathOut = nullptr);
+
+Value Info(const CallbackInfo& info) {
+  Env env = info.Env();
+  Object o = Object::New(env);
+  const KernelTable* t = table();
+  o.Set("kernel", t->name);
+  o.Set("mr", t->mr);
+  o.Set("nr", t->nr);
+  o.Set("threads", numThreads());
+  o.Set("note", g_tableNote);
+  Array fs = Array::New(env);
+  for (size_t i = 0; i < features().list.size(); ++i) fs.Set((uint32_t)i, features().list[i]);
+  o.Set("features", fs);
+  Array ks = Array::New(env);
+  uint32_t n = 0;
+  for (const char* name : {"avx512", "avx2", "generic"})
+    if (tableNamed(name)) ks.Set(n++, name);
+  o.Set("kernels", ks);
+  std::string path;
+  o.Set("openblas", openblasHandle(&path) ? Value(String::New(env, path)) : env.Null());
+  return o;
+}
+
+Value SetThreads(const CallbackInfo& info) {
+  setNumThreads((int)intArg(info, 0, "native.setThreads", "threads"));
+  return Number::New(info.Env(), numThreads());
+}
+
+Value SetKernel(const CallbackInfo& info) {
+  const std::string name = info[0].ToString().Utf8Value();
+  const KernelTable* t = tableNamed(name);
+  if (!t) fail(info.Env(), "native.setKernel", "kernel set '" + name + "' is unknown or not supported by this CPU");
+  g_table = t;
+  g_tableNote.clear();
+  return String::New(info.Env(), t->name);
+}
+
+Value Peak(const CallbackInfo& info) {
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? numArg(info, 0) : 0.2;
+  const int threads = info.Length() > 1 && info[1].IsNumber() ? (int)numArg(info, 1) : numThreads();
+  return Number::New(info.Env(), table()->peak(seconds, threads));
+}
+
+// ---- OpenBLAS, found at run time (never a build or link requirement) --------------------------
+
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int,
+                         float, float*, int);
+using SetThreadsFn = void (*)(int);
+std::string g_blasPath;
+bool g_blasTried = false;
+void* g_blas = nullptr;
+
+void* openblasHandle(std::string* pathOut) {
+  if (!g_blasTried) {
+    g_blasTried = true;
+    for (const char* name : {"libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0",
+                             "libopenblas.dylib"}) {
+      void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (h && dlsym(h, "cblas_sgemm")) {
+        g_blas = h;
+        g_blasPath = name;
+        break;
+      }
+      if (h) dlclose(h);
+    }
+  }
+  if (pathOut) *pathOut = g_blasPath;
+  return g_blas;
+}
+
+// openblasSgemm(a, b, c, m, k, n, transA, transB, threads): C = op(A)·op(B), row-major.
+Value OpenblasSgemm(const CallbackInfo& info) {
+  Env env = info.Env();
+  void* h = openblasHandle();
+  if (!h) return Boolean::New(env, false);
+  const char* W = "native.openblasSgemm";
+  const int64_t m = intArg(info, 3, W, "m"), k = intArg(info, 4, W, "k"), n = intArg(info, 5, W, "n");
+  const bool ta = boolArg(info, 6), tb = boolArg(info, 7);
+  const float* a = f32need(info, 0, W, "a", (double)m * k);
+  const float* b = f32need(info, 1, W, "b", (double)k * n);
+  float* c = f32need(info, 2, W, "c", (double)m * n);
+  auto sgemm = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
+  auto setThreads = reinterpret_cast<SetThreadsFn>(dlsym(h, "openblas_set_num_threads"));
+  if (setThreads && info.Length() > 8 && info[8].IsNumber()) setThreads((int)numArg(info, 8));
+  // CBLAS: RowMajor 101, NoTrans 111, Trans 112.
+  sgemm(101, ta ? 112 : 111, tb ? 112 : 111, (int)m, (int)n, (int)k, 1.0f, a, ta ? (int)m : (int)k,
+        b, tb ? (int)k : (int)n, 0.0f, c, (int)n);
+  return Boolean::New(env, true);
+}
+
+// ---- kernels ----------------------------------------------------------------------------------
+
+// matmul(a, b, out, batch, m, k, n, transA, transB, strideA, strideB, strideOut, alpha, accumulate)
+Value Matmul(const CallbackInfo& info) {
+  const char* W = "native.matmul";
+  MatmulArgs p{};
+  p.batch = intArg(info, 3, W, "batch");
+  p.m = intArg(info, 4, W, "m");
+  p.k = intArg(info, 5, W, "k");
+  p.n = intArg(info, 6, W, "n");
+  p.transA = boolArg(info, 7);
+  p.transB = boolArg(info, 8);
+  p.strideA = intArg(info, 9, W, "strideA");
+  p.strideB = intArg(info, 10, W, "strideB");
+  p.strideOut = intArg(info, 11, W, "strideOut");
+  p.alpha = (float)numArg(info, 12);
+  p.accumulate = boolArg(info, 13);
+  const double nb = p.batch > 0 ? (double)(p.batch - 1) : 0.0;
+  const bool any = p.batch > 0;
+  p.a = f32need(info, 0, W, "a", any && p.m * p.k > 0 ? nb * p.strideA + (double)p.m * p.k : 0);
+  p.b = f32need(info, 1, W, "b", any && p.k * p.n > 0 ? nb * p.strideB + (double)p.k * p.n : 0);
+  p.c = f32need(info, 2, W, "out", any && p.m * p.n > 0 ? nb * p.strideOut + (double)p.m * p.n : 0);
+  if (p.batch == 0 || p.m == 0 || p.n == 0) return info.Env().Undefined();
+  table()->matmul(p);
+  return info.Env().Undefined();
+}
+
+// copyStrided(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape)
+Value CopyStrided(const CallbackInfo& info) {
+  const char* W = "native.copyStrided";
+  Float32Array src = f32(info, 0, "src");
+  Float32Array dst = f32(info, 3, "dst");
+  const int64_t so = intArg(info, 1, W, "srcOffset"), dOff = intArg(info, 4, W, "dstOffset");
+  const auto ss = intList(info, 2, W, "srcStrides", true);
+  const auto ds = intList(info, 5, W, "dstStrides", true);
+  const auto shape = intList(info, 6, W, "shape", false);
+  checkExtent(info, W, "src", src.ElementLength(), shape, ss, so);
+  checkExtent(info, W, "dst", dst.ElementLength(), shape, ds, dOff);
+  ops::copyStrided(src.Data(), so, ss.data(), dst.Data(), dOff, ds.data(), shape.data(), (int)shape.size());
+  return info.Env().Undefined();
+}
+
+Value Fill(const CallbackInfo& info) {
+  Float32Array out = f32(info, 0, "out");
+  ops::fill(out.Data(), (int64_t)out.ElementLength(), (float)numArg(info, 1));
+  return info.Env().Undefined();
+}
+
+// binary(op, a, aStrides, b, bStrides, out, outShape)
+Value Binary(const CallbackInfo& info) {
+  const char* W = "native.binary";
+  const int op = (int)intArg(info, 0, W, "op");
+  if (op > ops::B_GT) fail(info.Env(), W, "unknown op code");
+  Float32Array a = f32(info, 1, "a"), b = f32(info, 3, "b");
+  const auto as = intList(info, 2, W, "aStrides", false);
+  const auto bs = intList(info, 4, W, "bStrides", false);
+  const auto shape = intList(info, 6, W, "outShape", false);
+  double total = 1;
+  for (int64_t s : shape) total *= (double)s;
+  float* out = f32need(info, 5, W, "out", total);
+  checkExtent(info, W, "a", a.ElementLength(), shape, as, 0);
+  checkExtent(info, W, "b", b.ElementLength(), shape, bs, 0);
+  ops::binary(op, a.Data(), as.data(), b.Data(), bs.data(), out, shape.data(), (int)shape.size());
+  return info.Env().Undefined();
+}
+
+Value Unary(const CallbackInfo& info) {
+  const char* W = "native.unary";
+  const int op = (int)intArg(info, 0, W, "op");
+  if (op > ops::U_RECIP) fail(info.Env(), W, "unknown op code");
+  Float32Array x = f32(info, 1, "x");
+  const int64_t n = (int64_t)x.ElementLength();
+  float* out = f32need(info, 2, W, "out", (double)n);
+  ops::unary(op, x.Data(), out, n);
+  return info.Env().Undefined();
+}
+
+// unaryBackward(op, x, y, gy, gx, accumulate): x or y may be null when the rule does not need it.
+Value UnaryBackward(const CallbackInfo& info) {
+  const char* W = "native.unaryBackward";
+  const int op = (int)intArg(info, 0, W, "op");
+  if (op > ops::U_RECIP) fail(info.Env(), W, "unknown op code");
+  Float32Array gy = f32(info, 3, "gy");
+  const int64_t n = (int64_t)gy.ElementLength();
+  float* gx = f32need(info, 4, W, "gx", (double)n);
+  const float* x = info[1].IsNull() || info[1].IsUndefined() ? nullptr : f32need(info, 1, W, "x", (double)n);
+  const float* y = info[2].IsNull() || info[2].IsUndefined() ? nullptr : f32need(info, 2, W, "y", (double)n);
+  const bool needX = op == ops::U_LOG || op == ops::U_SILU || op == ops::U_RELU || op == ops::U_ABS || op == ops::U_SQUARE;
+  const bool needY = op == ops::U_EXP || op == ops::U_SQRT || op == ops::U_RSQRT || op == ops::U_SIGMOID || op == ops::U_TANH || op == ops::U_RECIP;
+  if ((needX && !x) || (needY && !y)) fail(info.Env(), W, "this op's backward needs its input x and/or output y");
+  ops::unaryBackward(op, x, y, gy.Data(), gx, n, boolArg(info, 5));
+  return info.Env().Undefined();
+}
+
+Value Affine(const CallbackInfo& info) {
+  Float32Array x = f32(info, 0, "x");
+  const int64_t n = (int64_t)x.ElementLength();
+  float* out = f32need(info, 3, "native.affine", "out", (double)n);
+  ops::affine(x.Data(), (float)numArg(info, 1), (float)numArg(info, 2), out, n);
+  return info.Env().Undefined();
+}
+
+// reduce(op, x, outer, axis, inner, out)
+Value Reduce(const CallbackInfo& info) {
+  const char* W = "native.reduce";
+  const int op = (int)intArg(info, 0, W, "op");
+  if (op > ops::R_MAX) fail(info.Env(), W, "unknown op code");
+  const int64_t outer = intArg(info, 2, W, "outer"), axis = intArg(info, 3, W, "axis"),
+                inner = intArg(info, 4, W, "inner");
+  const float* x = f32need(info, 1, W, "x", (double)outer * axis * inner);
+  float* out = f32need(info, 5, W, "out", (double)outer * inner);
+  if (axis == 0) {
+    ops::fill(out, outer * inner, op == ops::R_SUM ? 0.0f : -INFINITY);
+    return info.Env().Undefined();
+  }
+  ops::reduce(op, x, outer, axis, inner, out);
+  return info.Env().Undefined();
+}
+
+// argmax(x, outer, axis, inner, out: Int32Array)
+Value Argmax(const CallbackInfo& info) {
+  const char* W = "native.argmax";
+  const int64_t outer = intArg(info, 1, W, "outer"), axis = intArg(info, 2, W, "axis"),
+                inner = intArg(info, 3, W, "inner");
+  const float* x = f32need(info, 0, W, "x", (double)outer * axis * inner);
+  int32_t* out = i32need(info, 4, W, "out", (double)outer * inner);
+  ops::argmax(x, outer, axis, inner, out);
+  return info.Env().Undefined();
+}
+
+// softmax(x, rows, cols, out, log)
+Value Softmax(const CallbackInfo& info) {
+  const char* W = "native.softmax";
+  const int64_t rows = intArg(info, 1, W, "rows"), cols = intArg(info, 2, W, "cols");
+  const float* x = f32need(info, 0, W, "x", (double)rows * cols);
+  float* out = f32need(info, 3, W, "out", (double)rows * cols);
+  ops::softmax(x, rows, cols, out, boolArg(info, 4));
+  return info.Env().Undefined();
+}
+
+// softmaxBackward(y, gy, rows, cols, gx, log)
+Value SoftmaxBackward(const CallbackInfo& info) {
+  const char* W = "native.softmaxBackward";
+  const int64_t rows = intArg(info, 2, W, "rows"), cols = intArg(info, 3, W, "cols");
+  const double n = (double)rows * cols;
+  const float* y = f32need(info, 0, W, "y", n);
+  const float* gy = f32need(info, 1, W, "gy", n);
+  float* gx = f32need(info, 4, W, "gx", n);
+  ops::softmaxBackward(y, gy, rows, cols, gx, boolArg(info, 5));
+  return info.Env().Undefined();
+}
+
+Value Logsumexp(const CallbackInfo& info) {
+  const char* W = "native.logsumexp";
+  const int64_t rows = intArg(info, 1, W, "rows"), cols = intArg(info, 2, W, "cols");
+  const float* x = f32need(info, 0, W, "x", (double)rows * cols);
+  float* out = f32need(info, 3, W, "out", (double)rows);
+  ops::logsumexp(x, rows, cols, out);
+  return info.Env().Undefined();
+}
+
+// rmsnorm(x, w, rows, cols, eps, out, rstd)
+Value Rmsnorm(const CallbackInfo& info) {
+  const char* W = "native.rmsnorm";
+  const int64_t rows = intArg(info, 2, W, "rows"), cols = intArg(info, 3, W, "cols");
+  const float* x = f32need(info, 0, W, "x", (double)rows * cols);
+  const float* w = f32need(info, 1, W, "w", (double)cols);
+  float* out = f32need(info, 5, W, "out", (double)rows * cols);
+  float* rstd = f32need(info, 6, W, "rstd", (double)rows);
+  ops::rmsnorm(x, w, rows, cols, (float)numArg(info, 4), out, rstd);
+  return info.Env().Undefined();
+}
+
+// rmsnormBackward(x, w, rstd, gy, rows, cols, gx, gw | null)
+Value RmsnormBackward(const CallbackInfo& info) {
+  const char* W = "native.rmsnormBackward";
+  const int64_t rows = intArg(info, 4, W, "rows"), cols = intArg(info, 5, W, "cols");
+  const double n = (double)rows * cols;
+  const float* x = f32need(info, 0, W, "x", n);
+  const float* w = f32need(info, 1, W, "w", (double)cols);
+  const float* rstd = f32need(info, 2, W, "rstd", (double)rows);
+  const float* gy = f32need(info, 3, W, "gy", n);
+  float* gx = f32need(info, 6, W, "gx", n);
+  float* gw = info[7].IsNull() || info[7].IsUndefined() ? nullptr : f32need(info, 7, W, "gw", (double)cols);
+  ops::rmsnormBackward(x, w, rstd, gy, rows, cols, gx, gw);
+  return info.Env().Undefined();
+}
+
+// rope(x, out, batch, seq, heads, headDim, positions, cos, sin, inverse)
+Value Rope(const CallbackInfo& info) {
+  const char* W = "native.rope";
+  const int64_t batch = intArg(info, 2, W, "batch"), seq = intArg(info, 3, W, "seq"),
+                heads = intArg(info, 4, W, "heads"), D = intArg(info, 5, W, "headDim");
+  if (D % 2) fail(info.Env(), W, "headDim must be even, got " + std::to_string(D));
+  const double n = (double)batch * seq * heads * D;
+  const float* x = f32need(info, 0, W, "x", n);
+  float* out = f32need(info, 1, W, "out", n);
+  const int32_t* pos = i32need(info, 6, W, "positions", (double)batch * seq);
+  Float32Array c = f32(info, 7, "cos"), s = f32(info, 8, "sin");
+  const int64_t half = D / 2;
+  const int64_t maxPos = half > 0 ? (int64_t)std::min(c.ElementLength(), s.ElementLength()) / half : 0;
+  for (int64_t i = 0; i < batch * seq; ++i)
+    if (pos[i] < 0 || pos[i] >= maxPos)
+      fail(info.Env(), W, "position " + std::to_string(pos[i]) + " at index " + std::to_string(i) +
+                              " is outside the rope table (" + std::to_string(maxPos) + " positions)");
+  if (half > 0) ops::rope(x, out, batch, seq, heads, D, pos, c.Data(), s.Data(), boolArg(info, 9));
+  return info.Env().Undefined();
+}
+
+AttnArgs attnArgs(const CallbackInfo& info, size_t at, const char* W) {
+  // at: batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal, keyStart | null
+  AttnArgs p{};
+  p.batch = intArg(info, at, W, "batch");
+  p.seqQ = intArg(info, at + 1, W, "seqQ");
+  p.seqK = intArg(info, at + 2, W, "seqK");
+  p.heads = intArg(info, at + 3, W, "heads", 1);
+  p.kvHeads = intArg(info, at + 4, W, "kvHeads", 1);
+  p.headDim = intArg(info, at + 5, W, "headDim");
+  p.scale = (float)numArg(info, at + 6);
+  p.causal = boolArg(info, at + 7);
+  if (p.heads % p.kvHeads)
+    fail(info.Env(), W, "heads (" + std::to_string(p.heads) + ") must be a multiple of kvHeads (" + std::to_string(p.kvHeads) + ")");
+  const Value ks = info[at + 8];
+  p.keyStart = ks.IsNull() || ks.IsUndefined() ? nullptr : i32need(info, at + 8, W, "keyStart", (double)p.batch);
+  return p;
+}
+
+// attention(q, k, v, out, lse, batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal, keyStart)
+Value Attention(const CallbackInfo& info) {
+  const char* W = "native.attention";
+  const AttnArgs p = attnArgs(info, 5, W);
+  const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
+  const double nk = (double)p.batch * p.seqK * p.kvHeads * p.headDim;
+  const float* q = f32need(info, 0, W, "q", nq);
+  const float* k = f32need(info, 1, W, "k", nk);
+  const float* v = f32need(info, 2, W, "v", nk);
+  float* out = f32need(info, 3, W, "out", nq);
+  float* lse = f32need(info, 4, W, "lse", (double)p.batch * p.heads * p.seqQ);
+  if (p.batch * p.seqQ * p.heads == 0) return info.Env().Undefined();
+  table()->attention(q, k, v, out, lse, p);
+  return info.Env().Undefined();
+}
+
+// attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, batch, ..., keyStart)
+Value AttentionBackward(const CallbackInfo& info) {
+  const char* W = "native.attentionBackward";
+  const AttnArgs p = attnArgs(info, 9, W);
+  const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
+  const double nk = (double)p.batch * p.seqK * p.kvHeads * p.headDim;
+  const float* q = f32need(info, 0, W, "q", nq);
+  const float* k = f32need(info, 1, W, "k", nk);
+  const float* v = f32need(info, 2, W, "v", nk);
+  const float* out = f32need(info, 3, W, "out", nq);
+  const float* lse = f32need(info, 4, W, "lse", (double)p.batch * p.heads * p.seqQ);
+  const float* gOut = f32need(info, 5, W, "gOut", nq);
+  float* gq = f32need(info, 6, W, "gq", nq);
+  float* gk = f32need(info, 7, W, "gk", nk);
+  float* gv = f32need(info, 8, W, "gv", nk);
+  table()->attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, p);
+  return info.Env().Undefined();
+}
+
+// embedding(table, ids, dim, out)
+Value Embedding(const CallbackInfo& info) {
+  const char* W = "native.embedding";
+  const int64_t dim = intArg(info, 2, W, "dim", 1);
+  Float32Array t = f32(info, 0, "table");
+  size_t n = 0;
+  const int32_t* ids = i32need(info, 1, W, "ids", 0, &n);
+  float* out = f32need(info, 3, W, "out", (double)n * dim);
+  const int64_t rows = (int64_t)t.ElementLength() / dim;
+  for (size_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= rows)
+      fail(info.Env(), W, "id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                              " is outside the table (" + std::to_string(rows) + " rows)");
+  ops::embedding(t.Data(), ids, (int64_t)n, dim, out);
+  return info.Env().Undefined();
+}
+
+// embeddingBackward(gOut, ids, dim, gTable)
+Value EmbeddingBackward(const CallbackInfo& info) {
+  const char* W = "native.embeddingBackward";
+  const int64_t dim = intArg(info, 2, W, "dim", 1);
+  size_t n = 0;
+  const int32_t* ids = i32need(info, 1, W, "ids", 0, &n);
+  const float* g = f32need(info, 0, W, "gOut", (double)n * dim);
+  Float32Array t = f32(info, 3, "gTable");
+  const int64_t rows = (int64_t)t.ElementLength() / dim;
+  for (size_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= rows)
+      fail(info.Env(), W, "id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                              " is outside the table (" + std::to_string(rows) + " rows)");
+  ops::embeddingBackward(g, ids, (int64_t)n, dim, t.Data());
+  return info.Env().Undefined();
+}
+
+// adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, step)
+Value Adamw(const CallbackInfo& info) {
+  const char* W = "native.adamw";
+  Float32Array param = f32(info, 0, "param");
+  const double n = (double)param.ElementLength();
+  const float* g = f32need(info, 1, W, "grad", n);
+  float* m = f32need(info, 2, W, "m", n);
+  float* v = f32need(info, 3, W, "v", n);
+  const int64_t step = intArg(info, 9, W, "step", 1);
+  ops::adamw(param.Data(), g, m, v, (int64_t)n, (float)numArg(info, 4), (float)numArg(info, 5),
+             (float)numArg(info, 6), (float)numArg(info, 7), (float)numArg(info, 8), step);
+  return info.Env().Undefined();
+}
+
+Object Init(Env env, Object exports) {
+  const std::pair<const char*, Value (*)(const CallbackInfo&)> fns[] = {
+      {"alloc", Alloc},
+      {"release", Release},
+      {"isNative", IsNative},
+      {"liveBytes", LiveBytes},
+      {"alignment", Alignment},
+      {"info", Info},
+      {"setThreads", SetThreads},
+      {"setKernel", SetKernel},
+      {"peak", Peak},
+      {"openblasSgemm", OpenblasSgemm},
+      {"matmul", Matmul},
+      {"copyStrided", CopyStrided},
+      {"fill", Fill},
+      {"binary", Binary},
+      {"unary", Unary},
+      {"unaryBackward", UnaryBackward},
+      {"affine", Affine},
+      {"reduce", Reduce},
+      {"argmax", Argmax},
+      {"softmax", Softmax},
+      {"softmaxBackward", SoftmaxBackward},
+      {"logsumexp", Logsumexp},
+      {"rmsnorm", Rmsnorm},
+      {"rmsnormBackward", RmsnormBackward},
+      {"rope", Rope},
+      {"attention", Attention},
+      {"attentionBackward", AttentionBackward},
+      {"embedding", Embedding},
+      {"embeddingBackward", EmbeddingBackward},
+      {"adamw", Adamw},
+  };
+  for (const auto& [name, fn] : fns) exports.Set(name, Function::New(env, fn, name));
+  return exports;
+}
+
+}  // namespace
+}  // namespace rl4qe
+
+static Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return rl4qe::Init(env, exports); }
+
+NODE_API_MODULE(rl4qe_native, InitAll)

@@ -1,0 +1,802 @@
+// The compute-heavy kernels, compiled once per instruction set (gemm_generic.cc, gemm_avx2.cc,
+// gemm_avx512.cc include this file with RL4QE_ISA naming the namespace and their own -m flags).
+// Everything here lives in namespace rl4qe::RL4QE_ISA so the copies never collide at link time.
+//
+// GEMM: Goto/BLIS-style. B (K×N, or a block of columns when very wide) is packed into NR-wide
+// panels of k-blocks of at most KC, shared by the team (each thread packs some, then one
+// barrier); each thread packs its own MC×KC blocks of A into MR-tall panels and runs the MR×NR
+// register-blocked micro-kernel over its part of C. The thread grid (rows × columns of C) is
+// chosen per call to balance whole tiles.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+
+#include "kernels.h"
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#ifndef RL4QE_ISA
+#error "define RL4QE_ISA before including isa_impl.h"
+#endif
+
+namespace rl4qe {
+namespace RL4QE_ISA {
+
+#if defined(__AVX512F__)
+constexpr int MR = 12, NR = 32;
+constexpr const char* kName = "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int MR = 6, NR = 16;
+constexpr const char* kName = "avx2";
+#else
+constexpr int MR = 4, NR = 16;
+constexpr const char* kName = "generic";
+#endif
+// KC·NR·4 bytes of B stay in L1 while the MR-panels of A stream from L2 (MC·KC·4 bytes).
+constexpr int64_t KC = 256;
+constexpr double kParallelFmas = 4.0 * 1024 * 1024;
+constexpr int64_t MC = MR * 16;
+
+// ---------------------------------------------------------------------------------------------
+// Micro-kernels: acc(MR×NR) = Σ_p Ap[p·MR + r] · Bp[p·NR + c]; then for r < mr, c < nr:
+// C[r·ldc + c] = alpha·acc + (beta ? C : 0).
+
+#if defined(__AVX512F__)
+static inline void micro(int64_t kc, const float* __restrict A, const float* __restrict B,
+                         float* C, int64_t ldc, float alpha, bool beta, int mr, int nr) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+  // C is read (beta) or written at the end: start fetching its lines now.
+  for (int r = 0; r < mr; ++r) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 16), _MM_HINT_T0);
+  }
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_load_ps(B);
+    const __m512 b1 = _mm512_load_ps(B + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+    A += MR;
+    B += NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; ++r) {
+      float* cr = C + r * ldc;
+      if (beta) {
+        _mm512_storeu_ps(cr, _mm512_fmadd_ps(va, c0[r], _mm512_loadu_ps(cr)));
+        _mm512_storeu_ps(cr + 16, _mm512_fmadd_ps(va, c1[r], _mm512_loadu_ps(cr + 16)));
+      } else {
+        _mm512_storeu_ps(cr, _mm512_mul_ps(va, c0[r]));
+        _mm512_storeu_ps(cr + 16, _mm512_mul_ps(va, c1[r]));
+      }
+    }
+    return;
+  }
+  const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1u);
+  const __mmask16 m1 = nr >= 32   ? (__mmask16)0xFFFF
+                       : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1u)
+                                 : (__mmask16)0;
+  for (int r = 0; r < mr; ++r) {
+    float* cr = C + r * ldc;
+    __m512 x0 = _mm512_mul_ps(va, c0[r]);
+    __m512 x1 = _mm512_mul_ps(va, c1[r]);
+    if (beta) {
+      x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, cr));
+      x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, cr + 16));
+    }
+    _mm512_mask_storeu_ps(cr, m0, x0);
+    _mm512_mask_storeu_ps(cr + 16, m1, x1);
+  }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+static inline void micro(int64_t kc, const float* __restrict A, const float* __restrict B,
+                         float* C, int64_t ldc, float alpha, bool beta, int mr, int nr) {
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_setzero_ps();
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_load_ps(B);
+    const __m256 b1 = _mm256_load_ps(B + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+    A += MR;
+    B += NR;
+  }
+  const __m256 va = _mm256_set1_ps(alpha);
+  if (mr == MR && nr == NR) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      float* cr = C + r * ldc;
+      if (beta) {
+        _mm256_storeu_ps(cr, _mm256_fmadd_ps(va, c0[r], _mm256_loadu_ps(cr)));
+        _mm256_storeu_ps(cr + 8, _mm256_fmadd_ps(va, c1[r], _mm256_loadu_ps(cr + 8)));
+      } else {
+        _mm256_storeu_ps(cr, _mm256_mul_ps(va, c0[r]));
+        _mm256_storeu_ps(cr + 8, _mm256_mul_ps(va, c1[r]));
+      }
+    }
+    return;
+  }
+  alignas(32) float t[MR * NR];
+  for (int r = 0; r < MR; ++r) {
+    _mm256_store_ps(t + r * NR, _mm256_mul_ps(va, c0[r]));
+    _mm256_store_ps(t + r * NR + 8, _mm256_mul_ps(va, c1[r]));
+  }
+  for (int r = 0; r < mr; ++r)
+    for (int c = 0; c < nr; ++c) C[r * ldc + c] = beta ? C[r * ldc + c] + t[r * NR + c] : t[r * NR + c];
+}
+#else
+static inline void micro(int64_t kc, const float* __restrict A, const float* __restrict B,
+                         float* C, int64_t ldc, float alpha, bool beta, int mr, int nr) {
+  float acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int r = 0; r < MR; ++r) {
+      const float a = A[r];
+      for (int c = 0; c < NR; ++c) acc[r][c] += a * B[c];
+    }
+    A += MR;
+    B += NR;
+  }
+  for (int r = 0; r < mr; ++r)
+    for (int c = 0; c < nr; ++c) {
+      const float x = alpha * acc[r][c];
+      C[r * ldc + c] = beta ? C[r * ldc + c] + x : x;
+    }
+}
+#endif
+
+static inline float dot(const float* __restrict a, const float* __restrict b, int64_t n);
+
+// ---------------------------------------------------------------------------------------------
+// Packing. Ap holds MR-tall panels: panel q, step p, row r at Ap[q·MR·kc + p·MR + r].
+// Bp holds NR-wide panels: step p, column c at Bp[p·NR + c]. Tails are zero-padded.
+
+#if defined(__AVX512F__)
+// In-register transpose of a 16×16 float block (r[i] is row i on entry, column i on exit).
+static inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; ++i) {
+      t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
+      t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
+    }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+  }
+}
+
+// dst[p·ld + c] = rows[c][p] for c < 16 (only the lanes in `mask` stored), p < 16.
+static inline void transposeStore(const float* const rows[16], float* dst, int64_t ld,
+                                  __mmask16 mask) {
+  __m512 r[16];
+  for (int c = 0; c < 16; ++c) r[c] = _mm512_loadu_ps(rows[c]);
+  transpose16(r);
+  for (int q = 0; q < 16; ++q) _mm512_mask_storeu_ps(dst + q * ld, mask, r[q]);
+}
+#endif
+
+static void packA(const SgemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                  float* __restrict Ap) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int mr = (int)std::min<int64_t>(MR, mc - ir);
+    float* dst = Ap + ir * kc;
+    if (!g.transA) {  // A(i, p) = a[i·lda + p]
+      const float* rows[MR];
+      for (int r = 0; r < MR; ++r) rows[r] = g.a + (i0 + ir + std::min(r, mr - 1)) * g.lda + p0;
+      if (mr == MR) {
+        int64_t p = 0;
+#if defined(__AVX512F__)
+        // 16 k-steps at a time through a 16×16 transpose (rows past MR repeat the last row and
+        // are masked off when storing).
+        const float* src[16];
+        for (; p + 16 <= kc; p += 16) {
+          for (int r = 0; r < 16; ++r) src[r] = rows[std::min(r, MR - 1)] + p;
+          transposeStore(src, dst + p * MR, MR, (__mmask16)((1u << MR) - 1u));
+        }
+#endif
+        for (; p < kc; ++p)
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = rows[r][p];
+      } else {
+        for (int64_t p = 0; p < kc; ++p)
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? rows[r][p] : 0.0f;
+      }
+    } else {  // A(i, p) = a[p·lda + i]
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i0 + ir;
+        if (mr == MR) {
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = src[r];
+        } else {
+          for (int r = 0; r < MR; ++r) dst[p * MR + r] = r < mr ? src[r] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+static void packB(const SgemmArgs& g, int64_t j0, int64_t p0, int64_t kc, float* __restrict dst) {
+  const int nr = (int)std::min<int64_t>(NR, g.n - j0);
+  if (!g.transB) {  // B(p, j) = b[p·ldb + j]
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = g.b + (p0 + p) * g.ldb + j0;
+      float* d = dst + p * NR;
+      if (nr == NR) {
+        for (int c = 0; c < NR; ++c) d[c] = src[c];
+      } else {
+        for (int c = 0; c < NR; ++c) d[c] = c < nr ? src[c] : 0.0f;
+      }
+    }
+  } else {  // B(p, j) = b[j·ldb + p]: a transpose; go through blocks of 8 k-steps to keep
+            // the reads sequential per row and the writes inside a few cache lines.
+    int64_t p = 0;
+#if defined(__AVX512F__)
+    if (nr == NR) {
+      const float* src[16];
+      for (; p + 16 <= kc; p += 16)
+        for (int h = 0; h < NR; h += 16) {
+          for (int c = 0; c < 16; ++c) src[c] = g.b + (j0 + h + c) * g.ldb + p0 + p;
+          transposeStore(src, dst + p * NR + h, NR, (__mmask16)0xFFFF);
+        }
+    }
+#endif
+    for (; p + 8 <= kc; p += 8) {
+      for (int c = 0; c < NR; ++c) {
+        if (c < nr) {
+          const float* src = g.b + (j0 + c) * g.ldb + p0 + p;
+          for (int q = 0; q < 8; ++q) dst[(p + q) * NR + c] = src[q];
+        } else {
+          for (int q = 0; q < 8; ++q) dst[(p + q) * NR + c] = 0.0f;
+        }
+      }
+    }
+    for (; p < kc; ++p)
+      for (int c = 0; c < NR; ++c) dst[p * NR + c] = c < nr ? g.b[(j0 + c) * g.ldb + p0 + p] : 0.0f;
+  }
+}
+
+// C = alpha·A·Bᵀ (+C) for a few rows of A (decoding: y = x·Wᵀ with W stored [out, in]). Packing
+// B would cost as much as the product itself, so each thread streams its own rows of B once and
+// takes dot products with every row of A, which stay in cache.
+static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
+  const int64_t m = g.m;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t j = 0; j < g.n; ++j) {
+    const float* bj = g.b + j * g.ldb;
+    for (int64_t i = 0; i < m; ++i) {
+      float* cij = g.c + i * g.ldc + j;
+      const float x = g.alpha * dot(g.a + i * g.lda, bj, g.k);
+      *cij = g.accumulate ? *cij + x : x;
+    }
+  }
+}
+
+static void sgemm(const SgemmArgs& g) {
+  if (g.m <= 0 || g.n <= 0) return;
+  if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
+    const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
+    sgemmSmallMNT(g, threads);
+    return;
+  }
+  if (g.k <= 0) {
+    if (!g.accumulate)
+      for (int64_t i = 0; i < g.m; ++i) std::memset(g.c + i * g.ldc, 0, sizeof(float) * g.n);
+    return;
+  }
+  const int64_t nPanels = (g.n + NR - 1) / NR;
+  const int64_t mTiles = (g.m + MR - 1) / MR;
+  // Equal k-blocks of at most KC (576 → 3 × 192 rather than 256 + 256 + 64).
+  const int64_t kcMax = (g.k + (g.k + KC - 1) / KC - 1) / ((g.k + KC - 1) / KC);
+  const int64_t kBlocks = (g.k + kcMax - 1) / kcMax;
+  // B is packed for the whole K at once, so the team synchronises once per block of columns
+  // (not once per k-block): fewer barriers, which matters most when other processes take cores.
+  // Very wide B (a vocabulary projection) is split into column blocks of at most kBudget floats.
+  constexpr int64_t kBudget = int64_t(9) << 19;  // 4.5 Mi floats = 18 MiB
+  const int64_t ncPanels = std::max<int64_t>(1, std::min<int64_t>(nPanels, kBudget / (g.k * NR)));
+  float* Bp = scratch(0, (size_t)(ncPanels * NR * g.k));
+  int want = omp_in_parallel() ? 1 : numThreads();
+  // Waking the team costs ~10–50 µs on an idle machine and up to a time slice on a busy one:
+  // products under ~4M multiply-adds (≈ 40 µs on one core) stay on the calling thread.
+  if ((double)g.m * g.n * g.k < kParallelFmas) want = 1;
+  if (mTiles * nPanels < want) want = (int)(mTiles * nPanels);
+
+#pragma omp parallel num_threads(want) if (want > 1)
+  {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    float* Ap = scratch(1, (size_t)(MC * kcMax));
+    for (int64_t jc0 = 0; jc0 < nPanels; jc0 += ncPanels) {
+      const int64_t np = std::min<int64_t>(ncPanels, nPanels - jc0);
+      // Packed B of this column block: k-block kb at Bp + kb·kcMax·np·NR, panel jp inside it.
+#pragma omp for schedule(static)
+      for (int64_t idx = 0; idx < kBlocks * np; ++idx) {
+        const int64_t kb = idx / np, jp = idx % np;
+        const int64_t p0 = kb * kcMax, kc = std::min<int64_t>(kcMax, g.k - p0);
+        packB(g, (jc0 + jp) * NR, p0, kc, Bp + p0 * np * NR + jp * NR * kc);
+      }
+      // Split C into tm × tn thread blocks of whole tiles, as even as possible; on ties prefer
+      // splitting rows (B panels are shared, A blocks are private).
+      int tm = nt, tn = 1;
+      int64_t best = -1;
+      for (int d = nt; d >= 1; --d) {
+        if (nt % d) continue;
+        const int64_t cost = ((mTiles + d - 1) / d) * ((np + nt / d - 1) / (nt / d));
+        if (best < 0 || cost < best) best = cost, tm = d, tn = nt / d;
+      }
+      const int im = tid / tn, in = tid % tn;
+      const int64_t ms = mTiles * im / tm * MR;
+      const int64_t me = std::min<int64_t>(g.m, mTiles * (im + 1) / tm * MR);
+      const int64_t ps = np * in / tn, pe = np * (in + 1) / tn;
+      for (int64_t i0 = ms; i0 < me; i0 += MC) {
+        const int64_t mc = std::min<int64_t>(MC, me - i0);
+        for (int64_t p0 = 0; p0 < g.k; p0 += kcMax) {
+          const int64_t kc = std::min<int64_t>(kcMax, g.k - p0);
+          const bool beta = g.accumulate || p0 > 0;
+          packA(g, i0, mc, p0, kc, Ap);
+          const float* bblk = Bp + p0 * np * NR;
+          for (int64_t jp = ps; jp < pe; ++jp) {
+            const int64_t j0 = (jc0 + jp) * NR;
+            const int nr = (int)std::min<int64_t>(NR, g.n - j0);
+            const float* bpan = bblk + jp * NR * kc;
+            for (int64_t ir = 0; ir < mc; ir += MR)
+              micro(kc, Ap + ir * kc, bpan, g.c + (i0 + ir) * g.ldc + j0, g.ldc, g.alpha, beta,
+                    (int)std::min<int64_t>(MR, mc - ir), nr);
+          }
+        }
+      }
+      if (jc0 + ncPanels < nPanels) {
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+static void matmul(const MatmulArgs& p) {
+  SgemmArgs g{};
+  g.m = p.m;
+  g.n = p.n;
+  g.k = p.k;
+  g.transA = p.transA;
+  g.transB = p.transB;
+  g.lda = p.transA ? p.m : p.k;
+  g.ldb = p.transB ? p.k : p.n;
+  g.ldc = p.n;
+  g.alpha = p.alpha;
+  g.accumulate = p.accumulate;
+  const int threads = numThreads();
+  // Many small products (attention-sized): one whole product per thread.
+  const double fmas = (double)p.m * p.n * p.k;
+  const bool perBatch = p.batch > 1 && threads > 1 && p.strideOut != 0 &&
+                        fmas < 2.0 * 1024 * 1024 && fmas * p.batch >= kParallelFmas;
+  if (perBatch) {
+#pragma omp parallel for num_threads(threads) schedule(dynamic)
+    for (int64_t b = 0; b < p.batch; ++b) {
+      SgemmArgs gb = g;
+      gb.a = p.a + b * p.strideA;
+      gb.b = p.b + b * p.strideB;
+      gb.c = p.c + b * p.strideOut;
+      sgemm(gb);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < p.batch; ++b) {
+    SgemmArgs gb = g;
+    gb.a = p.a + b * p.strideA;
+    gb.b = p.b + b * p.strideB;
+    gb.c = p.c + b * p.strideOut;
+    // strideOut 0 with several batches sums every product into one output.
+    if (b > 0 && p.strideOut == 0) gb.accumulate = true;
+    sgemm(gb);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FMA peak: independent accumulator chains, registers only.
+
+volatile float peakSink;
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16, kChains = 16;
+static float fmaLoop(int64_t iters) {
+  __m512 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(0.001f * j);
+  const __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 16
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm512_fmadd_ps(acc[j], x, y);
+  }
+  alignas(64) float t[16];
+  __m512 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, acc[j]);
+  _mm512_store_ps(t, s);
+  return t[0] + t[15];
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr int kLanes = 8, kChains = 12;
+static float fmaLoop(int64_t iters) {
+  __m256 acc[kChains];
+  for (int j = 0; j < kChains; ++j) acc[j] = _mm256_set1_ps(0.001f * j);
+  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-6f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < kChains; ++j) acc[j] = _mm256_fmadd_ps(acc[j], x, y);
+  }
+  alignas(32) float t[8];
+  __m256 s = acc[0];
+  for (int j = 1; j < kChains; ++j) s = _mm256_add_ps(s, acc[j]);
+  _mm256_store_ps(t, s);
+  return t[0] + t[7];
+}
+#else
+constexpr int kLanes = 4, kChains = 8;
+static float fmaLoop(int64_t iters) {
+  float acc[kChains][kLanes];
+  for (int j = 0; j < kChains; ++j)
+    for (int l = 0; l < kLanes; ++l) acc[j][l] = 0.001f * (j + l);
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int j = 0; j < kChains; ++j)
+      for (int l = 0; l < kLanes; ++l) acc[j][l] = acc[j][l] * 0.999999f + 1e-6f;
+  }
+  float s = 0;
+  for (int j = 0; j < kChains; ++j) s += acc[j][0];
+  return s;
+}
+#endif
+
+static double threadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double peak(double seconds, int threads) {
+  if (threads < 1) threads = numThreads();
+  // Size the run from thread CPU time (immune to preemption), so that a short calibration run
+  // stretched by another process's time slice cannot shrink the measured run; the result is
+  // then wall-clock over all threads, like the GEMM it is compared with.
+  int64_t iters = 1 << 16;
+  double cpu = 0.0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    double worst = 0.0;
+#pragma omp parallel num_threads(threads) reduction(max : worst)
+    {
+      const double c0 = threadCpuSeconds();
+      const float s = fmaLoop(iters);
+      if (s == 12345.0f) peakSink = s;
+      worst = threadCpuSeconds() - c0;
+    }
+    cpu = worst;
+    if (cpu >= 1e-3) break;
+    iters *= 8;
+  }
+  iters = std::max<int64_t>(iters, (int64_t)((double)iters * seconds / std::max(cpu, 1e-6)));
+  const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads)
+  {
+    const float s = fmaLoop(iters);
+    if (s == 12345.0f) peakSink = s;
+  }
+  const double t = omp_get_wtime() - t0;
+  return 2.0 * kLanes * kChains * (double)iters * threads / t / 1e9;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention, flash-style: one query row at a time against its visible keys, scores kept only for
+// that row (seqK floats per thread), logsumexp saved; the backward recomputes the scores.
+
+// exp(x) for finite x ≤ 88 that the compiler can vectorise (Cephes expf: 2ⁿ·P(r), about 2 ulp);
+// inputs below −87 give ~1e-38 instead of a denormal. std::exp is a scalar libm call and was
+// half of the attention time.
+static inline float expVec(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
+static inline float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+static inline void axpy(float* __restrict y, float a, const float* __restrict x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// Keys [lo, hi) visible to query i of batch b.
+static inline void keyRange(const AttnArgs& p, int64_t b, int64_t i, int64_t& lo, int64_t& hi) {
+  lo = p.keyStart ? std::max<int64_t>(0, p.keyStart[b]) : 0;
+  hi = p.causal ? std::min<int64_t>(p.seqK, p.seqK - p.seqQ + i + 1) : p.seqK;
+}
+
+// S[r·ldS + j] = scale · Σ_d A_r[d] · BT[d·ldB + j] for r < 4, j < n (rounded up to 16; ldB and
+// ldS ≥ that). Scores for four query rows against 16 keys at a time with the keys transposed, so
+// the inner loop is a plain vector FMA (no horizontal sums) and each key column is loaded once
+// for four rows.
+static void rowsTimesT(const float* const A[4], const float* BT, int64_t ldB, int64_t D, int64_t n,
+                       float scale, float* S, int64_t ldS) {
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    float acc[4][16] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float* bt = BT + d * ldB + j0;
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        const float av = A[r][d];
+#pragma omp simd
+        for (int c = 0; c < 16; ++c) acc[r][c] += av * bt[c];
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+#pragma omp simd
+      for (int c = 0; c < 16; ++c) S[r * ldS + j0 + c] = acc[r][c] * scale;
+  }
+}
+
+// BT[d·ldB + j] = rows[j][d] for j < n (row j at base + j·stride), zero for n ≤ j < round16(n).
+static void transposeRows(const float* base, int64_t stride, int64_t n, int64_t D, float* BT,
+                          int64_t ldB) {
+  const int64_t nPad = (n + 15) / 16 * 16;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* src = base + j * stride;
+    for (int64_t d = 0; d < D; ++d) BT[d * ldB + j] = src[d];
+  }
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t j = n; j < nPad; ++j) BT[d * ldB + j] = 0.0f;
+}
+
+static void attention(const float* q, const float* k, const float* v, float* out, float* lse,
+                      const AttnArgs& p) {
+  const int64_t D = p.headDim, group = p.heads / p.kvHeads;
+  // Tasks: blocks of QB query rows of one (batch, head); each transposes the keys its rows can
+  // see once, then handles its rows four at a time.
+  constexpr int64_t QB = 16;
+  const int64_t qBlocks = (p.seqQ + QB - 1) / QB;
+  const int64_t tasks = p.batch * p.heads * qBlocks;
+  const int64_t ldB = (p.seqK + 15) / 16 * 16 + 16;
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
+  const int threads = work < kParallelFmas ? 1 : numThreads();
+#pragma omp parallel num_threads(threads)
+  {
+    float* S = scratch(2, (size_t)(4 * ldB));
+    float* KT = scratch(3, (size_t)(std::max<int64_t>(1, D) * ldB));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t qb = t % qBlocks, h = (t / qBlocks) % p.heads, b = t / (qBlocks * p.heads);
+      const int64_t kvh = h / group;
+      const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
+      int64_t lo, hiMax;
+      keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
+      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;  // key 0 of this (b, kvh)
+      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      const int64_t kStride = p.kvHeads * D;
+      // Fewer than 4 rows (decoding one token): transposing the keys would cost more than it
+      // saves, so take one dot product per key instead.
+      const bool tiled = i1 - i0 >= 4;
+      if (tiled && hiMax > lo) transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, KT, ldB);
+      for (int64_t r0 = i0; r0 < i1; r0 += 4) {
+        const int64_t nr = std::min<int64_t>(4, i1 - r0);
+        int64_t hiGroup = lo;
+        for (int64_t r = 0; r < nr; ++r) {
+          int64_t l2, h2;
+          keyRange(p, b, r0 + r, l2, h2);
+          hiGroup = std::max(hiGroup, h2);
+        }
+        const float* rows4[4];
+        for (int r = 0; r < 4; ++r)
+          rows4[r] = q + ((b * p.seqQ + r0 + std::min<int64_t>(r, nr - 1)) * p.heads + h) * D;
+        if (tiled && hiGroup > lo) rowsTimesT(rows4, KT, ldB, D, hiGroup - lo, p.scale, S, ldB);
+        if (!tiled)
+          for (int64_t r = 0; r < nr; ++r)
+            for (int64_t j = lo; j < hiGroup; ++j)
+              S[r * ldB + (j - lo)] = dot(rows4[r], kb + j * kStride, D) * p.scale;
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t i = r0 + r;
+          float* orow = out + ((b * p.seqQ + i) * p.heads + h) * D;
+          float* lrow = lse + (b * p.heads + h) * p.seqQ + i;
+          int64_t l2, hi;
+          keyRange(p, b, i, l2, hi);
+          std::memset(orow, 0, sizeof(float) * D);
+          if (hi <= lo) {
+            *lrow = -INFINITY;
+            continue;
+          }
+          float* sr = S + r * ldB;  // sr[j − lo] is the score of key j
+          const int64_t n = hi - lo;
+          float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+          for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sr[j]);
+          float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < n; ++j) {
+            sr[j] = expVec(sr[j] - mx);
+            sum += sr[j];
+          }
+          const float inv = 1.0f / sum;
+          for (int64_t j = 0; j < n; ++j) axpy(orow, sr[j] * inv, vb + (lo + j) * kStride, D);
+          *lrow = mx + std::log(sum);
+        }
+      }
+    }
+  }
+}
+
+static void attentionBackward(const float* q, const float* k, const float* v, const float* out,
+                              const float* lse, const float* gOut, float* gq, float* gk, float* gv,
+                              const AttnArgs& p) {
+  const int64_t D = p.headDim, group = p.heads / p.kvHeads;
+  const int64_t rows = p.batch * p.heads * p.seqQ;
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
+  const int threads = work < kParallelFmas / 4 ? 1 : numThreads();
+  const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
+  constexpr int64_t QB = 16, KB = 16;
+  const int64_t qBlocks = (p.seqQ + QB - 1) / QB, kBlocks = (p.seqK + KB - 1) / KB;
+  const int64_t ld = (std::max(p.seqK, p.seqQ) + 15) / 16 * 16 + 16;
+  // delta[b, h, i] = Σ_d gOut·out (the row term of the softmax backward).
+  float* delta = static_cast<float*>(std::aligned_alloc(64, sizeof(float) * ((rows + 15) / 16 * 16 + 16)));
+#pragma omp parallel num_threads(threads)
+  {
+    float* S = scratch(2, (size_t)(4 * ld));
+    float* DP = scratch(4, (size_t)(4 * ld));
+    float* AT = scratch(3, (size_t)(std::max<int64_t>(1, D) * ld));
+    float* BT = scratch(5, (size_t)(std::max<int64_t>(1, D) * ld));
+#pragma omp for schedule(static)
+    for (int64_t idx = 0; idx < rows; ++idx) {
+      const int64_t i = idx % p.seqQ, h = (idx / p.seqQ) % p.heads, b = idx / (p.seqQ * p.heads);
+      const int64_t o = ((b * p.seqQ + i) * p.heads + h) * D;
+      delta[idx] = dot(gOut + o, out + o, D);
+    }
+    // gq, per block of query rows: P and dP against transposed K and V, then dQ = scale·dS·K.
+    const int64_t qTasks = p.batch * p.heads * qBlocks;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < qTasks; ++t) {
+      const int64_t qb = t % qBlocks, h = (t / qBlocks) % p.heads, b = t / (qBlocks * p.heads);
+      const int64_t kvh = h / group;
+      const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
+      int64_t lo, hiMax;
+      keyRange(p, b, i1 - 1, lo, hiMax);
+      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;
+      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      if (hiMax > lo) {
+        transposeRows(kb + lo * kStride, kStride, hiMax - lo, D, AT, ld);
+        transposeRows(vb + lo * kStride, kStride, hiMax - lo, D, BT, ld);
+      }
+      for (int64_t r0 = i0; r0 < i1; r0 += 4) {
+        const int64_t nr = std::min<int64_t>(4, i1 - r0);
+        int64_t hiGroup = lo;
+        for (int64_t r = 0; r < nr; ++r) {
+          int64_t l2, h2;
+          keyRange(p, b, r0 + r, l2, h2);
+          hiGroup = std::max(hiGroup, h2);
+        }
+        const float* qr4[4];
+        const float* gr4[4];
+        for (int r = 0; r < 4; ++r) {
+          const int64_t o = ((b * p.seqQ + r0 + std::min<int64_t>(r, nr - 1)) * p.heads + h) * D;
+          qr4[r] = q + o;
+          gr4[r] = gOut + o;
+        }
+        if (hiGroup > lo) {
+          rowsTimesT(qr4, AT, ld, D, hiGroup - lo, p.scale, S, ld);
+          rowsTimesT(gr4, BT, ld, D, hiGroup - lo, 1.0f, DP, ld);
+        }
+        for (int64_t r = 0; r < nr; ++r) {
+          const int64_t i = r0 + r, idx = (b * p.heads + h) * p.seqQ + i;
+          float* g = gq + ((b * p.seqQ + i) * p.heads + h) * D;
+          std::memset(g, 0, sizeof(float) * D);
+          int64_t l2, hi;
+          keyRange(p, b, i, l2, hi);
+          if (hi <= lo) continue;
+          const int64_t n = hi - lo;
+          float* sr = S + r * ld;
+          const float* dpr = DP + r * ld;
+          const float l = lse[idx], dl = delta[idx];
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) sr[j] = expVec(sr[j] - l) * (dpr[j] - dl) * p.scale;
+          for (int64_t j = 0; j < n; ++j) axpy(g, sr[j], kb + (lo + j) * kStride, D);
+        }
+      }
+    }
+    // gk, gv, per block of key rows and every query head of its group: P and dP against
+    // transposed Q and gOut, then dV = Pᵀ·gOut and dK = scale·dSᵀ·Q.
+    const int64_t kTasks = p.batch * p.kvHeads * kBlocks;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < kTasks; ++t) {
+      const int64_t kbk = t % kBlocks, kvh = (t / kBlocks) % p.kvHeads,
+                    b = t / (kBlocks * p.kvHeads);
+      const int64_t j0 = kbk * KB, j1 = std::min<int64_t>(p.seqK, j0 + KB);
+      const int64_t ks = p.keyStart ? std::max<int64_t>(0, p.keyStart[b]) : 0;
+      const int64_t off = p.seqK - p.seqQ;  // query i sits at key position off + i
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
+        std::memset(gk + ko, 0, sizeof(float) * D);
+        std::memset(gv + ko, 0, sizeof(float) * D);
+      }
+      // Queries that see key j: i ≥ j − off when causal; none when j < keyStart.
+      const int64_t iLoBlock = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
+      if (iLoBlock >= p.seqQ || j1 <= ks) continue;
+      const int64_t nq = p.seqQ - iLoBlock;
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const float* qh = q + ((b * p.seqQ + iLoBlock) * p.heads + h) * D;
+        const float* gh = gOut + ((b * p.seqQ + iLoBlock) * p.heads + h) * D;
+        transposeRows(qh, qStride, nq, D, AT, ld);
+        transposeRows(gh, qStride, nq, D, BT, ld);
+        const float* lrow = lse + (b * p.heads + h) * p.seqQ + iLoBlock;
+        const float* drow = delta + (b * p.heads + h) * p.seqQ + iLoBlock;
+        for (int64_t r0 = j0; r0 < j1; r0 += 4) {
+          const int64_t nr = std::min<int64_t>(4, j1 - r0);
+          const float* kr4[4];
+          const float* vr4[4];
+          for (int r = 0; r < 4; ++r) {
+            const int64_t ko = ((b * p.seqK + r0 + std::min<int64_t>(r, nr - 1)) * p.kvHeads + kvh) * D;
+            kr4[r] = k + ko;
+            vr4[r] = v + ko;
+          }
+          rowsTimesT(kr4, AT, ld, D, nq, p.scale, S, ld);
+          rowsTimesT(vr4, BT, ld, D, nq, 1.0f, DP, ld);
+          for (int64_t r = 0; r < nr; ++r) {
+            const int64_t j = r0 + r;
+            if (j < ks) continue;
+            const int64_t ko = ((b * p.seqK + j) * p.kvHeads + kvh) * D;
+            // Row r covers queries iLoBlock + c; those before this key's first query are masked.
+            const int64_t c0 = p.causal ? std::max<int64_t>(0, j - off) - iLoBlock : 0;
+            float* pr = S + r * ld;
+            float* dsr = DP + r * ld;
+#pragma omp simd
+            for (int64_t c = c0; c < nq; ++c) {
+              const float pij = expVec(pr[c] - lrow[c]);
+              pr[c] = pij;
+              dsr[c] = pij * (dsr[c] - drow[c]) * p.scale;
+            }
+            for (int64_t c = c0; c < nq; ++c) {
+              axpy(gv + ko, pr[c], gh + c * qStride, D);
+              axpy(gk + ko, dsr[c], qh + c * qStride, D);
+            }
+          }
+        }
+      }
+    }
+  }
+  std::free(delta);
+}
+
+static const KernelTable kTable = {kName, MR, NR, matmul, peak, attention, attentionBackward};
+
+}  // namespace RL4QE_ISA
+}  // namespace rl4qe
