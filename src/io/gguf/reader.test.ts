@@ -107,6 +107,14 @@ test('writer round trip: F32 exact, F16/BF16 within their precision, metadata ty
   const rows = f.readRowsF32('blk.0.attn_q.weight.lora_a', 1, 2);
   assert.deepEqual(rows, a.subarray(64, 192));
   assert.equal(fs.existsSync(`${file}.partial`), false);
+  // Zero-sized tensors (found by the fuzz test) read as empty arrays.
+  const z = GgufFile.fromBuffer(
+    encodeGguf({
+      metadata: [],
+      tensors: [{ name: 'z', shape: [4, 0], type: GgmlType.F32, data: new Float32Array(0) }],
+    }),
+  );
+  assert.equal(z.readTensorF32('z').length, 0);
   fs.rmSync(dir, { recursive: true });
 });
 

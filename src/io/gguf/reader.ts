@@ -368,7 +368,9 @@ export class GgufFile {
    */
   readTensorF32(name: string | GgufTensorInfo, out?: Float32Array): Float32Array {
     const t = typeof name === 'string' ? this.tensor(name) : name;
-    return this.readRowsF32(t, 0, t.nElements === 0 ? 0 : t.nElements / t.dims[0], out);
+    // A zero-sized dimension anywhere means no rows; a 0-dim tensor is one row of one element.
+    const rowLen = t.dims[0] ?? 1;
+    return this.readRowsF32(t, 0, t.nElements === 0 ? 0 : t.nElements / rowLen, out);
   }
 
   /**
