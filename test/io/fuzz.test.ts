@@ -9,7 +9,16 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Rl4qeError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
-import { GgufFile, canDequantize } from '../../src/io/gguf/index.js';
+import path from 'node:path';
+import { cachePaths } from '../../src/util/paths.js';
+import {
+  GgufFile,
+  GgufValueType,
+  canDequantize,
+  encodeGguf,
+  type GgufKV,
+  type GgufTensorInput,
+} from '../../src/io/gguf/index.js';
 import { SafetensorsFile } from '../../src/io/safetensors/index.js';
 
 const LONG = process.env.RL4QE_LONG === '1';
@@ -56,11 +65,10 @@ function checkTyped(e: unknown, ctx: string): void {
   }
 }
 
-test(`GGUF fuzz: ${ITER} corruptions of a gguf-py file give typed errors only`, () => {
-  const src = fixture('gguf/dequant.gguf');
+function fuzzGguf(src: Uint8Array, seed: number, iterations: number): void {
   const clean = GgufFile.fromBuffer(src);
   const hot = clean.dataOffset + 64;
-  const seed = 20251125;
+  const ITER = iterations;
   const rng = new Rng(seed);
   let opened = 0;
   const classes = new Map<string, number>();
@@ -92,6 +100,33 @@ test(`GGUF fuzz: ${ITER} corruptions of a gguf-py file give typed errors only`, 
     `# gguf fuzz: ${ITER} cases, ${opened} still valid, errors ${JSON.stringify([...classes])}`,
   );
   assert.ok(opened > 0 && opened < ITER, 'the mutations exercise both outcomes');
+}
+
+test(`GGUF fuzz: ${ITER} corruptions of a gguf-py file give typed errors only`, () => {
+  fuzzGguf(fixture('gguf/dequant.gguf'), 20251125, ITER);
+});
+
+test(`GGUF fuzz: ${ITER / 4} corruptions of a file rebuilt from SmolLM2's header`, () => {
+  // Every metadata key of the real model (arrays cut to 2000 items to keep each parse fast) and
+  // three of its tensors (F32, Q4_1, the first rows of the Q8_0 embedding), re-encoded with our
+  // writer.
+  const p = path.join(cachePaths.testModels(), 'smollm2-135m-instruct-q4_1.gguf');
+  if (!fs.existsSync(p)) assert.fail(`missing ${p}; run: node scripts/fetch-test-models.mjs`);
+  using m = GgufFile.open(p);
+  const metadata: [string, GgufKV][] = [...m.metadata].map(([k, v]) =>
+    v.type === GgufValueType.ARRAY
+      ? [k, { ...v, value: v.value.slice(0, 2000) as typeof v.value }]
+      : [k, v],
+  );
+  const tensors: GgufTensorInput[] = ['blk.0.attn_norm.weight', 'blk.0.attn_k.weight'].map((n) => {
+    const t = m.tensor(n);
+    return { name: n, shape: t.shape, type: t.type, raw: m.readTensorBytes(t) };
+  });
+  const emb = m.tensor('token_embd.weight');
+  const rowBytes = emb.nBytes / emb.shape[0];
+  const raw = m.readTensorBytes(emb).slice(0, 4 * rowBytes);
+  tensors.push({ name: 'token_embd.weight', shape: [4, emb.shape[1]], type: emb.type, raw });
+  fuzzGguf(encodeGguf({ metadata, tensors }), 4242, ITER / 4);
 });
 
 test(`safetensors fuzz: ${ITER} corruptions of a Python-written file give typed errors only`, () => {
