@@ -56,6 +56,11 @@ test('typed metadata of every value type (file written by gguf-py)', () => {
   assert.throws(() => f.tensor('nope'), NotFoundError);
 });
 
+test('missing file and directory are typed errors', () => {
+  assert.throws(() => GgufFile.open('/nonexistent/model.gguf'), NotFoundError);
+  assert.throws(() => GgufFile.open(os.tmpdir()), FormatError);
+});
+
 test('a v2 file reads like v3 (same layout)', () => {
   const buf = new Uint8Array(fs.readFileSync(FIXTURE));
   buf[4] = 2;
