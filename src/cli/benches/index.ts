@@ -1,6 +1,7 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
 import { gemmBench } from './gemm.js';
+import { benchGguf } from './gguf.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -13,4 +14,5 @@ export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 
 export const benches: Record<string, { description: string; run: BenchFn }> = {
   gemm: gemmBench,
+  gguf: { description: 'GGUF header parse and full dequantisation vs gguf-py', run: benchGguf },
 };
