@@ -6,29 +6,9 @@ import { ConfigError, FormatError, UnsupportedError } from '../util/errors.js';
 
 export type Architecture = 'llama' | 'qwen2';
 
-/** RoPE frequency scaling. `none` is plain RoPE with `theta`. */
-export type RopeScaling =
-  | { type: 'none' }
-  /** Position interpolation (DeepSeek-Coder, "linear"): every frequency divided by factor. */
-  | { type: 'linear'; factor: number }
-  /** Llama 3.1/3.2 wavelength-dependent scaling. */
-  | {
-      type: 'llama3';
-      factor: number;
-      lowFreqFactor: number;
-      highFreqFactor: number;
-      originalMaxPositions: number;
-    }
-  /** YaRN (Qwen2.5 long-context configs). */
-  | {
-      type: 'yarn';
-      factor: number;
-      originalMaxPositions: number;
-      betaFast: number;
-      betaSlow: number;
-      /** Multiplier on cos/sin; HF default 0.1·ln(factor) + 1. */
-      attentionFactor: number;
-    };
+/** RoPE frequency scaling (the type lives in nn/, beside the RoPE module that applies it). */
+export type { RopeScaling } from '../nn/rope-scaling.js';
+import type { RopeScaling } from '../nn/rope-scaling.js';
 
 export interface ModelConfig {
   architecture: Architecture;
