@@ -6,7 +6,11 @@
 #   torch 2.15.0, transformers 5.24.0, peft 0.21.2, safetensors 0.8.0, numpy (any recent)
 # Run from the repository root:
 #   ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_models.py
-# It (re)writes test/fixtures/models/<name>/ for name in tiny-llama, tiny-qwen2:
+# It (re)writes test/fixtures/models/block/expected.safetensors + expected.json: one Llama decoder
+# layer at SmolLM2-135M size (hidden 576, 9 heads, 3 KV heads, MLP 1536) with PEFT LoRA r=8 on
+# q,k,v,o, its weights and input made by hash_uniform() (integer hashing, reproduced exactly by
+# test/models/block.ts, so 3.5M weights need not be committed): the loss and every LoRA gradient.
+# And test/fixtures/models/<name>/ for name in tiny-llama, tiny-qwen2:
 #   config.json          the HF config (what src/models/config.ts normalises)
 #   model.safetensors    float32 weights, HF tensor names
 #   lora.safetensors     LoRA A/B (r=8 on q,k,v,o) as PEFT names them, B made non-zero so that
@@ -88,8 +92,77 @@ def greedy(model, prompt, n):
     return toks, float((top2[:, 0] - top2[:, 1]).min())
 
 
+BLOCK = {"hidden": 576, "heads": 9, "kvHeads": 3, "inner": 1536, "eps": 1e-5, "theta": 100000.0, "seq": 64,
+         "r": 8, "alpha": 16}
+
+
+def hash_uniform(n, salt, bound):
+    """n values in [-bound, bound) from an integer hash of (index, salt); exact in any language:
+    h = i + salt·0x9E3779B9 (mod 2³²), then murmur3's fmix32; value = (h/2³² − 0.5)·2·bound,
+    computed in float64 and rounded to float32."""
+    import numpy as np
+    M = np.uint64(0xFFFFFFFF)
+    h = (np.arange(n, dtype=np.uint64) + np.uint64(salt) * np.uint64(0x9E3779B9)) & M
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & M
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & M
+    h ^= h >> np.uint64(16)
+    v = (h.astype(np.float64) / 4294967296.0 - 0.5) * 2.0 * bound
+    return torch.from_numpy(v.astype(np.float32))
+
+
+def block_fixture():
+    from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaRotaryEmbedding
+    from peft import inject_adapter_in_model
+    b = BLOCK
+    cfg = LlamaConfig(hidden_size=b["hidden"], intermediate_size=b["inner"], num_attention_heads=b["heads"],
+                      num_key_value_heads=b["kvHeads"], rms_norm_eps=b["eps"], rope_theta=b["theta"],
+                      num_hidden_layers=1, vocab_size=256, max_position_embeddings=4096)
+    cfg._attn_implementation = "eager"
+    layer = LlamaDecoderLayer(cfg, layer_idx=0).float()
+    lcfg = LoraConfig(r=b["r"], lora_alpha=b["alpha"], lora_dropout=0.0, target_modules=LORA_TARGETS)
+    layer = inject_adapter_in_model(lcfg, layer)
+    # Salts: one per tensor, in this order (test/models/block.ts uses the same table).
+    salt = 1
+    with torch.no_grad():
+        for n, p in sorted(layer.named_parameters()):
+            if n.endswith("layernorm.weight"):
+                p.copy_(1.0 + hash_uniform(p.numel(), salt, 0.2).view_as(p))
+            elif "lora_B" in n:
+                p.copy_(hash_uniform(p.numel(), salt, 0.05).view_as(p))
+            else:  # base weights and lora_A: U(−1/√in, 1/√in) like nn.Linear and PEFT
+                p.copy_(hash_uniform(p.numel(), salt, 1.0 / math.sqrt(p.shape[1])).view_as(p))
+            salt += 1
+    names = [n for n, _ in sorted(layer.named_parameters())]
+    T, D = b["seq"], b["hidden"]
+    x = hash_uniform(T * D, 1000, 1.0).view(1, T, D)
+    R = hash_uniform(T * D, 1001, 1.0).view(1, T, D)
+    pos = torch.arange(T).view(1, T)
+    cos, sin = LlamaRotaryEmbedding(cfg)(x, pos)
+    mask = torch.full((T, T), float("-inf")).triu(1).view(1, 1, T, T)
+    for n, p in layer.named_parameters():
+        p.requires_grad_("lora_" in n)
+    y = layer(x, attention_mask=mask, position_ids=pos, position_embeddings=(cos, sin))
+    y = y[0] if isinstance(y, tuple) else y
+    loss = (y * R).mean()
+    loss.backward()
+    tensors = {"y_rows": y[0, [0, 31, 63]].detach().contiguous()}
+    for n, p in layer.named_parameters():
+        if "lora_" in n:
+            tensors["grad." + n.replace(".default", "")] = p.grad.detach().contiguous()
+    d = os.path.join(OUT, "block")
+    os.makedirs(d, exist_ok=True)
+    save_file(tensors, os.path.join(d, "expected.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(d, "expected.json"), "w") as f:
+        json.dump({"regenerate": "~/.cache/rl4qe/oracle/bin/python scripts/fixtures_models.py",
+                   "block": b, "saltOrder": names, "loss": loss.item(), "yRows": [0, 31, 63]}, f, indent=1)
+    print("block loss", loss.item(), "params", names)
+
+
 def main():
     print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__)
+    block_fixture()
     for name in ["tiny-llama", "tiny-qwen2"]:
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
