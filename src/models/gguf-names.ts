@@ -8,7 +8,7 @@
 // rl4qe's rope() uses the HF layout, so a Llama GGUF's attn_q/attn_k rows are permuted back here.
 // Qwen2 uses LLAMA_ROPE_TYPE_NEOX (rotate-half) in llama.cpp and is stored unpermuted.
 import type { ModelConfig } from './config.js';
-import type { WeightSource } from './model.js';
+import type { WeightSource } from './weight-source.js';
 
 const LAYER_MAP: Record<string, string> = {
   attn_norm: 'input_layernorm',
