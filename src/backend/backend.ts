@@ -190,4 +190,14 @@ export interface Backend {
   // ---- optimiser ----
   /** Decoupled-weight-decay Adam, in place on param, m, v. */
   adamw(param: Buf, grad: Buf, m: Buf, v: Buf, p: AdamWParams): void;
+
+  // ---- added by the engine after the first interface (optional: a backend that lacks one gets
+  // the reference implementation through withFallback() in src/backend/index.ts) ----
+  /** Index of the maximum over the middle axis of [outer, axis, inner] → out [outer, inner] (first on ties). */
+  argmax?(x: Buf, outer: number, axis: number, inner: number, out: Int32Array): void;
+  /** Bytes currently allocated by alloc() and not yet release()d (memory accounting, leak tests). */
+  liveBytes?(): number;
 }
+
+/** A backend with every optional kernel present (what the tensor layer calls). */
+export type FullBackend = Required<Backend>;

@@ -19,6 +19,7 @@ export const doctorSections: (() => Promise<DoctorSection> | DoctorSection)[] = 
       ['memory', `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`],
     ],
   }),
+  async () => (await import('../../backend/doctor.js')).backendDoctorSection(),
   () => ({
     title: 'paths',
     rows: [

@@ -1,0 +1,31 @@
+// The tensor API (TENSOR_API.md): import everything from here.
+export {
+  Tensor,
+  type TensorOptions,
+  noGrad,
+  enableGrad,
+  isGradEnabled,
+  setCheckNan,
+  isCheckNanEnabled,
+  tidy,
+} from './tensor.js';
+export {
+  tensor,
+  fromBuf,
+  zeros,
+  ones,
+  full,
+  randn,
+  uniform,
+  type RandnOptions,
+} from './creation.js';
+export * from './ops.js';
+export { ropeTable, ropeInvFreq, type RopeScaling, type RopeTableOptions } from './rope.js';
+export {
+  setBackend,
+  getBackend,
+  backendInfo,
+  type BackendInfo,
+  type BackendName,
+} from '../backend/index.js';
+export type { Buf, DType } from '../backend/backend.js';
