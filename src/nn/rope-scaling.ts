@@ -1,5 +1,7 @@
 // RoPE scaling variants as models describe them (src/models/config.ts re-exports this type) and
 // their mapping onto the tensor layer's ropeTable options.
+import type { RopeScaling as TableScaling } from '../tensor/index.js';
+
 export type RopeScaling =
   | { type: 'none' }
   /** Position interpolation (DeepSeek-Coder, "linear"): every frequency divided by factor. */
@@ -23,8 +25,8 @@ export type RopeScaling =
       attentionFactor: number;
     };
 
-// Placeholder until the engine's ropeTable option type is known; replaced on merge.
-export function ropeScalingForTable(s: RopeScaling | undefined): Record<string, unknown> {
-  if (!s || s.type === 'none') return {};
+/** The tensor layer's ropeTable `scaling` option for a RopeScaling (null for plain RoPE). */
+export function ropeScalingForTable(s: RopeScaling | undefined): { scaling: TableScaling | null } {
+  if (!s || s.type === 'none') return { scaling: null };
   return { scaling: s };
 }

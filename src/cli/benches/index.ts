@@ -1,5 +1,6 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
+import { benchBlock } from './block.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -11,3 +12,7 @@ export interface BenchOptions {
 export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 
 export const benches: Record<string, { description: string; run: BenchFn }> = {};
+benches.block = {
+  description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
+  run: benchBlock,
+};
