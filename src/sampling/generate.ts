@@ -3,7 +3,7 @@
 // sequence's first real token, so a sequence decodes exactly as it would alone. Each sequence has
 // its own stop tokens, stop strings and random stream (seed + index, or explicit seeds), so the
 // result does not depend on what else is in the batch.
-import { logits as headLogits, noGrad, reshape, slice, type Tensor } from '../tensor/index.js';
+import { logits as headLogits, noGrad, reshape, slice, tidy } from '../tensor/index.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../util/rng.js';
 import { ConfigError } from '../util/errors.js';
@@ -133,19 +133,21 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
         positions[b * Tp + t] = Math.max(0, t - s);
       }
     }
-    let hidden = model.forward({ ids, shape: [n, Tp], positions, cache, keyStart }); // [n, Tp, D]
-    let T = Tp;
+    // One forward step → next-token logits of every sequence, copied out; tidy() frees every
+    // intermediate (including the K/V tensors handed to attention) before the next step.
+    const D = cfg.hiddenSize;
+    const V = cfg.vocabSize;
+    const nextLogits = (stepIds: Int32Array, T: number, pos: Int32Array): Float32Array =>
+      tidy(() => {
+        const h = model.forward({ ids: stepIds, shape: [n, T], positions: pos, cache, keyStart }); // [n, T, D]
+        const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [n, D]); // [n, D]
+        return Float32Array.from(headLogits(last, model.headWeight()).data); // [n·V]
+      });
+    let data = nextLogits(ids, Tp, positions);
     const step = new Int32Array(n);
     for (let s = 0; s < opts.maxNewTokens; s++) {
-      const last = reshape(slice(hidden, 1, T - 1, T), [n, cfg.hiddenSize]); // [n, D]
-      const lg = headLogits(last, model.headWeight()); // [n, V]
-      const data = lg.data;
-      const V = cfg.vocabSize;
       for (let b = 0; b < n; b++) {
-        if (done[b]) {
-          step[b] = 0;
-          continue;
-        }
+        if (done[b]) continue;
         const row = data.subarray(b * V, (b + 1) * V);
         const tok = sampleRow(row, opts, rngs[b] as Rng);
         const g = out[b] as Generation;
@@ -163,25 +165,14 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
           }
         }
       }
-      releaseAll([hidden, last, lg]);
       if (done.every(Boolean) || s === opts.maxNewTokens - 1) break;
       // Decode one token for every sequence (finished ones feed their last token; ignored).
       const pos = new Int32Array(n);
       for (let b = 0; b < n; b++) pos[b] = (lens[b] as number) + s;
-      hidden = model.forward({ ids: step, shape: [n, 1], positions: pos, cache, keyStart }); // [n, 1, D]
-      T = 1;
+      data = nextLogits(step, 1, pos);
     }
   });
   return finish(out, opts);
-}
-
-function releaseAll(ts: Tensor[]): void {
-  const seen = new Set<Tensor>();
-  for (const t of ts) {
-    if (seen.has(t)) continue;
-    seen.add(t);
-    t.release();
-  }
 }
 
 function finish(out: Generation[], opts: GenerateOptions): Generation[] {

@@ -2,7 +2,14 @@
 // Llama and Qwen2 fixtures (scripts/fixtures_models.py), on the active backend.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noGrad, logits as headLogits, reshape, scale, sum } from '../../src/tensor/index.js';
+import {
+  backendInfo,
+  noGrad,
+  logits as headLogits,
+  reshape,
+  scale,
+  sum,
+} from '../../src/tensor/index.js';
 import { createModel } from '../../src/models/registry.js';
 import { addLora, loadWeights, type CausalLM } from '../../src/models/model.js';
 import { generate } from '../../src/sampling/generate.js';
@@ -145,7 +152,9 @@ for (const name of NAMES) {
     const m = build(f);
     const prompts = [f.expected.greedy[0]!.prompt, f.expected.greedy[1]!.prompt, [7, 8, 9]];
     const opts = { maxNewTokens: 20, temperature: 0.8, topP: 0.95, topK: 50, seeds: [11, 12, 13] };
+    const live = backendInfo().liveBytes;
     const batched = generate(m, { ...opts, prompts });
+    assert.equal(backendInfo().liveBytes, live, 'generation frees every intermediate');
     prompts.forEach((p, i) => {
       const [alone] = generate(m, { ...opts, prompts: [p], seeds: [opts.seeds[i] as number] });
       assert.deepEqual(batched[i]!.tokens, alone!.tokens, `sequence ${i}`);
