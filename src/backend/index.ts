@@ -30,7 +30,8 @@ export function withFallback(b: Backend): FullBackend {
   const out: Record<string, unknown> = {};
   for (const [key, fn] of Object.entries(referenceBackend)) {
     const own = (b as unknown as Record<string, unknown>)[key];
-    out[key] = own !== undefined ? own : fn;
+    // Bind: the native backend may be a class instance whose methods use `this`.
+    out[key] = own === undefined ? fn : typeof own === 'function' ? own.bind(b) : own;
   }
   out.name = b.name;
   return out as unknown as FullBackend;

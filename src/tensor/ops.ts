@@ -4,7 +4,16 @@ import type { UnaryOp } from '../backend/backend.js';
 import { ShapeError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { rules, type AttentionP, type RopeTableBufs } from './rules.js';
-import { backendFor, fmtShape, noGrad, record, sizeOf, type Forward, Tensor } from './tensor.js';
+import {
+  backendFor,
+  fmtShape,
+  noGrad,
+  record,
+  sizeOf,
+  stridesOf,
+  type Forward,
+  Tensor,
+} from './tensor.js';
 import type { FullBackend } from '../backend/backend.js';
 
 type RuleName = keyof typeof rules;
@@ -530,4 +539,45 @@ export function cast(x: Tensor, dtype: 'f32' | 'f64'): Tensor {
 /** A copy of x with its own storage (differentiable). */
 export function clone(x: Tensor): Tensor {
   return run('clone', 'affine', { x }, { s: 1, t: 0 });
+}
+
+/**
+ * In place: dst[..., start:start + src.shape[axis], ...] = src along axis (not differentiable;
+ * for KV caches and other preallocated buffers). dst must not require grad.
+ */
+export function assignSlice(dst: Tensor, src: Tensor, axis: number, start: number): void {
+  const op = 'assignSlice';
+  live(op, 'dst', dst);
+  live(op, 'src', src);
+  if (dst.requiresGrad) {
+    bad(op, 'dst', 'a tensor that does not require grad', `${dst.describe()} with requiresGrad`);
+  }
+  if (src.dtype !== dst.dtype) bad(op, 'src', `dtype ${dst.dtype}`, src.dtype);
+  const r = dst.shape.length;
+  const ax = normAxis(op, axis, r);
+  const len = src.shape[ax] ?? 0;
+  const ok =
+    src.shape.length === r &&
+    src.shape.every((d, i) => i === ax || d === dst.shape[i]) &&
+    Number.isInteger(start) &&
+    start >= 0 &&
+    start + len <= dst.shape[ax];
+  if (!ok) {
+    bad(
+      op,
+      'src',
+      `a shape like dst ${fmtShape(dst.shape)} except on axis ${ax}, fitting from ${start}`,
+      fmtShape(src.shape),
+    );
+  }
+  const ds = stridesOf(dst.shape);
+  backendFor(dst.dtype).copyStrided(
+    src.data,
+    0,
+    stridesOf(src.shape),
+    dst.data,
+    start * ds[ax],
+    ds,
+    src.shape,
+  );
 }

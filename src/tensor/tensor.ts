@@ -9,8 +9,9 @@
 // of nodes). backward() walks the nodes in reverse topological order, calls each node's backward
 // closure (the rules live in rules.ts, each beside its forward), accumulates gradients into the
 // .grad of leaf tensors, and releases every intermediate the pass no longer needs: gradients of
-// non-leaves, saved auxiliaries (lse, rstd, masks) and the outputs of the nodes it consumed
-// (call keep() on an intermediate to read it after backward()).
+// non-leaves, saved auxiliaries (lse, rstd, masks), the outputs of the nodes it consumed and the
+// op outputs that fed the graph without a grad path (activations of frozen layers). Call keep()
+// on an op output to read it after backward() or to reuse it across steps.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { getBackend, referenceBackend } from '../backend/index.js';
 import type { Buf, DType, FullBackend } from '../backend/backend.js';
@@ -88,6 +89,10 @@ export class Tensor {
   node: Node | null = null;
   /** Kept tensors survive the release of intermediates at the end of backward(). */
   kept = false;
+  /** Produced by an op (an intermediate), rather than by a creation function (a leaf). */
+  fromOp = false;
+  /** Set on a root whose graph backward() consumed (a second backward() is an error). */
+  consumed = false;
   private claim: Claim | null;
 
   /** Internal: use the creation functions (tensor, zeros, fromBuf, ...). */
@@ -242,7 +247,7 @@ export function tidy<T>(fn: () => T): T {
   }
   // Leaf gradients are kept (runBackward marks them), so tidy(() => loss.backward()) is safe.
   for (const t of created) {
-    if (spare.has(t) || t.kept || (t.requiresGrad && !t.node)) continue;
+    if (spare.has(t) || t.kept || (t.requiresGrad && !t.fromOp)) continue;
     t.release();
   }
   // Tensors returned from an inner tidy belong to the enclosing one.
@@ -347,6 +352,7 @@ export interface Forward {
  */
 export function record(op: string, inputs: Tensor[], f: Forward): Tensor {
   const out = f.out;
+  out.fromOp = true;
   if (checkNan) assertFinite(op, out);
   const needs = inputs.map((x) => x.requiresGrad);
   if (f.backward && isGradEnabled() && needs.some((n) => n)) {
@@ -420,6 +426,12 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     });
   }
   root.storageFor('backward');
+  if (root.consumed) {
+    throw new Rl4qeError('backward() called twice on the same graph', {
+      where: `backward: tensor ${root.describe()}`,
+      hint: 'the first backward() consumed the graph (its intermediates are released); recompute the forward pass',
+    });
+  }
   const seed =
     grad !== undefined ? copyOf(grad) : emptyOn(backendFor(root.dtype), root.shape, root.dtype);
   if (grad === undefined) seed.data[0] = 1;
@@ -435,11 +447,18 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     root.grad.kept = true;
     return;
   }
+  root.consumed = true;
   const grads = new Map<Node, Tensor>([[root.node, seed]]);
   const outputs = new Map<Node, Tensor>([[root.node, root]]);
   const order = topoOrder(root.node);
+  // Op outputs that feed the graph without a grad path of their own (e.g. activations of frozen
+  // layers) are intermediates too: released at the end of the pass.
+  const inert = new Set<Tensor>();
   for (const node of order) {
-    for (const x of node.inputs) if (x.node) outputs.set(x.node, x);
+    for (const x of node.inputs) {
+      if (x.node) outputs.set(x.node, x);
+      else if (x.fromOp && x !== root && !x.kept) inert.add(x);
+    }
   }
   for (const node of order) {
     const g = grads.get(node);
@@ -480,4 +499,5 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     node.inputs = [];
     node.saved = [];
   }
+  for (const x of inert) x.release();
 }
