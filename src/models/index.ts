@@ -30,3 +30,4 @@ export {
   unpermuteQK,
   ggufWeightSource,
 } from './gguf-names.js';
+export { loadGgufModel, loadHfModel, ggufMetadataValues, type LoadedModel } from './load.js';
