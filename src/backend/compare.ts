@@ -56,7 +56,14 @@ export function compareBackend(primary: FullBackend, opts: CompareOptions = {}):
     const ours = value as (...args: unknown[]) => unknown;
     const theirs = (oracle as unknown as Record<string, (...args: unknown[]) => unknown>)[key];
     out[key] = (...args: unknown[]): unknown => {
-      const copies = args.map((a) => (isBuf(a) ? Float64Array.from(a) : a));
+      // One copy per distinct buffer, so in-place calls (out === x) stay in place on the oracle.
+      const copyOf = new Map<Buf, Float64Array>();
+      const copies = args.map((a) => {
+        if (!isBuf(a)) return a;
+        let c = copyOf.get(a);
+        if (!c) copyOf.set(a, (c = Float64Array.from(a)));
+        return c;
+      });
       const result = ours.apply(primary, args);
       theirs.apply(oracle, copies);
       for (let i = 0; i < args.length; i++) {

@@ -34,6 +34,8 @@ export function withFallback(b: Backend): FullBackend {
     out[key] = own === undefined ? fn : typeof own === 'function' ? own.bind(b) : own;
   }
   out.name = b.name;
+  // The reference counter knows nothing of another backend's memory.
+  if (b.liveBytes === undefined) out.liveBytes = () => NaN;
   return out as unknown as FullBackend;
 }
 
@@ -133,7 +135,7 @@ export interface BackendInfo {
   kernel: string;
   threads: number;
   debugCompare: boolean;
-  /** Bytes allocated and not released on the active backend (when it counts them). */
+  /** Bytes allocated and not released on the active backend (NaN when it does not count them). */
   liveBytes: number;
 }
 

@@ -493,7 +493,9 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     for (const s of node.saved) s.release();
     const out = outputs.get(node);
     if (out) {
+      // Its graph is gone: what survives (the root, kept tensors) is a constant from now on.
       out.node = null;
+      out.requiresGrad = false;
       if (out !== root && !out.kept) out.release();
     }
     node.inputs = [];

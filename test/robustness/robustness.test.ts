@@ -91,6 +91,9 @@ test('backward releases intermediates, keeps kept ones and the root, refuses a s
   assert.ok(Number.isFinite(y.item()));
   throwsWith(() => h.toArray(), ReleasedTensorError, 'keep()');
   throwsWith(() => y.backward(), Rl4qeError, 'backward() called twice');
+  // What survives a consumed graph is a constant: using it again records no gradient into it.
+  assert.equal(kept.requiresGrad, false);
+  assert.equal(T.exp(y).node, null);
   assert.ok(w.grad && !w.grad.released);
   // Views share storage: releasing one keeps the other valid.
   const z = T.tensor([1, 2, 3, 4], [2, 2]);
@@ -186,6 +189,11 @@ test('debug compare: a wrong kernel throws NumericError naming it; a right one p
   const ok = compareBackend(referenceBackend);
   ok.matmul(a, a, out, p);
   assert.deepEqual(Array.from(out), [7, 10, 15, 22]);
+  // In-place kernels (out === x) stay in place on the oracle side too.
+  const rows = new Float32Array([1, 2, 3, 4]);
+  ok.softmax(rows, 2, 2, rows, false);
+  ok.binary('mul', rows, [2, 1], rows, [2, 1], rows, [2, 2]);
+  assert.ok(Math.abs(rows[1] - (Math.exp(1) / (1 + Math.exp(1))) ** 2) < 1e-6);
   // Through the environment variable, for a whole forward/backward.
   const script = `
     const T = await import(${JSON.stringify(new URL('../../src/tensor/index.js', import.meta.url).href)});
@@ -265,4 +273,77 @@ test('thousands of forward/backward steps do not grow live memory', () => {
 
 test('the test file location resolves (sanity for the spawned scripts)', () => {
   assert.ok(fileURLToPath(import.meta.url).endsWith('robustness.test.js'));
+});
+
+test('backend selection: one warning without the addon; RL4QE_BACKEND=native without it is a clear error', () => {
+  const url = JSON.stringify(new URL('../../src/tensor/index.js', import.meta.url).href);
+  const script = `
+    const T = await import(${url});
+    for (let i = 0; i < 3; i++) T.exp(T.tensor([1, 2], [2])).release();
+    console.log(JSON.stringify(T.backendInfo()));`;
+  const env: NodeJS.ProcessEnv = { ...process.env, RL4QE_LOG: 'info' };
+  delete env.RL4QE_BACKEND;
+  delete env.RL4QE_DEBUG_COMPARE;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env,
+    encoding: 'utf8',
+  });
+  const info = JSON.parse(r.stdout.trim()) as T.BackendInfo;
+  const warnings = r.stderr.split('\n').filter((l) => l.includes('reference backend')).length;
+  if (info.nativeAvailable) {
+    assert.equal(info.name, 'native');
+    assert.equal(warnings, 0, r.stderr);
+  } else {
+    assert.equal(info.name, 'reference');
+    assert.equal(warnings, 1, `exactly one warning:\n${r.stderr}`);
+    assert.match(r.stderr, /build-native/);
+    const n = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...env, RL4QE_BACKEND: 'native' },
+      encoding: 'utf8',
+    });
+    assert.notEqual(n.status, 0);
+    assert.match(n.stderr, /NotFoundError|native backend is not available/);
+  }
+  const bad = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...env, RL4QE_BACKEND: 'cuda' },
+    encoding: 'utf8',
+  });
+  assert.match(bad.stderr, /RL4QE_BACKEND names no backend/);
+});
+
+test('tokenLogProbs never holds N×V logits; attention never allocates a Tq×Tk matrix', () => {
+  const be = T.getBackend();
+  const origAlloc = be.alloc;
+  let largest = 0;
+  be.alloc = (dtype, length) => {
+    largest = Math.max(largest, length);
+    return origAlloc(dtype, length);
+  };
+  try {
+    const rng = new Rng(11);
+    const [N, d, V] = [64, 8, 300];
+    const h = T.randn([N, d], rng, { requiresGrad: true });
+    const w = T.randn([V, d], rng, { requiresGrad: true });
+    largest = 0;
+    const loss = T.crossEntropy(
+      h,
+      w,
+      Int32Array.from({ length: N }, (_, i) => i % V),
+      {
+        chunkRows: 4,
+      },
+    );
+    loss.backward();
+    // The weight gradient [V, d] is the largest buffer; a chunk is 4 × V; N × V would be 19200.
+    assert.ok(largest <= Math.max(V * d, 4 * V), `largest allocation ${largest}`);
+    const Tn = 96;
+    const q = T.randn([1, Tn, 2, 4], rng, { requiresGrad: true });
+    const k = T.randn([1, Tn, 1, 4], rng, { requiresGrad: true });
+    largest = 0;
+    T.sum(T.attention(q, k, k, { causal: true })).backward();
+    assert.ok(largest < Tn * Tn, `largest allocation ${largest} (Tq×Tk = ${Tn * Tn})`);
+    for (const t of [h, w, loss, q, k]) t.release();
+  } finally {
+    be.alloc = origAlloc;
+  }
 });

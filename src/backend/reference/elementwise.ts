@@ -1,24 +1,55 @@
 // Elementwise kernels and reductions of the reference backend: the definitions of each op.
 import type { BinaryOp, Buf, ReduceOp, UnaryOp } from '../backend.js';
 
-function binaryFn(op: BinaryOp): (a: number, b: number) => number {
+// Each op has its own loop (a switch outside the loop): calling a per-op closure inside the loop
+// makes the call site megamorphic in V8 and costs over 10× on large tensors.
+
+/** out[o + i] = op(a[ao + i·as], b[bo + i·bs]) for i < n. */
+function binaryRow(
+  op: BinaryOp,
+  a: Buf,
+  ao: number,
+  as: number,
+  b: Buf,
+  bo: number,
+  bs: number,
+  out: Buf,
+  o: number,
+  n: number,
+): void {
   switch (op) {
     case 'add':
-      return (a, b) => a + b;
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] + b[bo + i * bs];
+      return;
     case 'sub':
-      return (a, b) => a - b;
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] - b[bo + i * bs];
+      return;
     case 'mul':
-      return (a, b) => a * b;
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] * b[bo + i * bs];
+      return;
     case 'div':
-      return (a, b) => a / b;
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] / b[bo + i * bs];
+      return;
     case 'max':
-      return (a, b) => (a >= b ? a : b);
+      for (let i = 0; i < n; i++) {
+        const x = a[ao + i * as];
+        const y = b[bo + i * bs];
+        out[o + i] = x >= y ? x : y;
+      }
+      return;
     case 'min':
-      return (a, b) => (a <= b ? a : b);
+      for (let i = 0; i < n; i++) {
+        const x = a[ao + i * as];
+        const y = b[bo + i * bs];
+        out[o + i] = x <= y ? x : y;
+      }
+      return;
     case 'eq':
-      return (a, b) => (a === b ? 1 : 0);
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] === b[bo + i * bs] ? 1 : 0;
+      return;
     case 'gt':
-      return (a, b) => (a > b ? 1 : 0);
+      for (let i = 0; i < n; i++) out[o + i] = a[ao + i * as] > b[bo + i * bs] ? 1 : 0;
+      return;
   }
 }
 
@@ -32,10 +63,9 @@ export function binary(
   out: Buf,
   outShape: readonly number[],
 ): void {
-  const f = binaryFn(op);
   const rank = outShape.length;
   if (rank === 0) {
-    out[0] = f(a[0], b[0]);
+    binaryRow(op, a, 0, 0, b, 0, 0, out, 0, 1);
     return;
   }
   for (const d of outShape) if (d === 0) return;
@@ -48,7 +78,7 @@ export function binary(
   let bo = 0;
   let o = 0;
   for (;;) {
-    for (let i = 0; i < n; i++) out[o + i] = f(a[ao + i * as], b[bo + i * bs]);
+    binaryRow(op, a, ao, as, b, bo, bs, out, o, n);
     o += n;
     let ax = last - 1;
     while (ax >= 0) {
@@ -69,70 +99,77 @@ function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
-function unaryFn(op: UnaryOp): (x: number) => number {
+export function unary(op: UnaryOp, x: Buf, out: Buf): void {
+  const n = x.length;
   switch (op) {
     case 'neg':
-      return (x) => -x;
+      for (let i = 0; i < n; i++) out[i] = -x[i];
+      return;
     case 'exp':
-      return Math.exp;
+      for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]);
+      return;
     case 'log':
-      return Math.log;
+      for (let i = 0; i < n; i++) out[i] = Math.log(x[i]);
+      return;
     case 'sqrt':
-      return Math.sqrt;
+      for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]);
+      return;
     case 'rsqrt':
-      return (x) => 1 / Math.sqrt(x);
+      for (let i = 0; i < n; i++) out[i] = 1 / Math.sqrt(x[i]);
+      return;
     case 'sigmoid':
-      return sigmoid;
+      for (let i = 0; i < n; i++) out[i] = sigmoid(x[i]);
+      return;
     case 'silu':
-      return (x) => x * sigmoid(x);
+      for (let i = 0; i < n; i++) out[i] = x[i] * sigmoid(x[i]);
+      return;
     case 'tanh':
-      return Math.tanh;
+      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]);
+      return;
     case 'relu':
-      return (x) => (x > 0 ? x : 0);
+      for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? x[i] : 0;
+      return;
     case 'abs':
-      return Math.abs;
+      for (let i = 0; i < n; i++) out[i] = Math.abs(x[i]);
+      return;
     case 'square':
-      return (x) => x * x;
+      for (let i = 0; i < n; i++) out[i] = x[i] * x[i];
+      return;
     case 'recip':
-      return (x) => 1 / x;
+      for (let i = 0; i < n; i++) out[i] = 1 / x[i];
+      return;
   }
 }
 
-export function unary(op: UnaryOp, x: Buf, out: Buf): void {
-  const f = unaryFn(op);
-  for (let i = 0; i < x.length; i++) out[i] = f(x[i]);
-}
-
-/** d op(x)/dx written in terms of x and y = op(x). */
-function derivFn(op: UnaryOp): (x: number, y: number) => number {
+/** d op(x)/dx at element i, written in terms of x and y = op(x). */
+function deriv(op: UnaryOp, x: Buf, y: Buf, i: number): number {
   switch (op) {
     case 'neg':
-      return () => -1;
+      return -1;
     case 'exp':
-      return (_x, y) => y;
+      return y[i];
     case 'log':
-      return (x) => 1 / x;
+      return 1 / x[i];
     case 'sqrt':
-      return (_x, y) => 0.5 / y;
+      return 0.5 / y[i];
     case 'rsqrt':
-      return (_x, y) => -0.5 * y * y * y;
+      return -0.5 * y[i] * y[i] * y[i];
     case 'sigmoid':
-      return (_x, y) => y * (1 - y);
-    case 'silu':
-      return (x) => {
-        const s = sigmoid(x);
-        return s * (1 + x * (1 - s));
-      };
+      return y[i] * (1 - y[i]);
+    case 'silu': {
+      const s = sigmoid(x[i]);
+      return s * (1 + x[i] * (1 - s));
+    }
     case 'tanh':
-      return (_x, y) => 1 - y * y;
+      return 1 - y[i] * y[i];
     case 'relu':
-      return (x) => (x > 0 ? 1 : 0);
+      return x[i] > 0 ? 1 : 0;
     case 'abs':
-      return (x) => (x > 0 ? 1 : x < 0 ? -1 : 0);
+      return x[i] > 0 ? 1 : x[i] < 0 ? -1 : 0;
     case 'square':
-      return (x) => 2 * x;
+      return 2 * x[i];
     case 'recip':
-      return (_x, y) => -y * y;
+      return -y[i] * y[i];
   }
 }
 
@@ -144,11 +181,9 @@ export function unaryBackward(
   gx: Buf,
   accumulate: boolean,
 ): void {
-  const d = derivFn(op);
-  for (let i = 0; i < gy.length; i++) {
-    const g = gy[i] * d(x[i], y[i]);
-    gx[i] = accumulate ? gx[i] + g : g;
-  }
+  // deriv() is a small switch V8 inlines; the op is the same on every iteration.
+  if (accumulate) for (let i = 0; i < gy.length; i++) gx[i] += gy[i] * deriv(op, x, y, i);
+  else for (let i = 0; i < gy.length; i++) gx[i] = gy[i] * deriv(op, x, y, i);
 }
 
 export function affine(x: Buf, s: number, t: number, out: Buf): void {
