@@ -30,4 +30,10 @@ export {
   unpermuteQK,
   ggufWeightSource,
 } from './gguf-names.js';
-export { loadGgufModel, loadHfModel, ggufMetadataValues, type LoadedModel } from './load.js';
+export {
+  loadGgufModel,
+  loadHfModel,
+  loadSafetensorsModel,
+  ggufMetadataValues,
+  type LoadedModel,
+} from './load.js';

@@ -1,9 +1,12 @@
 // Loading a model from a file: GGUF (llama.cpp's format: metadata → ModelConfig, tensors
-// dequantised to float32, Llama Q/K rows un-permuted), or any HF-named WeightSource + config.json.
+// dequantised to float32, Llama Q/K rows un-permuted), a Hugging Face directory (config.json +
+// safetensors, sharded or not), or any HF-named WeightSource + config.json.
 import { openGguf } from '../io/gguf/index.js';
 import type { GgufKV } from '../io/gguf/index.js';
-import { NotFoundError } from '../util/errors.js';
-import { existsSync } from 'node:fs';
+import { SafetensorsCheckpoint } from '../io/safetensors/index.js';
+import { FormatError, NotFoundError } from '../util/errors.js';
+import { existsSync, readFileSync } from 'node:fs';
+import nodePath from 'node:path';
 import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
 import { ggufWeightSource } from './gguf-names.js';
 import type { ModelOptions } from './llama.js';
@@ -70,4 +73,33 @@ export function loadHfModel(
     throw e;
   }
   return { model, config };
+}
+
+/** Loads a Hugging Face model directory: config.json + model.safetensors (or a sharded index). */
+export function loadSafetensorsModel(dir: string, opts: ModelOptions = {}): LoadedModel {
+  const cfgPath = nodePath.join(dir, 'config.json');
+  if (!existsSync(cfgPath)) {
+    throw new NotFoundError('config.json not found', {
+      where: dir,
+      expected: 'a Hugging Face model directory with config.json and *.safetensors',
+      hint: 'download it with `rl4qe pull REPO`',
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new FormatError('config.json is not valid JSON', { where: cfgPath, cause: e });
+  }
+  const ckpt = SafetensorsCheckpoint.open(dir);
+  try {
+    return loadHfModel(
+      json,
+      (name) =>
+        ckpt.has(name) ? { data: ckpt.readF32(name), shape: ckpt.info(name).shape } : undefined,
+      { ...opts, where: cfgPath },
+    );
+  } finally {
+    ckpt.close();
+  }
 }

@@ -1,7 +1,7 @@
 // Shared helpers for the model tests: the tiny-model fixtures written by
-// scripts/fixtures_models.py, and a minimal float32 safetensors reader (test-only; the real
-// reader with validation lives in src/io once that lands).
+// scripts/fixtures_models.py, read with src/io/safetensors.
 import { readFileSync } from 'node:fs';
+import { SafetensorsFile } from '../../src/io/safetensors/index.js';
 import path from 'node:path';
 import { configFromHf, type ModelConfig } from '../../src/models/config.js';
 
@@ -13,26 +13,14 @@ export interface RawTensor {
   shape: number[];
 }
 
-/** Reads an F32-only safetensors file into name → tensor. */
+/** Reads a float32 safetensors file into name → tensor (through src/io/safetensors). */
 export function readSafetensorsF32(file: string): Map<string, RawTensor> {
-  const buf = readFileSync(file);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
-  const base = 8 + n;
-  const out = new Map<string, RawTensor>();
-  for (const [name, h] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    if (h.dtype !== 'F32') throw new Error(`${file}: ${name} is ${h.dtype}, expected F32`);
-    const [s, e] = h.data_offsets;
-    const bytes = buf.subarray(base + s, base + e);
-    const data = new Float32Array(bytes.byteLength / 4);
-    for (let i = 0; i < data.length; i++) data[i] = bytes.readFloatLE(i * 4);
-    out.set(name, { data, shape: h.shape });
+  const f = SafetensorsFile.open(file);
+  try {
+    return new Map(f.tensors.map((t) => [t.name, { data: f.readF32(t), shape: [...t.shape] }]));
+  } finally {
+    f.close();
   }
-  return out;
 }
 
 export interface GreedyCase {

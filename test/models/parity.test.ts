@@ -10,21 +10,22 @@ import {
   scale,
   sum,
 } from '../../src/tensor/index.js';
-import { createModel } from '../../src/models/registry.js';
-import { addLora, loadWeights, type CausalLM } from '../../src/models/model.js';
+import path from 'node:path';
+import { loadSafetensorsModel } from '../../src/models/load.js';
+import { addLora, type CausalLM } from '../../src/models/model.js';
 import { generate } from '../../src/sampling/generate.js';
 import { scoreTokens } from '../../src/sampling/score.js';
 import { AdamW, clipGradNorm } from '../../src/nn/optim.js';
 import { Rng } from '../../src/util/rng.js';
-import { loadFixture, maxAbsDiff, relMaxDiff, REGEN, type Fixture } from './fixtures.js';
+import { FIXTURES, loadFixture, maxAbsDiff, relMaxDiff, REGEN, type Fixture } from './fixtures.js';
 
 const NAMES = ['tiny-llama', 'tiny-qwen2'] as const;
 const hint = `(regenerate the fixture with: ${REGEN})`;
 
 function build(f: Fixture): CausalLM {
-  const m = createModel(f.config);
-  loadWeights(m, (n) => f.weights.get(n), f.name);
-  return m;
+  const { model, config } = loadSafetensorsModel(path.join(FIXTURES, f.name));
+  assert.deepEqual(config, f.config);
+  return model;
 }
 
 /** Full-recompute next-token logits for a [B, T] batch at every position: [B, T, V]. */
