@@ -133,27 +133,36 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
         positions[b * Tp + t] = Math.max(0, t - s);
       }
     }
-    // One forward step → next-token logits of every sequence, copied out; tidy() frees every
+    // One forward step → next-token logits of every row, copied out; tidy() frees every
     // intermediate (including the K/V tensors handed to attention) before the next step.
     const D = cfg.hiddenSize;
     const V = cfg.vocabSize;
-    const nextLogits = (stepIds: Int32Array, T: number, pos: Int32Array): Float32Array =>
+    let rowStart = keyStart;
+    const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array): Float32Array =>
       tidy(() => {
-        const h = model.forward({ ids: stepIds, shape: [n, T], positions: pos, cache, keyStart }); // [n, T, D]
-        const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [n, D]); // [n, D]
-        return Float32Array.from(headLogits(last, model.headWeight()).data); // [n·V]
+        const h = model.forward({
+          ids: stepIds,
+          shape: [B, T],
+          positions: pos,
+          cache,
+          keyStart: rowStart,
+        }); // [B, T, D]
+        const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [B, D]); // [B, D]
+        return Float32Array.from(headLogits(last, model.headWeight()).data); // [B·V]
       });
-    let data = nextLogits(ids, Tp, positions);
-    const step = new Int32Array(n);
+    // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
+    // KV cache) so the rest decode at the cost of a smaller batch.
+    let active = Array.from({ length: n }, (_, i) => i);
+    let data = nextLogits(ids, n, Tp, positions);
     for (let s = 0; s < opts.maxNewTokens; s++) {
-      for (let b = 0; b < n; b++) {
-        if (done[b]) continue;
-        const row = data.subarray(b * V, (b + 1) * V);
+      const next = new Map<number, number>();
+      active.forEach((b, r) => {
+        const row = data.subarray(r * V, (r + 1) * V);
         const tok = sampleRow(row, opts, rngs[b] as Rng);
         const g = out[b] as Generation;
         g.tokens.push(tok);
         g.logProbs.push(logSoftmaxAt(row, tok));
-        step[b] = tok;
+        next.set(b, tok);
         if ((stopTokens[b] as Set<number>).has(tok)) {
           g.finishReason = 'stop-token';
           done[b] = true;
@@ -164,12 +173,18 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
             done[b] = true;
           }
         }
-      }
+      });
       if (done.every(Boolean) || s === opts.maxNewTokens - 1) break;
-      // Decode one token for every sequence (finished ones feed their last token; ignored).
-      const pos = new Int32Array(n);
-      for (let b = 0; b < n; b++) pos[b] = (lens[b] as number) + s;
-      data = nextLogits(step, 1, pos);
+      const keep = active.map((b, r) => [b, r] as const).filter(([b]) => !done[b]);
+      if (keep.length < active.length) {
+        cache.keepRows(keep.map(([, r]) => r));
+        rowStart = Int32Array.from(keep, ([, r]) => rowStart[r] as number);
+        active = keep.map(([b]) => b);
+      }
+      // Decode one token for every unfinished sequence.
+      const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
+      const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
+      data = nextLogits(stepIds, active.length, 1, pos);
     }
   });
   return finish(out, opts);

@@ -16,9 +16,9 @@ export interface KvCacheOptions {
 }
 
 export class KvCache implements KvCacheLike {
-  readonly opts: KvCacheOptions;
-  private readonly k: Float32Array[];
-  private readonly v: Float32Array[];
+  opts: KvCacheOptions;
+  private k: Float32Array[];
+  private v: Float32Array[];
   private readonly lens: number[];
 
   constructor(opts: KvCacheOptions) {
@@ -72,5 +72,32 @@ export class KvCache implements KvCacheLike {
     }
     this.lens[layer] = total;
     return { k: outK, v: outV };
+  }
+
+  /**
+   * Keeps only the given batch rows (in that order), e.g. to drop finished sequences from a
+   * decoding batch so they cost nothing more.
+   */
+  keepRows(rows: readonly number[]): void {
+    const { batch: B, capacity: C, kvHeads: KVH, headDim: Dh } = this.opts;
+    const rowSize = C * KVH * Dh;
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= B) {
+        throw new ShapeError('KV cache row out of range', {
+          where: 'KvCache.keepRows',
+          expected: `rows in [0, ${B})`,
+          found: String(r),
+        });
+      }
+    }
+    const pick = (bufs: Float32Array[]): Float32Array[] =>
+      bufs.map((buf) => {
+        const out = new Float32Array(rows.length * rowSize);
+        rows.forEach((r, i) => out.set(buf.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+        return out;
+      });
+    this.k = pick(this.k);
+    this.v = pick(this.v);
+    this.opts = { ...this.opts, batch: rows.length };
   }
 }

@@ -167,7 +167,10 @@ for (const name of NAMES) {
     assert.equal(stopped[1]!.finishReason, 'stop-token');
     assert.equal(stopped[1]!.tokens.at(-1), stopAt);
     assert.ok(stopped[1]!.tokens.length <= 5);
+    // Sequence 1 leaves the batch (and the KV cache) early; the others must not notice.
     assert.deepEqual(stopped[0]!.tokens, batched[0]!.tokens, 'other sequences unaffected');
+    assert.deepEqual(stopped[2]!.tokens, batched[2]!.tokens, 'other sequences unaffected');
+    assert.ok(maxAbsDiff(stopped[2]!.logProbs, batched[2]!.logProbs) < 1e-5);
     // The trainer's scorer gives the same log-probs as sampling reported.
     const scored = noGrad(() =>
       scoreTokens(
