@@ -75,6 +75,10 @@ export class Llama implements CausalLM {
     });
   }
 
+  get maxPositions(): number {
+    return this.rope.maxPositions;
+  }
+
   forward(input: ForwardInput): Tensor {
     const [B, T] = input.shape;
     const positions = input.positions ?? defaultPositions(B, T);

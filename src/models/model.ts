@@ -27,6 +27,8 @@ export interface ForwardInput {
  * applied by the caller only where logits are needed (chunked log-probs, last position). */
 export interface CausalLM {
   readonly config: ModelConfig;
+  /** Positions the RoPE table covers: a sequence may hold at most this many tokens. */
+  readonly maxPositions: number;
   /** → hidden [B, T, hidden] after the final RMSNorm. */
   forward(input: ForwardInput): Tensor;
   /** LM head weight [vocab, hidden] (the embedding table when tied). */

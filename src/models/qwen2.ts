@@ -81,6 +81,10 @@ export class Qwen2 implements CausalLM {
     });
   }
 
+  get maxPositions(): number {
+    return this.rope.maxPositions;
+  }
+
   forward(input: ForwardInput): Tensor {
     const [B, T] = input.shape;
     const positions = input.positions ?? defaultPositions(B, T);

@@ -105,6 +105,15 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
   const lens = opts.prompts.map((p) => p.length);
   const Tp = Math.max(...lens);
   const capacity = Tp + opts.maxNewTokens;
+  // The last generated token is never fed back, so the longest sequence run is capacity − 1.
+  if (capacity - 1 > model.maxPositions) {
+    throw new ConfigError('prompt + new tokens exceed the model context', {
+      where: 'generate',
+      expected: `longest prompt + maxNewTokens − 1 ≤ ${model.maxPositions}`,
+      found: `${Tp} + ${opts.maxNewTokens} − 1`,
+      hint: 'shorten the prompt or lower maxNewTokens (or build the model with a larger maxPositions)',
+    });
+  }
   const out: Generation[] = opts.prompts.map(() => ({
     tokens: [],
     logProbs: [],

@@ -44,6 +44,13 @@ export function scoreTokens(
     });
   }
   const T = Math.max(...seqs.map((s) => s.prompt.length + s.completion.length));
+  if (T > model.maxPositions) {
+    throw new ConfigError('sequence longer than the model context', {
+      where: 'scoreTokens',
+      expected: `prompt + completion ≤ ${model.maxPositions} tokens`,
+      found: String(T),
+    });
+  }
   const ids = new Int32Array(B * T); // right-padded with id 0
   const rows: number[] = [];
   const targets: number[] = [];

@@ -17,6 +17,7 @@ import { generate } from '../../src/sampling/generate.js';
 import { scoreTokens } from '../../src/sampling/score.js';
 import { AdamW, clipGradNorm } from '../../src/nn/optim.js';
 import { Rng } from '../../src/util/rng.js';
+import { ConfigError } from '../../src/util/errors.js';
 import { FIXTURES, loadFixture, maxAbsDiff, relMaxDiff, REGEN, type Fixture } from './fixtures.js';
 
 const NAMES = ['tiny-llama', 'tiny-qwen2'] as const;
@@ -184,6 +185,28 @@ for (const name of NAMES) {
     });
   });
 }
+
+test('generate/score: over-long input is a ConfigError before any work', () => {
+  const m = build(loadFixture('tiny-llama'));
+  assert.equal(m.maxPositions, 256);
+  assert.throws(
+    () => generate(m, { prompts: [new Array(200).fill(5)], maxNewTokens: 58 }),
+    (e: unknown) => e instanceof ConfigError && /context/.test(e.message),
+  );
+  assert.equal(
+    generate(m, { prompts: [new Array(200).fill(5)], maxNewTokens: 57, stopTokens: [] })[0]!.tokens
+      .length,
+    57,
+  );
+  assert.throws(
+    () => scoreTokens(m, [{ prompt: new Array(250).fill(5), completion: new Array(7).fill(6) }]),
+    ConfigError,
+  );
+  assert.throws(
+    () => generate(m, { prompts: [[300]], maxNewTokens: 1 }),
+    /vocabulary do not match/,
+  );
+});
 
 test('generate: stop strings and text through a decode function', () => {
   const f = loadFixture('tiny-llama');
