@@ -13,6 +13,10 @@
 // - Shapes are plain number arrays; strides are in elements.
 // - Every kernel that takes `out` overwrites it, unless `accumulate: true` says out += result.
 // - Kernels never allocate their output; `alloc` is the only allocation entry point.
+// - `binary`, `unary`, `affine` and `softmax` must accept `out` equal to an input (in place):
+//   tokenLogProbs' backward turns its logits chunk into scaled probabilities in place.
+// - Buffers may be `subarray` views (non-zero byteOffset), e.g. row chunks passed to `matmul`,
+//   and may come from another backend's `alloc` or from plain JavaScript memory.
 
 export type DType = 'f32' | 'f64';
 export type Buf = Float32Array | Float64Array;

@@ -1,12 +1,12 @@
 // The engine against PyTorch / transformers (the outside oracle), float64 on reference.
-// Fixture: test/fixtures/engine/oracle.json, written by scripts/engine-oracle.py.
+// Fixture: test/fixtures/engine/oracle.json, written by scripts/fixtures_engine.py.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as T from '../../src/tensor/index.js';
 import { referenceBackend } from '../../src/backend/index.js';
 
-const REGEN = 'regenerate with: ~/.cache/rl4qe/oracle/bin/python scripts/engine-oracle.py';
+const REGEN = 'regenerate with: ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_engine.py';
 const fx = JSON.parse(
   readFileSync(new URL('../../../test/fixtures/engine/oracle.json', import.meta.url), 'utf8'),
 ) as Record<string, Record<string, unknown>>;

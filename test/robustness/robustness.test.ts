@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as T from '../../src/tensor/index.js';
 import { compareBackend, referenceBackend, type FullBackend } from '../../src/backend/index.js';
 import {
@@ -269,10 +268,6 @@ test('thousands of forward/backward steps do not grow live memory', () => {
   const heapGrowth = process.memoryUsage().heapUsed - heap1;
   assert.ok(heapGrowth < 64 * 2 ** 20, `heap grew by ${heapGrowth} bytes over 2000 steps`);
   for (const t of [base, A, B, norm, head]) t.release();
-});
-
-test('the test file location resolves (sanity for the spawned scripts)', () => {
-  assert.ok(fileURLToPath(import.meta.url).endsWith('robustness.test.js'));
 });
 
 test('backend selection: one warning without the addon; RL4QE_BACKEND=native without it is a clear error', () => {

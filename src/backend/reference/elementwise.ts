@@ -190,7 +190,10 @@ export function affine(x: Buf, s: number, t: number, out: Buf): void {
   for (let i = 0; i < x.length; i++) out[i] = x[i] * s + t;
 }
 
-/** Reduce the middle axis of [outer, axis, inner] into out [outer, inner]. */
+/**
+ * Reduce the middle axis of [outer, axis, inner] into out [outer, inner]. The axis loop is outside
+ * the inner loop so memory is read in order (a float64 row holds the running results).
+ */
 export function reduce(
   op: ReduceOp,
   x: Buf,
@@ -199,17 +202,22 @@ export function reduce(
   inner: number,
   out: Buf,
 ): void {
+  const acc = new Float64Array(inner);
   for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      const base = o * axis * inner + i;
-      let acc = op === 'sum' ? 0 : -Infinity;
-      for (let a = 0; a < axis; a++) {
-        const v = x[base + a * inner];
-        if (op === 'sum') acc += v;
-        else if (v > acc || Number.isNaN(v)) acc = v;
+    acc.fill(op === 'sum' ? 0 : -Infinity);
+    for (let a = 0; a < axis; a++) {
+      const row = (o * axis + a) * inner;
+      if (op === 'sum') {
+        for (let i = 0; i < inner; i++) acc[i] += x[row + i];
+      } else {
+        for (let i = 0; i < inner; i++) {
+          const v = x[row + i];
+          // NaN propagates: once acc is NaN, no comparison replaces it.
+          if (v > acc[i] || Number.isNaN(v)) acc[i] = v;
+        }
       }
-      out[o * inner + i] = acc;
     }
+    for (let i = 0; i < inner; i++) out[o * inner + i] = acc[i];
   }
 }
 

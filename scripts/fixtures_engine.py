@@ -1,10 +1,10 @@
 # Outside oracle for the tensor engine: writes test/fixtures/engine/oracle.json, which
 # test/oracle/engine-oracle.test.ts compares against (float64).
 #
-# Pinned packages (the oracle venv ~/.cache/rl4qe/oracle, python 3.11):
+# Pinned packages (the oracle venv ~/.cache/rl4qe/oracle, python 3.11; bash scripts/setup-oracle.sh):
 #   torch==2.15.0  transformers==5.24.0
 # Regenerate:
-#   ~/.cache/rl4qe/oracle/bin/python scripts/engine-oracle.py
+#   ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_engine.py
 #
 # What it records (small inputs, all float64):
 #   - RoPE inverse frequencies and attention factor from transformers' ROPE_INIT_FUNCTIONS for
