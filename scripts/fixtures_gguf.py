@@ -6,6 +6,8 @@
 #   /root/.cache/rl4qe/oracle/bin/python scripts/fixtures_gguf.py
 # (run `node scripts/fetch-test-models.mjs` first so the blocks taken from the real test models
 # are included; without them the script stops with a message).
+# `scripts/fixtures_gguf.py --read FILE` dumps a GGUF file as JSON via gguf-py (used by the
+# writer test to check that gguf-py reads what rl4qe writes).
 #
 # Writes test/fixtures/io/gguf/dequant.gguf, written by gguf-py's GGUFWriter, holding:
 #   - for each quantisation type T and each source S: a tensor `T.S.q` with the raw quantised
@@ -131,5 +133,30 @@ def main():
         print("  ", s)
 
 
+def read(path):
+    """Dump a GGUF file (written by rl4qe) as JSON with gguf-py: the writer's parity check."""
+    import json
+
+    r = GGUFReader(path)
+    fields = {}
+    for k, f in r.fields.items():
+        if k.startswith("GGUF."):
+            continue
+        v = f.contents()
+        fields[k] = v if not isinstance(v, (bytes, np.generic)) else v.item()
+    tensors = {
+        t.name: {
+            "type": t.tensor_type.name,
+            "shape": [int(x) for x in t.shape],
+            "values": quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(-1).tolist(),
+        }
+        for t in r.tensors
+    }
+    print(json.dumps({"fields": fields, "tensors": tensors}))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--read":
+        read(sys.argv[2])
+    else:
+        main()

@@ -6,3 +6,4 @@ export * from './tensor/index.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './sampling/index.js';
+export * from './io/index.js';

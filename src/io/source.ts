@@ -1,7 +1,7 @@
 // Random-access byte sources for the format readers: a file read by offset (never copied whole;
 // multi-GB models stay on disk until a tensor is asked for) or an in-memory buffer (tests, fuzz).
 import fs from 'node:fs';
-import { FormatError } from '../util/errors.js';
+import { FormatError, NotFoundError } from '../util/errors.js';
 
 export interface ByteSource {
   /** Name used in error messages (the file path). */
@@ -17,8 +17,27 @@ export class FileSource implements ByteSource {
   private fd: number | undefined;
 
   constructor(readonly name: string) {
-    this.fd = fs.openSync(name, 'r');
-    this.size = fs.fstatSync(this.fd).size;
+    try {
+      this.fd = fs.openSync(name, 'r');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new NotFoundError(code === 'ENOENT' ? 'file not found' : 'cannot open file', {
+        where: name,
+        expected: 'a readable file',
+        found: code ?? String(e),
+        cause: e,
+      });
+    }
+    const st = fs.fstatSync(this.fd);
+    if (!st.isFile()) {
+      fs.closeSync(this.fd);
+      throw new FormatError('not a regular file', {
+        where: name,
+        expected: 'a file',
+        found: 'a directory or device',
+      });
+    }
+    this.size = st.size;
   }
 
   readInto(dst: Uint8Array, dstOffset: number, length: number, position: number): void {

@@ -1,6 +1,7 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
 import { benchBlock } from './block.js';
+import { benchGguf } from './gguf.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -11,8 +12,10 @@ export interface BenchOptions {
 
 export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 
-export const benches: Record<string, { description: string; run: BenchFn }> = {};
-benches.block = {
-  description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
-  run: benchBlock,
+export const benches: Record<string, { description: string; run: BenchFn }> = {
+  gguf: { description: 'GGUF header parse and full dequantisation vs gguf-py', run: benchGguf },
+  block: {
+    description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
+    run: benchBlock,
+  },
 };

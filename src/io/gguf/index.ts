@@ -11,3 +11,4 @@ export {
   type GgufArray,
   type GgufScalar,
 } from './types.js';
+export { writeGgufLoraAdapter, type GgufLoraPair, type GgufLoraSpec } from './lora.js';

@@ -56,6 +56,11 @@ test('typed metadata of every value type (file written by gguf-py)', () => {
   assert.throws(() => f.tensor('nope'), NotFoundError);
 });
 
+test('missing file and directory are typed errors', () => {
+  assert.throws(() => GgufFile.open('/nonexistent/model.gguf'), NotFoundError);
+  assert.throws(() => GgufFile.open(os.tmpdir()), FormatError);
+});
+
 test('a v2 file reads like v3 (same layout)', () => {
   const buf = new Uint8Array(fs.readFileSync(FIXTURE));
   buf[4] = 2;
@@ -107,6 +112,14 @@ test('writer round trip: F32 exact, F16/BF16 within their precision, metadata ty
   const rows = f.readRowsF32('blk.0.attn_q.weight.lora_a', 1, 2);
   assert.deepEqual(rows, a.subarray(64, 192));
   assert.equal(fs.existsSync(`${file}.partial`), false);
+  // Zero-sized tensors (found by the fuzz test) read as empty arrays.
+  const z = GgufFile.fromBuffer(
+    encodeGguf({
+      metadata: [],
+      tensors: [{ name: 'z', shape: [4, 0], type: GgmlType.F32, data: new Float32Array(0) }],
+    }),
+  );
+  assert.equal(z.readTensorF32('z').length, 0);
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -46,6 +46,8 @@ const MAX_SAFE_HI = 0x1fffff; // high u32 word of a u64 that still fits in 2^53
 class Cursor {
   private buf = new Uint8Array(WINDOW);
   private dv = new DataView(this.buf.buffer);
+  // A Buffer view of `buf` for UTF-8 decoding without a wrapper object per string.
+  private nb = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length);
   private bufStart = 0;
   private bufLen = 0;
   pos = 0;
@@ -70,6 +72,7 @@ class Cursor {
       if (this.buf.length < cap) {
         this.buf = new Uint8Array(cap);
         this.dv = new DataView(this.buf.buffer);
+        this.nb = Buffer.from(this.buf.buffer, this.buf.byteOffset, this.buf.length);
       }
       const len = Math.min(this.buf.length, this.src.size - this.pos);
       this.src.readInto(this.buf, 0, len, this.pos);
@@ -126,16 +129,19 @@ class Cursor {
     return hi * 2 ** 32 + lo;
   }
   string(what: string): string {
-    const len = this.u64(`length of ${what}`);
-    if (len > this.remaining) {
+    // Hot path (vocabularies hold 100k+ strings): no message strings built unless an error.
+    const at0 = this.need(8, what);
+    const lo = this.dv.getUint32(at0, true);
+    const hi = this.dv.getUint32(at0 + 4, true);
+    if (hi !== 0 || lo > this.remaining) {
       throw new FormatError(`string length of ${what} exceeds the file`, {
         where: this.src.name,
         expected: `at most ${this.remaining} bytes`,
-        found: `${len}`,
+        found: (BigInt(hi) * 2n ** 32n + BigInt(lo)).toString(),
       });
     }
-    const at = this.need(len, what);
-    return Buffer.from(this.buf.buffer, this.buf.byteOffset + at, len).toString('utf8');
+    const at = this.need(lo, what);
+    return this.nb.toString('utf8', at, at + lo);
   }
   /** Copy n bytes out of the file (for numeric arrays). */
   bytes(n: number, what: string): Uint8Array {
@@ -368,7 +374,9 @@ export class GgufFile {
    */
   readTensorF32(name: string | GgufTensorInfo, out?: Float32Array): Float32Array {
     const t = typeof name === 'string' ? this.tensor(name) : name;
-    return this.readRowsF32(t, 0, t.nElements === 0 ? 0 : t.nElements / t.dims[0], out);
+    // A zero-sized dimension anywhere means no rows; a 0-dim tensor is one row of one element.
+    const rowLen = t.dims[0] ?? 1;
+    return this.readRowsF32(t, 0, t.nElements === 0 ? 0 : t.nElements / rowLen, out);
   }
 
   /**
@@ -723,7 +731,8 @@ function readValue(c: Cursor, type: number, key: string, fail: Fail): GgufKV {
   }
   if (itemType === GgufValueType.STRING) {
     const arr = new Array<string>(n);
-    for (let i = 0; i < n; i++) arr[i] = c.string(`${key}[${i}]`);
+    // One label for all items: building 150k per-item labels would cost more than the parse.
+    for (let i = 0; i < n; i++) arr[i] = c.string(key);
     return { type, itemType, value: arr };
   }
   if (itemType === GgufValueType.BOOL) {

@@ -1,0 +1,37 @@
+// Model file formats and downloads: GGUF (validated reader, dequantisation, writer, LoRA
+// adapter export), safetensors (files and sharded checkpoints), Hugging Face Hub pull.
+export {
+  GgufFile,
+  openGguf,
+  dequantize,
+  canDequantize,
+  byteSizeOf,
+  encodeGguf,
+  writeGguf,
+  kv as ggufKv,
+  writeGgufLoraAdapter,
+  GgmlType,
+  GgufValueType,
+  GGML_TYPES,
+  ggmlTypeName,
+  type GgufTensorInfo,
+  type GgufOpenOptions,
+  type DequantizeOptions,
+  type GgufTensorInput,
+  type GgufWriteSpec,
+  type GgufKV,
+  type GgufArray,
+  type GgufScalar,
+  type GgufLoraPair,
+  type GgufLoraSpec,
+} from './gguf/index.js';
+export * from './safetensors/index.js';
+export * from './hub/index.js';
+export {
+  f16ToF32Table,
+  f32ToF16Bits,
+  bf16ToF32,
+  f32ToBf16Bits,
+  decodeF16Array,
+  decodeBf16Array,
+} from './half.js';
