@@ -3,4 +3,7 @@ export * from './util/errors.js';
 export { Rng, type RngState } from './util/rng.js';
 export type { Backend, Buf, DType } from './backend/backend.js';
 export * from './tensor/index.js';
+export * from './nn/index.js';
+export * from './models/index.js';
+export * from './sampling/index.js';
 export * from './io/index.js';

@@ -1,6 +1,7 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
 import { gemmBench } from './gemm.js';
+import { benchBlock } from './block.js';
 import { benchGguf } from './gguf.js';
 
 export interface BenchOptions {
@@ -15,4 +16,8 @@ export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 export const benches: Record<string, { description: string; run: BenchFn }> = {
   gemm: gemmBench,
   gguf: { description: 'GGUF header parse and full dequantisation vs gguf-py', run: benchGguf },
+  block: {
+    description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
+    run: benchBlock,
+  },
 };

@@ -1,0 +1,119 @@
+// GGUF (llama.cpp) tensor names → Hugging Face names, and undoing the Q/K row permutation that
+// llama.cpp's converter applies to Llama models.
+//
+// Why the permutation: HF Llama applies RoPE in the rotate-half layout (pairs i and i + Dh/2 of a
+// head rotate together); llama.cpp's LLAMA_ROPE_TYPE_NORM rotates adjacent pairs (2i, 2i + 1).
+// convert_hf_to_gguf.py therefore permutes the output rows of q_proj and k_proj, per head:
+//   gguf row h·Dh + 2i + j  =  hf row h·Dh + j·Dh/2 + i      (i < Dh/2, j ∈ {0, 1})
+// rl4qe's rope() uses the HF layout, so a Llama GGUF's attn_q/attn_k rows are permuted back here.
+// Qwen2 uses LLAMA_ROPE_TYPE_NEOX (rotate-half) in llama.cpp and is stored unpermuted.
+import type { ModelConfig } from './config.js';
+import type { WeightSource } from './weight-source.js';
+
+const LAYER_MAP: Record<string, string> = {
+  attn_norm: 'input_layernorm',
+  ffn_norm: 'post_attention_layernorm',
+  attn_q: 'self_attn.q_proj',
+  attn_k: 'self_attn.k_proj',
+  attn_v: 'self_attn.v_proj',
+  attn_output: 'self_attn.o_proj',
+  ffn_gate: 'mlp.gate_proj',
+  ffn_up: 'mlp.up_proj',
+  ffn_down: 'mlp.down_proj',
+};
+const TOP_MAP: Record<string, string> = {
+  token_embd: 'model.embed_tokens',
+  output_norm: 'model.norm',
+  output: 'lm_head',
+};
+
+/** The HF name of a GGUF tensor name, or null if rl4qe does not use it. */
+export function hfNameOfGguf(name: string): string | null {
+  const m = /^blk\.(\d+)\.([a-z_]+)\.(weight|bias)$/.exec(name);
+  if (m) {
+    const inner = LAYER_MAP[m[2] as string];
+    return inner ? `model.layers.${m[1]}.${inner}.${m[3]}` : null;
+  }
+  const t = /^([a-z_]+)\.(weight|bias)$/.exec(name);
+  if (t) {
+    const top = TOP_MAP[t[1] as string];
+    return top ? `${top}.${t[2]}` : null;
+  }
+  return null;
+}
+
+/** The GGUF name of an HF tensor name (inverse of hfNameOfGguf). */
+export function ggufNameOfHf(name: string): string | null {
+  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
+  if (m) {
+    const entry = Object.entries(LAYER_MAP).find(([, v]) => v === m[2]);
+    return entry ? `blk.${m[1]}.${entry[0]}.${m[3]}` : null;
+  }
+  const t = /^(.+)\.(weight|bias)$/.exec(name);
+  if (t) {
+    const entry = Object.entries(TOP_MAP).find(([, v]) => v === t[1]);
+    return entry ? `${entry[0]}.${t[2]}` : null;
+  }
+  return null;
+}
+
+/**
+ * Rows of a [heads·Dh, cols] matrix (or a [heads·Dh] bias, cols = 1) from llama.cpp's adjacent
+ * -pair order back to HF's rotate-half order.
+ */
+export function unpermuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
+  const rows = data.length / cols;
+  const dh = rows / heads;
+  const half = dh / 2;
+  const out = new Float32Array(data.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const src = h * dh + 2 * i + j;
+        const dst = h * dh + j * half + i;
+        out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
+      }
+    }
+  }
+  return out;
+}
+
+/** HF-order permutation llama.cpp applies (for tests and for writing GGUF). */
+export function permuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
+  const rows = data.length / cols;
+  const dh = rows / heads;
+  const half = dh / 2;
+  const out = new Float32Array(data.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const dst = h * dh + 2 * i + j;
+        const src = h * dh + j * half + i;
+        out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * A WeightSource in HF names over GGUF tensors. `get(ggufName)` returns float32 data with the
+ * shape in PyTorch order ([out, in]; GGUF lists dims innermost first, so reverse them).
+ */
+export function ggufWeightSource(
+  config: ModelConfig,
+  get: (ggufName: string) => { data: Float32Array; shape: readonly number[] } | undefined,
+): WeightSource {
+  return (hfName) => {
+    const g = ggufNameOfHf(hfName);
+    if (!g) return undefined;
+    const t = get(g);
+    if (!t || config.architecture !== 'llama') return t;
+    const isQ = /\.attn_q\./.test(g);
+    const isK = /\.attn_k\./.test(g);
+    if (!isQ && !isK) return t;
+    const heads = isQ ? config.numHeads : config.numKvHeads;
+    const cols = t.shape.length === 2 ? (t.shape[1] as number) : 1;
+    return { data: unpermuteQK(t.data, heads, cols), shape: t.shape };
+  };
+}

@@ -1,0 +1,39 @@
+// models: config normalisation, one file per architecture, the registry and weight loading.
+export {
+  configFromHf,
+  configFromGguf,
+  validateConfig,
+  MODEL_DEFAULTS,
+  type Architecture,
+  type ModelConfig,
+  type GgufMetadata,
+  type GgufConfigOptions,
+} from './config.js';
+export { Llama, LlamaBlock, type ModelOptions } from './llama.js';
+export { Qwen2, Qwen2Block } from './qwen2.js';
+export { createModel, supportedArchitectures } from './registry.js';
+export {
+  loadWeights,
+  addLora,
+  loraParameters,
+  defaultPositions,
+  type CausalLM,
+  type ForwardInput,
+  type WeightSlot,
+  type AddLoraOptions,
+} from './model.js';
+export type { WeightSource } from './weight-source.js';
+export {
+  hfNameOfGguf,
+  ggufNameOfHf,
+  permuteQK,
+  unpermuteQK,
+  ggufWeightSource,
+} from './gguf-names.js';
+export {
+  loadGgufModel,
+  loadHfModel,
+  loadSafetensorsModel,
+  ggufMetadataValues,
+  type LoadedModel,
+} from './load.js';

@@ -1,0 +1,105 @@
+// Loading a model from a file: GGUF (llama.cpp's format: metadata → ModelConfig, tensors
+// dequantised to float32, Llama Q/K rows un-permuted), a Hugging Face directory (config.json +
+// safetensors, sharded or not), or any HF-named WeightSource + config.json.
+import { openGguf } from '../io/gguf/index.js';
+import type { GgufKV } from '../io/gguf/index.js';
+import { SafetensorsCheckpoint } from '../io/safetensors/index.js';
+import { FormatError, NotFoundError } from '../util/errors.js';
+import { existsSync, readFileSync } from 'node:fs';
+import nodePath from 'node:path';
+import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
+import { ggufWeightSource } from './gguf-names.js';
+import type { ModelOptions } from './llama.js';
+import { loadWeights, type CausalLM } from './model.js';
+import { createModel } from './registry.js';
+import type { WeightSource } from './weight-source.js';
+
+export interface LoadedModel {
+  model: CausalLM;
+  config: ModelConfig;
+}
+
+/** GGUF metadata as plain values (what configFromGguf reads). */
+export function ggufMetadataValues(meta: ReadonlyMap<string, GgufKV>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, kv] of meta) out[k] = kv.value;
+  return out;
+}
+
+/** Loads a Llama or Qwen2 GGUF into float32 weights on the active backend. */
+export function loadGgufModel(path: string, opts: ModelOptions = {}): LoadedModel {
+  if (!existsSync(path)) {
+    throw new NotFoundError('GGUF file not found', {
+      where: path,
+      hint: 'for the offline test models run `node scripts/fetch-test-models.mjs`',
+    });
+  }
+  const file = openGguf(path);
+  try {
+    const config = configFromGguf(ggufMetadataValues(file.metadata), {
+      tensorNames: file.tensors.map((t) => t.name),
+      where: path,
+    });
+    const model = createModel(config, opts);
+    const source = ggufWeightSource(config, (name) => {
+      if (!file.hasTensor(name)) return undefined;
+      const info = file.tensor(name);
+      return { data: file.readTensorF32(info), shape: info.shape };
+    });
+    try {
+      loadWeights(model, source, path);
+    } catch (e) {
+      model.release();
+      throw e;
+    }
+    return { model, config };
+  } finally {
+    file.close();
+  }
+}
+
+/** A model from a parsed config.json and HF-named weights (safetensors, tests). */
+export function loadHfModel(
+  configJson: unknown,
+  source: WeightSource,
+  opts: ModelOptions & { where?: string } = {},
+): LoadedModel {
+  const config = configFromHf(configJson, opts.where ?? 'config.json');
+  const model = createModel(config, opts);
+  try {
+    loadWeights(model, source, opts.where ?? 'weights');
+  } catch (e) {
+    model.release();
+    throw e;
+  }
+  return { model, config };
+}
+
+/** Loads a Hugging Face model directory: config.json + model.safetensors (or a sharded index). */
+export function loadSafetensorsModel(dir: string, opts: ModelOptions = {}): LoadedModel {
+  const cfgPath = nodePath.join(dir, 'config.json');
+  if (!existsSync(cfgPath)) {
+    throw new NotFoundError('config.json not found', {
+      where: dir,
+      expected: 'a Hugging Face model directory with config.json and *.safetensors',
+      hint: 'download it with `rl4qe pull REPO`',
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new FormatError('config.json is not valid JSON', { where: cfgPath, cause: e });
+  }
+  const ckpt = SafetensorsCheckpoint.open(dir);
+  try {
+    return loadHfModel(
+      json,
+      (name) =>
+        ckpt.has(name) ? { data: ckpt.readF32(name), shape: ckpt.info(name).shape } : undefined,
+      { ...opts, where: cfgPath },
+    );
+  } finally {
+    ckpt.close();
+  }
+}

@@ -1,0 +1,142 @@
+// What every architecture file provides (llama.ts, qwen2.ts), and the pieces they share that are
+// not model code: weight slots by Hugging Face name, loading them, and adding LoRA by target.
+import { tensor, type Tensor } from '../tensor/index.js';
+import type { KvCacheLike } from '../nn/attention.js';
+import type { Linear, LoraOptions } from '../nn/linear.js';
+import type { Rng } from '../util/rng.js';
+import { NotFoundError, ShapeError } from '../util/errors.js';
+import type { ModelConfig } from './config.js';
+
+export interface ForwardInput {
+  /** Token ids, row-major [B, T]. */
+  ids: Int32Array;
+  /** [B, T]. */
+  shape: readonly [number, number];
+  /** Absolute positions (B·T); default 0..T−1 for every row. */
+  positions?: Int32Array;
+  /** KV cache for incremental decoding. */
+  cache?: KvCacheLike;
+  /** Per-sequence first valid key position (left padding). */
+  keyStart?: Int32Array;
+  /** Enables LoRA dropout. */
+  training?: boolean;
+  rng?: Rng;
+}
+
+/** A decoder-only causal LM. forward() returns the final normed hidden states; the LM head is
+ * applied by the caller only where logits are needed (chunked log-probs, last position). */
+export interface CausalLM {
+  readonly config: ModelConfig;
+  /** Positions the RoPE table covers: a sequence may hold at most this many tokens. */
+  readonly maxPositions: number;
+  /** → hidden [B, T, hidden] after the final RMSNorm. */
+  forward(input: ForwardInput): Tensor;
+  /** LM head weight [vocab, hidden] (the embedding table when tied). */
+  headWeight(): Tensor;
+  /** Every base weight by its Hugging Face name. */
+  slots(): WeightSlot[];
+  /** Every linear layer by its Hugging Face module name (model.layers.0.self_attn.q_proj, …). */
+  linears(): Map<string, Linear>;
+  release(): void;
+}
+
+/** A named weight of a model that a loader can fill. */
+export interface WeightSlot {
+  name: string;
+  shape: readonly number[];
+  get(): Tensor;
+  set(t: Tensor): void;
+}
+
+export function slot<H extends object, K extends keyof H & string>(
+  name: string,
+  shape: readonly number[],
+  holder: H,
+  key: K,
+): WeightSlot {
+  const h = holder as unknown as Record<string, Tensor | null>;
+  return {
+    name,
+    shape,
+    get: () => h[key] as Tensor,
+    set: (t: Tensor) => {
+      h[key]?.release();
+      h[key] = t;
+    },
+  };
+}
+
+export type { WeightSource } from './weight-source.js';
+import type { WeightSource } from './weight-source.js';
+
+/** Fills every slot from `source`; missing or mis-shaped weights are typed errors. */
+export function loadWeights(model: CausalLM, source: WeightSource, where = 'weights'): void {
+  for (const s of model.slots()) {
+    const w = source(s.name);
+    if (!w) {
+      throw new NotFoundError(`weight ${s.name} is missing`, {
+        where,
+        expected: `a tensor ${s.name} of shape [${s.shape.join(', ')}]`,
+        found: 'nothing',
+        hint: 'check that the checkpoint matches the architecture in its config',
+      });
+    }
+    const same = w.shape.length === s.shape.length && w.shape.every((d, i) => d === s.shape[i]);
+    if (!same) {
+      throw new ShapeError(`weight ${s.name} has the wrong shape`, {
+        where: `${where} (${s.name})`,
+        expected: `[${s.shape.join(', ')}]`,
+        found: `[${w.shape.join(', ')}]`,
+      });
+    }
+    s.set(tensor(w.data, [...s.shape], { name: s.name }));
+  }
+}
+
+export interface AddLoraOptions extends LoraOptions {
+  /** Module-name suffixes as PEFT's target_modules: q_proj, k_proj, v_proj, o_proj, gate_proj, … */
+  targets: readonly string[];
+}
+
+/** Adds LoRA to every linear whose name ends with a target; returns params by PEFT name. */
+export function addLora(model: CausalLM, opts: AddLoraOptions): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  let hits = 0;
+  for (const [name, lin] of model.linears()) {
+    const leaf = name.slice(name.lastIndexOf('.') + 1);
+    if (!opts.targets.includes(leaf)) continue;
+    const a = lin.addLora(opts);
+    hits += 1;
+    a.a.name = `${name}.lora_A.weight`;
+    a.b.name = `${name}.lora_B.weight`;
+    out.set(a.a.name, a.a);
+    out.set(a.b.name, a.b);
+  }
+  if (hits === 0) {
+    throw new NotFoundError('no linear layer matches the LoRA targets', {
+      where: 'addLora',
+      expected:
+        'target names such as q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj',
+      found: opts.targets.join(', '),
+    });
+  }
+  return out;
+}
+
+/** LoRA parameters currently on the model, by PEFT name (…q_proj.lora_A.weight). */
+export function loraParameters(model: CausalLM): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, lin] of model.linears()) {
+    if (!lin.lora) continue;
+    out.set(`${name}.lora_A.weight`, lin.lora.a);
+    out.set(`${name}.lora_B.weight`, lin.lora.b);
+  }
+  return out;
+}
+
+/** Default positions 0..T−1 for every row of a [B, T] batch. */
+export function defaultPositions(B: number, T: number): Int32Array {
+  const p = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) p[b * T + t] = t;
+  return p;
+}

@@ -1,0 +1,219 @@
+// Batched generation with a KV cache. Prompts of different lengths are left-padded into one batch;
+// the attention op masks each sequence's pad keys (keyStart) and positions count from each
+// sequence's first real token, so a sequence decodes exactly as it would alone. Each sequence has
+// its own stop tokens, stop strings and random stream (seed + index, or explicit seeds), so the
+// result does not depend on what else is in the batch.
+import { logits as headLogits, noGrad, reshape, slice, tidy } from '../tensor/index.js';
+import type { CausalLM } from '../models/model.js';
+import { Rng } from '../util/rng.js';
+import { ConfigError } from '../util/errors.js';
+import { KvCache } from './kv-cache.js';
+import { logSoftmaxAt, sampleRow, validateSampling, type SamplingParams } from './sample.js';
+
+export interface GenerateOptions extends SamplingParams {
+  /** Token ids of each prompt (each at least one token). */
+  prompts: readonly (readonly number[])[];
+  maxNewTokens: number;
+  /** Stop tokens for every sequence, or one list per sequence (default: config.eosTokenIds). */
+  stopTokens?: readonly number[] | readonly (readonly number[])[];
+  /** Stop strings for every sequence, or one list per sequence (needs `decode`). */
+  stopStrings?: readonly string[] | readonly (readonly string[])[];
+  /** Tokenizer decode; needed for stop strings and to return text. */
+  decode?: (ids: readonly number[]) => string;
+  /** Base seed: sequence i draws from new Rng(seed + i). Default 0. */
+  seed?: number;
+  /** One seed per sequence (overrides seed). */
+  seeds?: readonly number[];
+}
+
+export type FinishReason = 'stop-token' | 'stop-string' | 'length';
+
+export interface Generation {
+  /** Generated ids, including the stop token when one ended the sequence. */
+  tokens: number[];
+  /** Per generated token: log p(token | prefix) under the model (temperature 1, no top-k/top-p),
+   * the quantity a policy-gradient update needs. */
+  logProbs: number[];
+  /** decode(tokens) without the stop token, cut before a stop string (when decode is given). */
+  text?: string;
+  finishReason: FinishReason;
+}
+
+function perSequence<T>(
+  x: readonly T[] | readonly (readonly T[])[] | undefined,
+  n: number,
+  dflt: readonly T[],
+): (readonly T[])[] {
+  if (x === undefined) return Array.from({ length: n }, () => dflt);
+  if (x.length > 0 && Array.isArray(x[0])) {
+    if (x.length !== n) {
+      throw new ConfigError('per-sequence stop lists must have one entry per prompt', {
+        where: 'generate',
+        expected: String(n),
+        found: String(x.length),
+      });
+    }
+    return x as (readonly T[])[];
+  }
+  return Array.from({ length: n }, () => x as readonly T[]);
+}
+
+export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
+  validateSampling(opts);
+  const cfg = model.config;
+  const n = opts.prompts.length;
+  if (n === 0) return [];
+  if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+    throw new ConfigError('maxNewTokens must be a non-negative integer', {
+      where: 'generate',
+      expected: 'integer ≥ 0',
+      found: String(opts.maxNewTokens),
+    });
+  }
+  opts.prompts.forEach((p, i) => {
+    if (p.length === 0) {
+      throw new ConfigError('empty prompt', {
+        where: `generate (prompt ${i})`,
+        expected: '≥ 1 token',
+        found: '0',
+      });
+    }
+    for (const id of p) {
+      if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) {
+        throw new ConfigError('token id out of range', {
+          where: `generate (prompt ${i})`,
+          expected: `0 ≤ id < ${cfg.vocabSize}`,
+          found: String(id),
+          hint: 'the tokenizer and the model vocabulary do not match',
+        });
+      }
+    }
+  });
+  const stopTokens = perSequence(opts.stopTokens, n, cfg.eosTokenIds).map((s) => new Set(s));
+  const stopStrings = perSequence(opts.stopStrings, n, []);
+  if (!opts.decode && stopStrings.some((s) => s.length > 0)) {
+    throw new ConfigError('stop strings need a decode function', {
+      where: 'generate',
+      expected: 'opts.decode',
+      found: 'undefined',
+    });
+  }
+  const rngs = Array.from(
+    { length: n },
+    (_, i) => new Rng(opts.seeds?.[i] ?? (opts.seed ?? 0) + i),
+  );
+  const lens = opts.prompts.map((p) => p.length);
+  const Tp = Math.max(...lens);
+  const capacity = Tp + opts.maxNewTokens;
+  // The last generated token is never fed back, so the longest sequence run is capacity − 1.
+  if (capacity - 1 > model.maxPositions) {
+    throw new ConfigError('prompt + new tokens exceed the model context', {
+      where: 'generate',
+      expected: `longest prompt + maxNewTokens − 1 ≤ ${model.maxPositions}`,
+      found: `${Tp} + ${opts.maxNewTokens} − 1`,
+      hint: 'shorten the prompt or lower maxNewTokens (or build the model with a larger maxPositions)',
+    });
+  }
+  const out: Generation[] = opts.prompts.map(() => ({
+    tokens: [],
+    logProbs: [],
+    finishReason: 'length',
+  }));
+  const done = new Array<boolean>(n).fill(opts.maxNewTokens === 0);
+  if (opts.maxNewTokens === 0) return finish(out, opts);
+
+  noGrad(() => {
+    const cache = new KvCache({
+      numLayers: cfg.numLayers,
+      batch: n,
+      kvHeads: cfg.numKvHeads,
+      headDim: cfg.headDim,
+      capacity,
+    });
+    // Prefill: left-padded prompts [n, Tp]; pad id 0 is never attended to.
+    const keyStart = Int32Array.from(lens, (l) => Tp - l);
+    const ids = new Int32Array(n * Tp);
+    const positions = new Int32Array(n * Tp);
+    for (let b = 0; b < n; b++) {
+      const p = opts.prompts[b] as readonly number[];
+      const s = keyStart[b] as number;
+      for (let t = 0; t < Tp; t++) {
+        ids[b * Tp + t] = t >= s ? (p[t - s] as number) : 0;
+        positions[b * Tp + t] = Math.max(0, t - s);
+      }
+    }
+    // One forward step → next-token logits of every row, copied out; tidy() frees every
+    // intermediate (including the K/V tensors handed to attention) before the next step.
+    const D = cfg.hiddenSize;
+    const V = cfg.vocabSize;
+    let rowStart = keyStart;
+    const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array): Float32Array =>
+      tidy(() => {
+        const h = model.forward({
+          ids: stepIds,
+          shape: [B, T],
+          positions: pos,
+          cache,
+          keyStart: rowStart,
+        }); // [B, T, D]
+        const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [B, D]); // [B, D]
+        return Float32Array.from(headLogits(last, model.headWeight()).data); // [B·V]
+      });
+    // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
+    // KV cache) so the rest decode at the cost of a smaller batch.
+    let active = Array.from({ length: n }, (_, i) => i);
+    let data = nextLogits(ids, n, Tp, positions);
+    for (let s = 0; s < opts.maxNewTokens; s++) {
+      const next = new Map<number, number>();
+      active.forEach((b, r) => {
+        const row = data.subarray(r * V, (r + 1) * V);
+        const tok = sampleRow(row, opts, rngs[b] as Rng);
+        const g = out[b] as Generation;
+        g.tokens.push(tok);
+        g.logProbs.push(logSoftmaxAt(row, tok));
+        next.set(b, tok);
+        if ((stopTokens[b] as Set<number>).has(tok)) {
+          g.finishReason = 'stop-token';
+          done[b] = true;
+        } else if ((stopStrings[b] as readonly string[]).length > 0 && opts.decode) {
+          const text = opts.decode(g.tokens);
+          if ((stopStrings[b] as readonly string[]).some((ss) => text.includes(ss))) {
+            g.finishReason = 'stop-string';
+            done[b] = true;
+          }
+        }
+      });
+      if (done.every(Boolean) || s === opts.maxNewTokens - 1) break;
+      const keep = active.map((b, r) => [b, r] as const).filter(([b]) => !done[b]);
+      if (keep.length < active.length) {
+        cache.keepRows(keep.map(([, r]) => r));
+        rowStart = Int32Array.from(keep, ([, r]) => rowStart[r] as number);
+        active = keep.map(([b]) => b);
+      }
+      // Decode one token for every unfinished sequence.
+      const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
+      const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
+      data = nextLogits(stepIds, active.length, 1, pos);
+    }
+  });
+  return finish(out, opts);
+}
+
+function finish(out: Generation[], opts: GenerateOptions): Generation[] {
+  if (!opts.decode) return out;
+  const stopStrings = perSequence(opts.stopStrings, out.length, []);
+  out.forEach((g, i) => {
+    const ids = g.finishReason === 'stop-token' ? g.tokens.slice(0, -1) : g.tokens;
+    let text = (opts.decode as (ids: readonly number[]) => string)(ids);
+    if (g.finishReason === 'stop-string') {
+      let cut = text.length;
+      for (const ss of stopStrings[i] as readonly string[]) {
+        const at = text.indexOf(ss);
+        if (at >= 0 && at < cut) cut = at;
+      }
+      text = text.slice(0, cut);
+    }
+    g.text = text;
+  });
+  return out;
+}
