@@ -224,6 +224,7 @@ export class Tokenizer {
       list[i] = id;
     }
     const known = list.filter((id) => this.idToContent[id] !== undefined);
+    if (known.length === 0) return ''; // the engine rejects an empty list
     return this.hf.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 

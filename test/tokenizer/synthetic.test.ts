@@ -1,0 +1,36 @@
+// Parity with transformers for the two model-free sources: a small tokenizer.json (+ config and
+// chat template) and the same vocabulary stored as GGUF metadata (qwen2 pre-tokenizer, add_bos).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Tokenizer } from '../../src/tokenizer/index.js';
+import { readGgufKv } from './gguf-kv.js';
+import { FIXTURES, loadDs1000Prompts, loadExpected } from './helpers.js';
+import { checkChats, checkDs1000, checkExtra, checkSkeleton } from './parity.js';
+
+test('synthetic tokenizer.json matches transformers (ids, decode, specials, chat template)', async () => {
+  const exp = loadExpected('synthetic');
+  const tok = await Tokenizer.fromDirectory(path.join(FIXTURES, 'synthetic'));
+  checkSkeleton(tok, exp);
+  assert.equal(tok.addsBos, true, 'the post-processor prepends <s>');
+  assert.ok(checkExtra(tok, exp) >= exp.extra.length - 1);
+  checkDs1000(tok, exp, loadDs1000Prompts());
+  checkChats(tok, exp);
+});
+
+test('synthetic GGUF vocabulary matches transformers, except the phantom <|endoftext|>', () => {
+  const exp = loadExpected('synthetic-gguf');
+  const file = path.join(FIXTURES, 'synthetic-gguf', 'synthetic.gguf');
+  const tok = Tokenizer.fromGgufMetadata(readGgufKv(file), { source: file });
+  // transformers' GPT2Tokenizer defaults add '<|endoftext|>' as a new token (id 600) when the
+  // vocabulary lacks it: an id the model has no row for. We do not (docs/tokenizer.md).
+  const phantom = exp.skeleton.added_tokens.filter((t) => t.id >= tok.vocabSize).map((t) => t.id);
+  assert.deepEqual(phantom, [600]);
+  checkSkeleton(tok, exp, { phantomIds: phantom });
+  assert.equal(tok.addsBos, true, 'add_bos_token = true in the GGUF');
+  assert.equal(tok.encode('hi')[0], 1);
+  assert.equal(tok.encode('hi', { addSpecialTokens: false })[0] === 1, false);
+  checkExtra(tok, exp, { phantomIds: phantom });
+  checkDs1000(tok, exp, loadDs1000Prompts());
+  checkChats(tok, exp);
+});
