@@ -42,6 +42,20 @@ export interface TokenizerSource {
   source: string;
 }
 
+// Exercises every stage of the pipeline once (letters, digits, whitespace runs, tabs, unicode).
+const PROBE_TEXT = "Hello, world! It's 2024:\n\tdef f(x):  return x ** 2  # café 数据 😀";
+
+function engineError(source: string, e: unknown): FormatError {
+  if (e instanceof FormatError) return e;
+  return new FormatError('tokenizer.json rejected by the tokenizer engine', {
+    where: `${source}: normalizer/pre_tokenizer/model/post_processor/decoder`,
+    expected: 'components the tokenizers library can run',
+    found: e instanceof Error ? e.message : String(e),
+    hint: 'a component has a missing or mistyped field; compare with a tokenizer.json saved by `tokenizers`',
+    cause: e,
+  });
+}
+
 export class Tokenizer {
   private readonly hf: HfTokenizer;
   private readonly idToContent: (string | undefined)[];
@@ -66,10 +80,18 @@ export class Tokenizer {
     readonly config: TokenizerConfig,
     readonly source: string,
   ) {
-    this.hf = new HfTokenizer(json, {
-      // transformers 5 decodes without the legacy " ." → "." clean-up unless the config asks.
-      clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? false,
-    });
+    // The engine checks little: a component with a malformed field fails with a TypeError at
+    // construction or first use. Build it and run a probe here, so a bad file fails now, typed.
+    try {
+      this.hf = new HfTokenizer(json, {
+        // transformers 5 decodes without the legacy " ." → "." clean-up unless the config asks.
+        clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? false,
+      });
+      const probe = this.hf.encode(PROBE_TEXT, { add_special_tokens: true }).ids;
+      if (probe.length > 0) this.hf.decode(probe, { skip_special_tokens: true });
+    } catch (e) {
+      throw engineError(source, e);
+    }
     const ids: (string | undefined)[] = [];
     const model = json.model;
     if (model.type === 'Unigram') {
@@ -203,7 +225,11 @@ export class Tokenizer {
         found: typeof text,
       });
     }
-    return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    try {
+      return this.hf.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    } catch (e) {
+      throw engineError(this.source, e);
+    }
   }
 
   /**
@@ -225,7 +251,11 @@ export class Tokenizer {
     }
     const known = list.filter((id) => this.idToContent[id] !== undefined);
     if (known.length === 0) return ''; // the engine rejects an empty list
-    return this.hf.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    try {
+      return this.hf.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    } catch (e) {
+      throw engineError(this.source, e);
+    }
   }
 
   /** The token (vocabulary spelling, e.g. 'Ġthe' for byte-level BPE) for an id. */
