@@ -110,6 +110,27 @@ CONVERSATIONS = [
     ],
 ]
 
+# A tool-calling exchange, rendered only for templates that mention tools (Qwen2.5).
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "run_python",
+            "description": "Run Python code (ünïcode in the schema)",
+            "parameters": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+        },
+    }
+]
+TOOL_CONVERSATION = [
+    {"role": "user", "content": "Compute 1+1 with Python."},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"type": "function", "function": {"name": "run_python", "arguments": {"code": "print(1+1)"}}}],
+    },
+    {"role": "tool", "content": "2"},
+]
+
 SYNTHETIC_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}[SYS] {{ m.content | trim }}\n"
     "{% else %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endif %}{% endfor %}"
@@ -186,6 +207,12 @@ def expectations(tok, prompts, full_every):
                 text = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=agp)
                 ids = tok(text, add_special_tokens=False)["input_ids"]
                 out["chats"].append({"messages": conv, "add_generation_prompt": agp, "text": text, "ids": ids})
+        if "tools" in tok.chat_template:
+            text = tok.apply_chat_template(TOOL_CONVERSATION, tools=TOOLS, tokenize=False, add_generation_prompt=True)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            out["chats"].append(
+                {"messages": TOOL_CONVERSATION, "tools": TOOLS, "add_generation_prompt": True, "text": text, "ids": ids}
+            )
     return out
 
 

@@ -210,8 +210,8 @@ export function ggufVocabToTokenizerJson(
   const spelled: string[] = v.tokens.map((t) =>
     isByteLevelSpelled(t) ? t : Array.from(Buffer.from(t, 'utf8'), (b) => BYTE_TO_CHAR[b]).join(''),
   );
-  const vocab: Record<string, number> = Object.create(null) as Record<string, number>;
-  spelled.forEach((t, i) => (vocab[t] = i));
+  const ids = new Map<string, number>();
+  spelled.forEach((t, i) => ids.set(t, i));
 
   const merges: [string, string][] = new Array(v.merges.length);
   for (let i = 0; i < v.merges.length; i++) {
@@ -225,7 +225,7 @@ export function ggufVocabToTokenizerJson(
       });
     }
     for (const p of [parts[0], parts[1], parts[0] + parts[1]]) {
-      if (!(p in vocab)) {
+      if (!ids.has(p)) {
         throw new FormatError('GGUF merge refers to a token not in the vocabulary', {
           where: `${src}: tokenizer.ggml.merges[${i}]`,
           expected: 'both halves and their concatenation in tokenizer.ggml.tokens',
@@ -260,7 +260,7 @@ export function ggufVocabToTokenizerJson(
       }
     }
     for (let i = 0; i < v.tokens.length; i++) {
-      if (v.tokenTypes[i] === GGUF_TOKEN_TYPE.USER_DEFINED && v.tokens[i] in vocab) add(i, false);
+      if (v.tokenTypes[i] === GGUF_TOKEN_TYPE.USER_DEFINED && ids.has(v.tokens[i])) add(i, false);
     }
   }
   for (const id of [v.bosId, v.eosId, v.unkId, v.padId]) if (id !== undefined) add(id, true);
@@ -289,6 +289,7 @@ export function ggufVocabToTokenizerJson(
     clean_up_tokenization_spaces: false,
   };
 
+  const vocab: Record<string, number> = Object.fromEntries(ids);
   const json: TokenizerJson = {
     version: '1.0',
     truncation: null,

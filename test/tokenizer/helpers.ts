@@ -23,6 +23,7 @@ export interface ExtraCase {
 export interface ChatCase {
   messages: { role: string; content: string }[];
   add_generation_prompt: boolean;
+  tools?: unknown[];
   text: string;
   ids: number[];
 }

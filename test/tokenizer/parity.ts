@@ -82,7 +82,10 @@ export function checkDs1000(tok: Tokenizer, exp: Expected, prompts: string[]): v
     } else if (idsHash(ids) !== exp.ds1000.hashes[i]) {
       bad.push(`prompt ${i}: ids hash differs`);
     }
-    const back = tok.decode(tok.encode(prompts[i], { addSpecialTokens: false }));
+    // Without a BOS/EOS template the two encodings are the same: skip the second pass.
+    const plain =
+      tok.addsBos || tok.addsEos ? tok.encode(prompts[i], { addSpecialTokens: false }) : ids;
+    const back = tok.decode(plain);
     if (back !== prompts[i]) bad.push(`prompt ${i}: decode does not round-trip`);
   }
   assert.deepEqual(bad.slice(0, 10), [], `${bad.length} DS-1000 mismatches; ${REGENERATE}`);
@@ -94,6 +97,7 @@ export function checkChats(tok: Tokenizer, exp: Expected): void {
   for (const c of exp.chats) {
     const text = tok.applyChatTemplate(c.messages, {
       addGenerationPrompt: c.add_generation_prompt,
+      tools: c.tools,
     });
     const label = `${c.messages.map((m) => m.role).join('+')} agp=${c.add_generation_prompt}`;
     assert.equal(text, c.text, `chat ${label}; ${REGENERATE}`);
