@@ -20,8 +20,10 @@ Run (from the repository root):
 
 Writes test/fixtures/tokenizer/:
     synthetic/tokenizer.json, synthetic/tokenizer_config.json   a small BPE trained here
+    synthetic-spm/tokenizer.json, .../tokenizer_config.json    a Llama-2-style byte-fallback BPE
     synthetic.gguf                                             the same vocabulary as GGUF metadata
-    synthetic.expected.json, synthetic-gguf.expected.json      ids, decodes, chats for both
+    synthetic.expected.json, synthetic-gguf.expected.json,
+    synthetic-spm.expected.json                                ids, decodes, chats for each
     smollm2-135m.expected.json, qwen2.5-coder-0.5b.expected.json   per test model
 """
 
@@ -32,7 +34,7 @@ import os
 import sys
 
 import gguf
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,11 +189,13 @@ def expectations(tok, prompts, full_every):
     }
     for text in EXTRA:
         ids = tok(text)["input_ids"]
+        ids_no_special = tok(text, add_special_tokens=False)["input_ids"]
         out["extra"].append(
             {
                 "text": text,
                 "ids": ids,
-                "ids_no_special": tok(text, add_special_tokens=False)["input_ids"],
+                "ids_no_special": ids_no_special,
+                "decoded_no_special": tok.decode(ids_no_special),
                 "decoded": tok.decode(ids),
                 "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
             }
@@ -291,12 +295,71 @@ def synthetic(prompts):
     write_json("synthetic-gguf.expected.json", exp)
 
 
+def synthetic_spm(prompts):
+    """A Llama-2/Mistral-style tokenizer.json: BPE on '▁'-spelled text with byte fallback
+    (<0x00>..<0xFF> after the specials), Prepend+Replace normalizer, no pre-tokenizer, the
+    Replace/ByteFallback/Fuse/Strip decoder and a BOS template. Vocabulary trained here."""
+    spm_dir = os.path.join(OUT, "synthetic-spm")
+    os.makedirs(spm_dir, exist_ok=True)
+    specials = ["<unk>", "<s>", "</s>"]
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=specials, show_progress=False, limit_alphabet=120)
+    tok.train_from_iterator(prompts[:200], trainer)
+    j = json.loads(tok.to_str())
+    vocab = j["model"]["vocab"]
+    trained = [t for t in sorted(vocab, key=vocab.get) if t not in specials and t not in byte_tokens]
+    j["model"]["vocab"] = {t: i for i, t in enumerate(specials + byte_tokens + trained)}
+    for a in j["added_tokens"]:
+        a["id"] = j["model"]["vocab"][a["content"]]
+    j["pre_tokenizer"] = None
+    j["decoder"] = {
+        "type": "Sequence",
+        "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"},
+            {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+        ],
+    }
+    j["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [
+            {"SpecialToken": {"id": "<s>", "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+            {"SpecialToken": {"id": "<s>", "type_id": 1}},
+            {"Sequence": {"id": "B", "type_id": 1}},
+        ],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}},
+    }
+    Tokenizer.from_str(json.dumps(j)).save(os.path.join(spm_dir, "tokenizer.json"))
+    with open(os.path.join(spm_dir, "tokenizer_config.json"), "w") as f:
+        json.dump(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "unk_token": "<unk>",
+                "clean_up_tokenization_spaces": False,
+            },
+            f,
+            indent=2,
+        )
+    hf = AutoTokenizer.from_pretrained(spm_dir)
+    exp = expectations(hf, prompts[:100], 10)
+    exp["oracle_class"] = type(hf).__name__
+    write_json("synthetic-spm.expected.json", exp)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     with gzip.open(DS1000, "rt", encoding="utf-8") as f:
         prompts = [json.loads(line)["prompt"] for line in f]
     ds_sha = file_sha256(DS1000)
     synthetic(prompts)
+    synthetic_spm(prompts)
     for name, file in TEST_MODELS:
         path = os.path.join(MODELS_DIR, file)
         if not os.path.exists(path):

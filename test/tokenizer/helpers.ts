@@ -16,6 +16,7 @@ export interface ExtraCase {
   text: string;
   ids: number[];
   ids_no_special: number[];
+  decoded_no_special: string;
   decoded: string;
   decoded_skip_special: string;
 }

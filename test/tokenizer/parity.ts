@@ -6,6 +6,8 @@ import { idsHash, listHash, REGENERATE, type Expected } from './helpers.js';
 export interface ParityOptions {
   /** Added tokens transformers has and we deliberately do not (see docs/tokenizer.md). */
   phantomIds?: number[];
+  /** Whether decode(encode(text)) must give the text back for every hand-written case (default true). */
+  roundTrip?: boolean;
 }
 
 /** tokenizer.json components, vocabulary and merges hashes, size and special ids. */
@@ -60,7 +62,13 @@ export function checkExtra(tok: Tokenizer, exp: Expected, opts: ParityOptions = 
     assert.deepEqual(tok.encode(c.text, { addSpecialTokens: false }), c.ids_no_special, label);
     assert.equal(tok.decode(c.ids), c.decoded, `decode ${label}`);
     assert.equal(tok.decode(c.ids, { skipSpecialTokens: true }), c.decoded_skip_special, label);
-    assert.equal(tok.decode(tok.encode(c.text, { addSpecialTokens: false })), c.text, 'round trip');
+    const plain = tok.encode(c.text, { addSpecialTokens: false });
+    assert.equal(tok.decode(plain), c.decoded_no_special, `decode without specials ${label}`);
+    // Byte-level BPE round-trips everything; a Llama-2-style normalizer (prepend '▁' to every
+    // segment between added tokens) does not, in transformers either: then only parity counts.
+    if (c.decoded_no_special === c.text || opts.roundTrip !== false) {
+      assert.equal(tok.decode(plain), c.text, `round trip ${label}`);
+    }
     checked++;
   }
   return checked;
