@@ -200,6 +200,14 @@ def expectations(tok, prompts, full_every):
                 "decoded_skip_special": tok.decode(ids, skip_special_tokens=True),
             }
         )
+    # Streaming decode: prefixes and suffixes of multi-byte characters' ids, where a token holds
+    # an incomplete UTF-8 sequence (what a sampler sees mid-generation).
+    out["partial_decodes"] = []
+    for text in ["😀", "数据框", "👨‍👩‍👧‍👦", "é", "naïve 数 \ufeff!"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        for k in range(1, len(ids)):
+            out["partial_decodes"].append({"ids": ids[:k], "decoded": tok.decode(ids[:k])})
+            out["partial_decodes"].append({"ids": ids[k:], "decoded": tok.decode(ids[k:])})
     for i, text in enumerate(prompts):
         ids = tok(text)["input_ids"]
         out["ds1000"]["hashes"].append(ids_hash(ids))

@@ -44,6 +44,7 @@ export interface Expected {
   extra: ExtraCase[];
   ds1000: { count: number; full_every: number; hashes: string[]; full: Record<string, number[]> };
   chats: ChatCase[];
+  partial_decodes: { ids: number[]; decoded: string }[];
   model_file?: string;
   ds1000_sha256?: string;
   oracle_class: string;

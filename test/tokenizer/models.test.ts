@@ -6,7 +6,13 @@ import assert from 'node:assert/strict';
 import { Tokenizer, checkCompatible, VocabMismatchError } from '../../src/tokenizer/index.js';
 import { readGgufKv } from './gguf-kv.js';
 import { loadDs1000Prompts, loadExpected, testModelPath } from './helpers.js';
-import { checkChats, checkDs1000, checkExtra, checkSkeleton } from './parity.js';
+import {
+  checkChats,
+  checkDs1000,
+  checkExtra,
+  checkPartialDecodes,
+  checkSkeleton,
+} from './parity.js';
 
 const MODELS = [
   { fixture: 'smollm2-135m', pre: 'smollm', arch: 'llama', rows: 49152 },
@@ -24,6 +30,7 @@ for (const m of MODELS) {
     checkSkeleton(tok, exp);
     assert.equal(checkExtra(tok, exp), exp.extra.length);
     checkDs1000(tok, exp, loadDs1000Prompts(exp.ds1000_sha256));
+    checkPartialDecodes(tok, exp);
     checkChats(tok, exp);
     // The model's embedding has exactly as many rows as the tokenizer has ids.
     checkCompatible(tok, m.rows);

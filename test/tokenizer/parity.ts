@@ -74,6 +74,14 @@ export function checkExtra(tok: Tokenizer, exp: Expected, opts: ParityOptions = 
   return checked;
 }
 
+/** Decoding prefixes/suffixes of multi-byte characters (incomplete UTF-8 in a token run). */
+export function checkPartialDecodes(tok: Tokenizer, exp: Expected): void {
+  assert.ok(exp.partial_decodes.length > 0);
+  for (const c of exp.partial_decodes) {
+    assert.equal(tok.decode(c.ids), c.decoded, `decode ${JSON.stringify(c.ids)}; ${REGENERATE}`);
+  }
+}
+
 /** DS-1000 prompts: every prompt's ids hash, full ids where kept, and decode round trip. */
 export function checkDs1000(tok: Tokenizer, exp: Expected, prompts: string[]): void {
   const n = exp.ds1000.count;

@@ -6,7 +6,13 @@ import path from 'node:path';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { readGgufKv } from './gguf-kv.js';
 import { FIXTURES, loadDs1000Prompts, loadExpected } from './helpers.js';
-import { checkChats, checkDs1000, checkExtra, checkSkeleton } from './parity.js';
+import {
+  checkChats,
+  checkDs1000,
+  checkExtra,
+  checkPartialDecodes,
+  checkSkeleton,
+} from './parity.js';
 
 test('synthetic tokenizer.json matches transformers (ids, decode, specials, chat template)', async () => {
   const exp = loadExpected('synthetic');
@@ -15,6 +21,7 @@ test('synthetic tokenizer.json matches transformers (ids, decode, specials, chat
   assert.equal(tok.addsBos, true, 'the post-processor prepends <s>');
   assert.equal(checkExtra(tok, exp), exp.extra.length);
   checkDs1000(tok, exp, loadDs1000Prompts());
+  checkPartialDecodes(tok, exp);
   checkChats(tok, exp);
 });
 
@@ -31,6 +38,7 @@ test('synthetic Llama-2-style tokenizer.json (byte fallback, Metaspace-like) mat
   );
   checkExtra(tok, exp, { roundTrip: false });
   checkDs1000(tok, exp, loadDs1000Prompts());
+  checkPartialDecodes(tok, exp);
   // Byte-fallback decode as the Rust library does it (checked with transformers 5.24): an
   // incomplete UTF-8 run gives one U+FFFD per byte token, and a BOM is kept.
   const b = (hex: string): number => tok.tokenToId(`<0x${hex}>`)!;
@@ -54,5 +62,6 @@ test('synthetic GGUF vocabulary matches transformers, except the phantom <|endof
   assert.equal(tok.encode('hi', { addSpecialTokens: false })[0] === 1, false);
   checkExtra(tok, exp, { phantomIds: phantom });
   checkDs1000(tok, exp, loadDs1000Prompts());
+  checkPartialDecodes(tok, exp);
   checkChats(tok, exp);
 });
