@@ -13,7 +13,10 @@ import { BYTE_TO_CHAR, isByteLevelSpelled } from './byte-level.js';
 import { templateProcessing } from './tokenizer-json.js';
 import type { TokenizerConfig, TokenizerJson, AddedTokenJson } from './tokenizer-json.js';
 
-/** GGUF metadata as key → value; what a GGUF reader gives (Map or plain object). */
+/**
+ * GGUF metadata as key → value (Map or plain object): plain values, or src/io/gguf's GgufKV
+ * entries ({type, value}), e.g. `openGguf(path).metadata`.
+ */
 export type GgufMetadataLike = ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>;
 
 /** llama.cpp's token types (`tokenizer.ggml.token_type`). */
@@ -80,8 +83,15 @@ export interface GgufVocab {
 }
 
 function getKey(meta: GgufMetadataLike, key: string): unknown {
-  if (meta instanceof Map) return (meta as ReadonlyMap<string, unknown>).get(key);
-  return (meta as Readonly<Record<string, unknown>>)[key];
+  const v =
+    meta instanceof Map
+      ? (meta as ReadonlyMap<string, unknown>).get(key)
+      : (meta as Readonly<Record<string, unknown>>)[key];
+  // src/io/gguf's reader wraps each value as {type, value} (GgufKV): unwrap it.
+  if (v !== null && typeof v === 'object' && 'value' in v && 'type' in v && !Array.isArray(v)) {
+    return (v as { value: unknown }).value;
+  }
+  return v;
 }
 
 function typeName(v: unknown): string {

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { FormatError, NotFoundError, ShapeError } from '../util/errors.js';
+import { openGguf, type GgufFile } from '../io/gguf/index.js';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat-template.js';
 import { readGgufVocab, ggufVocabToTokenizerJson, type GgufMetadataLike } from './gguf-vocab.js';
 import {
@@ -252,6 +253,21 @@ export class Tokenizer {
     const vocab = readGgufVocab(meta, opts);
     const { json, config } = ggufVocabToTokenizerJson(vocab, opts);
     return new Tokenizer(json, config, opts.source);
+  }
+
+  /** From an open GGUF file (src/io/gguf): its vocabulary metadata. */
+  static fromGguf(file: GgufFile): Tokenizer {
+    return Tokenizer.fromGgufMetadata(file.metadata, { source: file.path });
+  }
+
+  /** Opens a GGUF file, reads its vocabulary metadata and closes it (tensor data is not read). */
+  static fromGgufFile(path: string): Tokenizer {
+    const file = openGguf(path);
+    try {
+      return Tokenizer.fromGguf(file);
+    } finally {
+      file.close();
+    }
   }
 
   // ---- encoding ------------------------------------------------------------------------------

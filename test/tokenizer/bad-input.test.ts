@@ -8,7 +8,7 @@ import path from 'node:path';
 import { FormatError, NotFoundError, Rl4qeError, UnsupportedError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
-import { readGgufKv } from './gguf-kv.js';
+import { openGguf } from '../../src/io/gguf/index.js';
 import { FIXTURES } from './helpers.js';
 
 const SRC = '/models/x/tokenizer.json';
@@ -21,7 +21,13 @@ function baseJson(): Json {
   ) as Json;
 }
 function baseKv(): Map<string, unknown> {
-  return readGgufKv(path.join(FIXTURES, 'synthetic-gguf', 'synthetic.gguf'));
+  // Plain values (the reader's {type, value} unwrapped), so the cases can damage them freely.
+  const f = openGguf(path.join(FIXTURES, 'synthetic-gguf', 'synthetic.gguf'));
+  try {
+    return new Map([...f.metadata].map(([k, v]) => [k, v.value as unknown]));
+  } finally {
+    f.close();
+  }
 }
 
 /** Asserts a FormatError (or subclass `cls`) whose message names the file and the field. */

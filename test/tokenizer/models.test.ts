@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tokenizer, checkCompatible, VocabMismatchError } from '../../src/tokenizer/index.js';
-import { readGgufKv } from './gguf-kv.js';
+import { openGguf } from '../../src/io/gguf/index.js';
 import { loadDs1000Prompts, loadExpected, testModelPath } from './helpers.js';
 import {
   checkChats,
@@ -23,10 +23,15 @@ for (const m of MODELS) {
   test(`${m.fixture}: GGUF tokenizer matches transformers on DS-1000 and hard cases`, () => {
     const exp = loadExpected(m.fixture);
     const file = testModelPath(exp.model_file!);
-    const meta = readGgufKv(file);
-    assert.equal(meta.get('general.architecture'), m.arch);
-    assert.equal(meta.get('tokenizer.ggml.pre'), m.pre);
-    const tok = Tokenizer.fromGgufMetadata(meta, { source: file });
+    const gguf = openGguf(file);
+    let tok: Tokenizer;
+    try {
+      assert.equal(gguf.getString('general.architecture'), m.arch);
+      assert.equal(gguf.getString('tokenizer.ggml.pre'), m.pre);
+      tok = Tokenizer.fromGguf(gguf);
+    } finally {
+      gguf.close();
+    }
     checkSkeleton(tok, exp);
     assert.equal(checkExtra(tok, exp), exp.extra.length);
     checkDs1000(tok, exp, loadDs1000Prompts(exp.ds1000_sha256));

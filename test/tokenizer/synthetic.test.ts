@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Tokenizer } from '../../src/tokenizer/index.js';
-import { readGgufKv } from './gguf-kv.js';
 import { FIXTURES, loadDs1000Prompts, loadExpected } from './helpers.js';
 import {
   checkChats,
@@ -51,7 +50,7 @@ test('synthetic Llama-2-style tokenizer.json (byte fallback, Metaspace-like) mat
 test('synthetic GGUF vocabulary matches transformers, except the phantom <|endoftext|>', () => {
   const exp = loadExpected('synthetic-gguf');
   const file = path.join(FIXTURES, 'synthetic-gguf', 'synthetic.gguf');
-  const tok = Tokenizer.fromGgufMetadata(readGgufKv(file), { source: file });
+  const tok = Tokenizer.fromGgufFile(file);
   // transformers' GPT2Tokenizer defaults add '<|endoftext|>' as a new token (id 600) when the
   // vocabulary lacks it: an id the model has no row for. We do not (docs/tokenizer.md).
   const phantom = exp.skeleton.added_tokens.filter((t) => t.id >= tok.vocabSize).map((t) => t.id);
