@@ -74,10 +74,11 @@ export class ChatTemplate {
       messages: structuredClone(messages),
       add_generation_prompt: opts.addGenerationPrompt ?? false,
     };
-    // transformers passes tools/documents as None when absent; an undefined variable behaves the
-    // same in `{% if tools %}`, and is falsy in @huggingface/jinja too.
-    if (opts.tools !== undefined) vars.tools = opts.tools;
-    if (opts.documents !== undefined) vars.documents = opts.documents;
+    // transformers passes tools/documents as None when absent, so `tools is defined` is true and
+    // `tools is not none` false (Llama 3.1-style templates test exactly that): pass null, not
+    // undefined.
+    vars.tools = opts.tools ?? null;
+    vars.documents = opts.documents ?? null;
     try {
       return this.template.render(vars);
     } catch (e) {

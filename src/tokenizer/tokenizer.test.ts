@@ -98,6 +98,16 @@ test('chat templates: render, missing template, parse and render errors', () => 
   );
   assert.equal(ct.render(msgs, { extra: { bos_token: 'B' } }).slice(0, 1), 'B');
 
+  // Absent tools/documents are None as in transformers (checked: this template gives 'FDdNx').
+  const probe = new ChatTemplate(
+    "{{ 'T' if tools is not none else 'F' }}{{ 'D' if tools is defined else 'U' }}" +
+      "{{ 'd' if documents is defined else 'u' }}{{ 'N' if documents is none else 'n' }}" +
+      "{{ 'X' if foo is defined else 'x' }}",
+    'probe',
+  );
+  assert.equal(probe.render(msgs), 'FDdNx');
+  assert.equal(probe.render(msgs, { tools: [] }).slice(0, 2), 'TD');
+
   assert.throws(() => tiny().applyChatTemplate(msgs), NotFoundError);
   assert.throws(
     () => new ChatTemplate('{% for %}', 'bad.json: chat_template'),
