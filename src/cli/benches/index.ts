@@ -1,5 +1,6 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
+import { benchTokenizer } from './tokenizer.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -10,4 +11,9 @@ export interface BenchOptions {
 
 export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 
-export const benches: Record<string, { description: string; run: BenchFn }> = {};
+export const benches: Record<string, { description: string; run: BenchFn }> = {
+  tokenizer: {
+    description: 'DS-1000 encode tokens/s and GGUF vocab load vs transformers',
+    run: benchTokenizer,
+  },
+};
