@@ -8,6 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
+import { installEnginePatches, speedUpBpeCache } from './engine-patches.js';
 import { FormatError, NotFoundError, ShapeError } from '../util/errors.js';
 import { openGguf, type GgufFile } from '../io/gguf/index.js';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat-template.js';
@@ -43,42 +44,7 @@ export interface TokenizerSource {
   source: string;
 }
 
-// @huggingface/tokenizers 0.2.0's ByteFallback decoder differs from the Rust library in two ways
-// our parity fixtures caught: its TextDecoder drops a leading U+FEFF (BOM), and it replaces an
-// invalid byte run per WHATWG rules, where Rust emits one U+FFFD per byte token. Replace its
-// decode_chain (the same for every instance) with the Rust semantics (tokenizers
-// src/decoders/byte_fallback.rs). Pinned version: re-check on upgrade.
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-function byteFallbackDecodeChain(tokens: string[]): string[] {
-  const out: string[] = [];
-  let bytes: number[] = [];
-  const flush = (): void => {
-    if (bytes.length === 0) return;
-    try {
-      out.push(strictUtf8.decode(Uint8Array.from(bytes)));
-    } catch {
-      for (let i = 0; i < bytes.length; i++) out.push('\uFFFD');
-    }
-    bytes = [];
-  };
-  for (const token of tokens) {
-    const byte =
-      token.length === 6 && token.startsWith('<0x') && token.endsWith('>')
-        ? parseInt(token.slice(3, 5), 16)
-        : NaN;
-    if (Number.isNaN(byte)) {
-      flush();
-      out.push(token);
-    } else bytes.push(byte);
-  }
-  flush();
-  return out;
-}
-// The class is exported at runtime (not in the .d.ts): patch it when present.
-const ByteFallbackDecoder = (hfTokenizers as unknown as Record<string, unknown>)
-  .ByteFallbackDecoder as
-  { prototype: { decode_chain: typeof byteFallbackDecodeChain } } | undefined;
-if (ByteFallbackDecoder) ByteFallbackDecoder.prototype.decode_chain = byteFallbackDecodeChain;
+installEnginePatches();
 const HfTokenizer = hfTokenizers.Tokenizer;
 type HfTokenizer = hfTokenizers.Tokenizer;
 
@@ -127,6 +93,7 @@ export class Tokenizer {
         // transformers 5 decodes without the legacy " ." → "." clean-up unless the config asks.
         clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? false,
       });
+      speedUpBpeCache(this.hf);
       const probe = this.hf.encode(PROBE_TEXT, { add_special_tokens: true }).ids;
       if (probe.length > 0) this.hf.decode(probe, { skip_special_tokens: true });
     } catch (e) {
