@@ -5,14 +5,15 @@ import { ChatTemplate } from './chat-template.js';
 import { Tokenizer, checkCompatible, VocabMismatchError } from './tokenizer.js';
 import { ConfigError, FormatError, NotFoundError, ShapeError } from '../util/errors.js';
 
-// A tiny byte-level BPE: the 256 byte characters, 'Ġt' 'he' 'Ġthe', and a control token.
+// A tiny byte-level BPE: the 256 byte characters, 'Ġt' 'he' 'Ġthe', and a control token that
+// exists only in added_tokens.
 function tiny(extra: { config?: unknown } = {}): Tokenizer {
   const vocab: Record<string, number> = {};
   BYTE_TO_CHAR.forEach((c, i) => (vocab[c] = i));
   vocab['Ġt'] = 256;
   vocab['he'] = 257;
   vocab['Ġthe'] = 258;
-  vocab['<|end|>'] = 259;
+  // Like Qwen's and Llama 3's tokenizer.json: the added token is not in model.vocab.
   return Tokenizer.fromTokenizerJson(
     {
       added_tokens: [{ id: 259, content: '<|end|>', special: true, normalized: false }],
