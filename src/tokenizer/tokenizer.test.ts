@@ -67,6 +67,18 @@ test('encode, decode, specials and ids on a hand-made BPE', () => {
   assert.equal(tok.decode(tok.encode(text)), text + '<|end|>');
 });
 
+test('addsBos/addsEos read the template correctly when bos and eos are the same token', () => {
+  const both = tiny({
+    config: { bos_token: '<|end|>', eos_token: '<|end|>', add_eos_token: true },
+  });
+  assert.equal(both.addsBos, false);
+  assert.equal(both.addsEos, true);
+  const bos = tiny({ config: { bos_token: '<|end|>', eos_token: '<|end|>', add_bos_token: true } });
+  assert.equal(bos.addsBos, true);
+  assert.equal(bos.addsEos, false);
+  assert.deepEqual(bos.encode(' the'), [259, 258]);
+});
+
 test('checkCompatible: more model rows than ids is fine, fewer is a typed error', () => {
   const tok = tiny();
   checkCompatible(tok, 260);

@@ -128,9 +128,20 @@ export class Tokenizer {
     this.eos = resolve('eos_token');
     this.pad = resolve('pad_token');
     this.unk = resolve('unk_token');
-    const probe = this.hf.encode('', { add_special_tokens: true }).ids;
-    this.addsBos = this.bos !== undefined && probe[0] === this.bos.id;
-    this.addsEos = this.eos !== undefined && probe[probe.length - 1] === this.eos.id;
+    // What the post-processor adds around a text: full = prefix + plain + suffix. Comparing the
+    // two sides separately keeps bos == eos vocabularies (GPT-2's <|endoftext|>) right.
+    const plain = this.hf.encode('x', { add_special_tokens: false }).ids;
+    const full = this.hf.encode('x', { add_special_tokens: true }).ids;
+    let k = 0;
+    while (
+      k + plain.length <= full.length &&
+      plain.some((id: number, i: number) => full[k + i] !== id)
+    )
+      k++;
+    const prefix = full.slice(0, k);
+    const suffix = full.slice(k + plain.length);
+    this.addsBos = this.bos !== undefined && prefix.includes(this.bos.id);
+    this.addsEos = this.eos !== undefined && suffix.includes(this.eos.id);
     this.chatTemplate = config.chat_template;
   }
 
