@@ -71,7 +71,8 @@ export async function benchTokenizer(opts: BenchOptions): Promise<BenchReport> {
   const runs = opts.quick ? 2 : 5;
   const py = path.join(cachePaths.oracleVenv(), 'bin', 'python');
   const cases: BenchCase[] = [];
-  for (const m of MODELS) {
+  // Quick mode (smoke tests): the small model only, 100 prompts; transformers takes ~15 s to load it.
+  for (const m of opts.quick ? MODELS.slice(0, 1) : MODELS) {
     const file = path.join(cachePaths.testModels(), m.file);
     if (!existsSync(file)) {
       opts.log(`${m.id}: ${file} missing (node scripts/fetch-test-models.mjs); skipped`);
