@@ -7,3 +7,4 @@ export * from './nn/index.js';
 export * from './models/index.js';
 export * from './sampling/index.js';
 export * from './io/index.js';
+export * from './tokenizer/index.js';

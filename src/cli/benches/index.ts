@@ -3,6 +3,7 @@ import type { BenchReport } from '../../util/bench.js';
 import { gemmBench } from './gemm.js';
 import { benchBlock } from './block.js';
 import { benchGguf } from './gguf.js';
+import { benchTokenizer } from './tokenizer.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -19,5 +20,8 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   block: {
     description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
     run: benchBlock,
+  tokenizer: {
+    description: 'DS-1000 encode tokens/s and GGUF vocab load vs transformers',
+    run: benchTokenizer,
   },
 };
