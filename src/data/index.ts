@@ -2,3 +2,7 @@
 export * from './ds1000.js';
 export { readJsonl, readLines, type JsonlRow } from './jsonl.js';
 export { sharedDataFile, repoRoot } from './paths.js';
+export * from './tasks.js';
+export * from './humaneval.js';
+export * from './mbpp.js';
+export * from './custom.js';
