@@ -6,3 +6,5 @@ export * from './tasks.js';
 export * from './humaneval.js';
 export * from './mbpp.js';
 export * from './custom.js';
+export * from './splits.js';
+export * from './load.js';
