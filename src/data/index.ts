@@ -8,3 +8,5 @@ export * from './mbpp.js';
 export * from './custom.js';
 export * from './splits.js';
 export * from './load.js';
+export * from './prompts.js';
+export * from './extract.js';
