@@ -1,11 +1,14 @@
-// The text metrics as RewardFns: each compares the extracted code with the reference.
+// The text metrics as RewardFns: each compares the extracted code with the reference. Within a
+// batch, a reference shared by several samples (the K rewrites of one query) is tokenised once.
 import type { RewardFn, RewardSample } from './types.js';
 import {
-  bleu4,
+  bleu4Tokens,
   codeMetrics,
-  f1,
-  overlap,
-  rougeLF,
+  f1Tokens,
+  overlapTokens,
+  rougeL,
+  rougeLTokens,
+  tokensFor,
   type BleuSmoothing,
   type TextTokenizer,
 } from './text.js';
@@ -22,29 +25,44 @@ export interface TextRewardOptions {
   name?: string;
 }
 
-function metricFn(metric: TextMetric, o: TextRewardOptions): (h: string, r: string) => number {
+type TokFn = (a: readonly string[], b: readonly string[]) => number;
+
+function tokenMetric(metric: TextMetric, o: TextRewardOptions): TokFn | undefined {
   const tokenizer = o.tokenizer ?? 'paper';
   switch (metric) {
     case 'bleu':
-      return (h, r) => bleu4(h, r, { tokenizer, smoothing: o.smoothing ?? 'method1' });
-    case 'rouge_l':
-      return (h, r) => rougeLF(h, r, { tokenizer });
+      return (h, r) => bleu4Tokens(h, r, o.smoothing ?? 'method1');
     case 'f1':
-      return (h, r) => f1(h, r, { tokenizer });
+      return f1Tokens;
     case 'overlap':
-      return (h, r) => overlap(h, r, { tokenizer });
+      return overlapTokens;
+    case 'rouge_l':
+      return tokenizer === 'code' ? rougeLTokens : undefined;
     case 'css':
-      return (h, r) => codeMetrics(h, r).css;
+      return undefined;
   }
 }
 
 /** A text-similarity reward between generated code and the reference. */
 export function textReward(metric: TextMetric, opts: TextRewardOptions = {}): RewardFn {
-  const fn = metricFn(metric, opts);
-  const suffix = (opts.tokenizer ?? 'paper') === 'code' && metric !== 'css' ? ':code' : '';
+  const tokenizer = opts.tokenizer ?? 'paper';
+  const tok = tokenMetric(metric, opts);
+  const suffix = tokenizer === 'code' && metric !== 'css' ? ':code' : '';
+  const strFn = metric === 'css' ? (h: string, r: string) => codeMetrics(h, r).css : rougeL;
   return {
     name: opts.name ?? `${metric}${suffix}`,
-    score: (batch: readonly RewardSample[]) =>
-      batch.map((s) => (s.generationFailed ? null : fn(s.code, s.reference))),
+    score: (batch: readonly RewardSample[]) => {
+      if (!tok) return batch.map((s) => (s.generationFailed ? null : strFn(s.code, s.reference)));
+      const refTokens = new Map<string, string[]>();
+      return batch.map((s) => {
+        if (s.generationFailed) return null;
+        let r = refTokens.get(s.reference);
+        if (!r) {
+          r = tokensFor(s.reference, tokenizer);
+          refTokens.set(s.reference, r);
+        }
+        return tok(tokensFor(s.code, tokenizer), r);
+      });
+    },
   };
 }

@@ -6,7 +6,16 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../data/paths.js';
 import { loadDs1000, type Ds1000Problem } from '../data/ds1000.js';
-import { bleu4, codeMetrics, f1, overlap, rougeL, rougeLF } from './text.js';
+import {
+  bleu4,
+  codeMetrics,
+  f1,
+  overlap,
+  prepareText,
+  rougeL,
+  rougeLF,
+  textMetrics,
+} from './text.js';
 import { codeTokens, pySplit, pyStrip } from './tokenize.js';
 
 const REGEN =
@@ -132,4 +141,16 @@ test('code tokeniser option changes tokens, not definitions', () => {
   assert.equal(overlap(a, b, { tokenizer: 'code' }), 1);
   assert.equal(rougeLF(a, b, { tokenizer: 'code' }), 1);
   assert.equal(rougeLF('', b, { tokenizer: 'code' }), 0);
+});
+
+test('textMetrics (shared tokens) equals the single-metric functions', async () => {
+  const rows = await loadRows();
+  for (const { hyp, ref } of rows.slice(0, 300)) {
+    const m = textMetrics(hyp, prepareText(ref));
+    assert.equal(m.bleu, bleu4(hyp, ref));
+    assert.equal(m.rouge_l, rougeL(hyp, ref));
+    assert.equal(m.f1, f1(hyp, ref));
+    assert.equal(m.overlap, overlap(hyp, ref));
+    assert.equal(m.css, codeMetrics(hyp, ref).css);
+  }
 });

@@ -329,3 +329,41 @@ export function rougeLF(
     ? rougeLTokens(codeTokens(hyp), codeTokens(ref))
     : rougeL(hyp, ref);
 }
+
+// ---------------------------------------------------------------------------------------------
+// All metrics of one pair at once, sharing the tokenisation (evaluation, reports).
+
+export interface TextMetrics {
+  bleu: number;
+  rouge_l: number;
+  f1: number;
+  overlap: number;
+  css: number;
+}
+
+/** Tokens of one text, computed once and reused against many hypotheses or references. */
+export interface PreparedText {
+  text: string;
+  tokens: string[];
+}
+
+export function prepareText(text: string, tokenizer: TextTokenizer = 'paper'): PreparedText {
+  return { text, tokens: tokensFor(text, tokenizer) };
+}
+
+export function textMetrics(
+  hyp: string | PreparedText,
+  ref: string | PreparedText,
+  opts: { tokenizer?: TextTokenizer; smoothing?: BleuSmoothing } = {},
+): TextMetrics {
+  const t = opts.tokenizer ?? 'paper';
+  const h = typeof hyp === 'string' ? prepareText(hyp, t) : hyp;
+  const r = typeof ref === 'string' ? prepareText(ref, t) : ref;
+  return {
+    bleu: bleu4Tokens(h.tokens, r.tokens, opts.smoothing ?? 'method1'),
+    rouge_l: t === 'code' ? rougeLTokens(h.tokens, r.tokens) : rougeL(h.text, r.text),
+    f1: f1Tokens(h.tokens, r.tokens),
+    overlap: overlapTokens(h.tokens, r.tokens),
+    css: codeMetrics(h.text, r.text).css,
+  };
+}
