@@ -142,7 +142,8 @@ function addReconLcs(x: Int32Array, y: Int32Array, into: Set<number>): void {
   const n = x.length;
   const m = y.length;
   const w = m + 1;
-  const table = new Int32Array((n + 1) * w);
+  // LCS lengths never exceed min(n, m): 16-bit cells halve the memory of long pairs.
+  const table = Math.min(n, m) < 65535 ? new Uint16Array((n + 1) * w) : new Int32Array((n + 1) * w);
   for (let i = 1; i <= n; i++) {
     const xi = x[i - 1]!;
     const row = i * w;
