@@ -8,6 +8,7 @@ import { repoRoot } from '../data/paths.js';
 import { loadDs1000, type Ds1000Problem } from '../data/ds1000.js';
 import {
   bleu4,
+  bleu4Tokens,
   codeMetrics,
   f1,
   overlap,
@@ -152,5 +153,56 @@ test('textMetrics (shared tokens) equals the single-metric functions', async () 
     assert.equal(m.f1, f1(hyp, ref));
     assert.equal(m.overlap, overlap(hyp, ref));
     assert.equal(m.css, codeMetrics(hyp, ref).css);
+  }
+});
+
+// A plain BLEU with string n-gram keys, to check the numeric-key fast path and the string-key
+// path for vocabularies too large for exact numeric keys (vocab^4 >= 2^53).
+function bleuPlain(h: string[], r: string[]): number {
+  const nums: number[] = [];
+  const dens: number[] = [];
+  for (let n = 1; n <= 4; n++) {
+    const count = (s: string[]): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (let i = 0; i + n <= s.length; i++) {
+        const k = s.slice(i, i + n).join('\u0000');
+        m.set(k, (m.get(k) ?? 0) + 1);
+      }
+      return m;
+    };
+    const hc = count(h);
+    const rc = count(r);
+    let num = 0;
+    let tot = 0;
+    for (const [k, c] of hc) {
+      num += Math.min(c, rc.get(k) ?? 0);
+      tot += c;
+    }
+    nums.push(num);
+    dens.push(Math.max(1, tot));
+  }
+  if (nums[0] === 0) return 0;
+  const bp = h.length > r.length ? 1 : Math.exp(1 - r.length / h.length);
+  let s = 0;
+  for (let i = 0; i < 4; i++)
+    s += 0.25 * Math.log(nums[i] === 0 ? 0.1 / dens[i]! : nums[i]! / dens[i]!);
+  return bp * Math.exp(s);
+}
+
+test('BLEU n-gram keys: small and very large vocabularies agree with a plain implementation', () => {
+  for (const vocab of [5, 300, 20000]) {
+    const words = Array.from({ length: vocab }, (_, i) => `w${i}`);
+    let x = 12345;
+    const rnd = (): number => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x / 2 ** 32;
+    };
+    const ref = Array.from(
+      { length: Math.min(3 * vocab, 6000) },
+      () => words[Math.floor(rnd() * vocab)]!,
+    );
+    const hyp = ref.map((w) => (rnd() < 0.2 ? words[Math.floor(rnd() * vocab)]! : w));
+    const got = bleu4Tokens(hyp, ref);
+    assert.ok(Math.abs(got - bleuPlain(hyp, ref)) < 1e-12, `vocab ${vocab}: ${got}`);
   }
 });
