@@ -6,3 +6,4 @@ export * from './execution.js';
 export * from './composite.js';
 export { pySplit, pyStrip, pyLower, paperTokens, codeTokens } from './tokenize.js';
 export { sequenceRatio } from './difflib.js';
+export * from './factory.js';

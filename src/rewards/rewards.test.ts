@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { executionReward, outcomeRewards, type SandboxRunner } from './execution.js';
 import { CompositeReward, recombine } from './composite.js';
 import { textReward } from './text-rewards.js';
+import { makeReward } from './factory.js';
 import { bleu4 } from './text.js';
 import type { RewardSample } from './types.js';
 import type { CodeTask } from '../data/tasks.js';
@@ -130,4 +131,14 @@ test('text rewards by name, tokenizer suffix, null for failed generations', asyn
     sample('y', { generationFailed: true }),
   ]);
   assert.deepEqual(v, [1, null]);
+});
+
+test('makeReward: all text components stored, configured weights applied, exec needs a runner', async () => {
+  const r = makeReward({ weights: { bleu: 1, exec: 1 }, runner });
+  assert.deepEqual(Object.keys(r.weights), ['bleu', 'rouge_l', 'f1', 'overlap', 'css', 'exec']);
+  const [s] = await r.score([sample('pass', { reference: 'pass' })]);
+  assert.equal(s!.total, s!.components.bleu! + 1);
+  assert.equal(typeof s!.components.css, 'number');
+  assert.throws(() => makeReward({ weights: { exec: 1 } }), ConfigError);
+  assert.throws(() => makeReward({ weights: { bleuu: 1 } as never }), ConfigError);
 });
