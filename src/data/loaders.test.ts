@@ -166,3 +166,22 @@ print(json.dumps(bad))`;
     assert.deepEqual(JSON.parse(r.stdout), []);
   },
 );
+
+test('every DS-1000 reference round-trips through pythonStringLiteral in Python', async () => {
+  const ps = await loadDs1000();
+  const lits = ps.map((p) => pythonStringLiteral(p.referenceCode));
+  const driver =
+    'import ast, json, sys\n' +
+    'lits = json.load(sys.stdin)\n' +
+    'sys.stdout.write(json.dumps([ast.literal_eval(l) for l in lits]))\n';
+  const r = spawnSync('python3', ['-c', driver], {
+    input: JSON.stringify(lits),
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(
+    JSON.parse(r.stdout),
+    ps.map((p) => p.referenceCode),
+  );
+});
