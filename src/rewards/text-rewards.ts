@@ -1,13 +1,15 @@
 // The text metrics as RewardFns: each compares the extracted code with the reference. Within a
-// batch, a reference shared by several samples (the K rewrites of one query) is tokenised once.
+// batch, a reference shared by several samples (the K rewrites of one query) is prepared
+// (tokenised, or turned into a token set) once.
 import type { RewardFn, RewardSample } from './types.js';
 import {
   bleu4Tokens,
   codeMetrics,
-  f1Tokens,
-  overlapTokens,
+  f1Sets,
+  overlapSets,
   rougeL,
   rougeLTokens,
+  tokenSetFor,
   tokensFor,
   type BleuSmoothing,
   type TextTokenizer,
@@ -25,44 +27,54 @@ export interface TextRewardOptions {
   name?: string;
 }
 
-type TokFn = (a: readonly string[], b: readonly string[]) => number;
+/** A metric as (prepare each text, compare prepared texts). */
+interface Prepared<T> {
+  prepare: (s: string) => T;
+  compare: (h: T, r: T) => number;
+}
 
-function tokenMetric(metric: TextMetric, o: TextRewardOptions): TokFn | undefined {
-  const tokenizer = o.tokenizer ?? 'paper';
+function scorer<T>(p: Prepared<T>): (batch: readonly RewardSample[]) => (number | null)[] {
+  return (batch) => {
+    const refs = new Map<string, T>();
+    return batch.map((s) => {
+      if (s.generationFailed) return null;
+      let r = refs.get(s.reference);
+      if (r === undefined) {
+        r = p.prepare(s.reference);
+        refs.set(s.reference, r);
+      }
+      return p.compare(p.prepare(s.code), r);
+    });
+  };
+}
+
+function metricScorer(
+  metric: TextMetric,
+  o: TextRewardOptions,
+): (batch: readonly RewardSample[]) => (number | null)[] {
+  const t = o.tokenizer ?? 'paper';
+  const identity = (s: string): string => s;
   switch (metric) {
     case 'bleu':
-      return (h, r) => bleu4Tokens(h, r, o.smoothing ?? 'method1');
+      return scorer({
+        prepare: (s) => tokensFor(s, t),
+        compare: (h, r) => bleu4Tokens(h, r, o.smoothing ?? 'method1'),
+      });
     case 'f1':
-      return f1Tokens;
+      return scorer({ prepare: (s) => tokenSetFor(s, t), compare: f1Sets });
     case 'overlap':
-      return overlapTokens;
+      return scorer({ prepare: (s) => tokenSetFor(s, t), compare: overlapSets });
     case 'rouge_l':
-      return tokenizer === 'code' ? rougeLTokens : undefined;
+      return t === 'code'
+        ? scorer({ prepare: (s) => tokensFor(s, t), compare: rougeLTokens })
+        : scorer({ prepare: identity, compare: rougeL });
     case 'css':
-      return undefined;
+      return scorer({ prepare: identity, compare: (h, r) => codeMetrics(h, r).css });
   }
 }
 
 /** A text-similarity reward between generated code and the reference. */
 export function textReward(metric: TextMetric, opts: TextRewardOptions = {}): RewardFn {
-  const tokenizer = opts.tokenizer ?? 'paper';
-  const tok = tokenMetric(metric, opts);
-  const suffix = tokenizer === 'code' && metric !== 'css' ? ':code' : '';
-  const strFn = metric === 'css' ? (h: string, r: string) => codeMetrics(h, r).css : rougeL;
-  return {
-    name: opts.name ?? `${metric}${suffix}`,
-    score: (batch: readonly RewardSample[]) => {
-      if (!tok) return batch.map((s) => (s.generationFailed ? null : strFn(s.code, s.reference)));
-      const refTokens = new Map<string, string[]>();
-      return batch.map((s) => {
-        if (s.generationFailed) return null;
-        let r = refTokens.get(s.reference);
-        if (!r) {
-          r = tokensFor(s.reference, tokenizer);
-          refTokens.set(s.reference, r);
-        }
-        return tok(tokensFor(s.code, tokenizer), r);
-      });
-    },
-  };
+  const suffix = (opts.tokenizer ?? 'paper') === 'code' && metric !== 'css' ? ':code' : '';
+  return { name: opts.name ?? `${metric}${suffix}`, score: metricScorer(metric, opts) };
 }

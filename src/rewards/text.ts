@@ -4,7 +4,7 @@
 // packages is tested on >= 1,000 pairs to 1e-9 (scripts/fixtures_rewards.py). The arithmetic
 // is written in the same order as the Python so results agree to the last bit where the
 // operations are the same (log/exp may differ by an ulp between libms).
-import { codeTokens, Interner, paperTokens, pySplit } from './tokenize.js';
+import { codeTokens, Interner, paperTokens, pyLower, pySplit, pySplitSet } from './tokenize.js';
 import { sequenceRatio } from './difflib.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -223,32 +223,36 @@ export function rougeLTokens(hyp: readonly string[], ref: readonly string[]): nu
 // ---------------------------------------------------------------------------------------------
 // F1 and Overlap over unique tokens (reward_util.py _f1_score, _overlap_score).
 
-function setsOf(
-  hyp: readonly string[],
-  ref: readonly string[],
-): [Set<string>, Set<string>, number] {
-  const hs = new Set(hyp);
-  const rs = new Set(ref);
+function commonCount(hs: ReadonlySet<string>, rs: ReadonlySet<string>): number {
   let common = 0;
   const [small, big] = hs.size <= rs.size ? [hs, rs] : [rs, hs];
   for (const t of small) if (big.has(t)) common++;
-  return [hs, rs, common];
+  return common;
 }
 
-/** F1 of unique tokens: 0 if either side is empty. */
-export function f1Tokens(hyp: readonly string[], ref: readonly string[]): number {
-  const [hs, rs, common] = setsOf(hyp, ref);
+/** F1 of unique-token sets: 0 if either is empty. */
+export function f1Sets(hs: ReadonlySet<string>, rs: ReadonlySet<string>): number {
   if (hs.size === 0 || rs.size === 0) return 0;
+  const common = commonCount(hs, rs);
   const p = common / hs.size;
   const r = common / rs.size;
   if (p + r === 0) return 0;
   return (2 * p * r) / (p + r);
 }
 
-/** Overlap: |H ∩ R| / |R| over unique tokens (recall of reference words); 0 if R is empty. */
+/** Overlap: |H ∩ R| / |R| (recall of the reference's unique tokens); 0 if R is empty. */
+export function overlapSets(hs: ReadonlySet<string>, rs: ReadonlySet<string>): number {
+  return rs.size === 0 ? 0 : commonCount(hs, rs) / rs.size;
+}
+
+/** F1 of unique tokens: 0 if either side is empty. */
+export function f1Tokens(hyp: readonly string[], ref: readonly string[]): number {
+  return f1Sets(new Set(hyp), new Set(ref));
+}
+
+/** Overlap of unique tokens. */
 export function overlapTokens(hyp: readonly string[], ref: readonly string[]): number {
-  const [, rs, common] = setsOf(hyp, ref);
-  return rs.size === 0 ? 0 : common / rs.size;
+  return overlapSets(new Set(hyp), new Set(ref));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,9 +310,14 @@ export function bleu4(
   return bleu4Tokens(tokensFor(hyp, t), tokensFor(ref, t), opts.smoothing ?? 'method1');
 }
 
+/** The set of unique tokens (for F1 and Overlap). */
+export function tokenSetFor(s: string, tokenizer: TextTokenizer): Set<string> {
+  return tokenizer === 'code' ? new Set(codeTokens(s)) : pySplitSet(pyLower(s));
+}
+
 export function f1(hyp: string, ref: string, opts: { tokenizer?: TextTokenizer } = {}): number {
   const t = opts.tokenizer ?? 'paper';
-  return f1Tokens(tokensFor(hyp, t), tokensFor(ref, t));
+  return f1Sets(tokenSetFor(hyp, t), tokenSetFor(ref, t));
 }
 
 export function overlap(
@@ -317,7 +326,7 @@ export function overlap(
   opts: { tokenizer?: TextTokenizer } = {},
 ): number {
   const t = opts.tokenizer ?? 'paper';
-  return overlapTokens(tokensFor(hyp, t), tokensFor(ref, t));
+  return overlapSets(tokenSetFor(hyp, t), tokenSetFor(ref, t));
 }
 
 /** ROUGE-L F: the rouge package on raw strings ('paper'), or token-LCS F1 ('code'). */

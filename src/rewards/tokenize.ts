@@ -42,6 +42,22 @@ export function pySplit(s: string): string[] {
   return out;
 }
 
+/** `set(s.split())` without the intermediate array (F1 and Overlap only need the set). */
+export function pySplitSet(s: string): Set<string> {
+  const out = new Set<string>();
+  let start = -1;
+  for (let i = 0; i < s.length; i++) {
+    if (isPyWhitespace(s.charCodeAt(i))) {
+      if (start >= 0) {
+        out.add(s.slice(start, i));
+        start = -1;
+      }
+    } else if (start < 0) start = i;
+  }
+  if (start >= 0) out.add(s.slice(start));
+  return out;
+}
+
 /** Python's `s.strip()`. */
 export function pyStrip(s: string): string {
   return s.replace(PY_WS_EDGES, '');
