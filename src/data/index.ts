@@ -1,7 +1,7 @@
 // Public surface of data/: loaders, splits, prompt formats and code extraction.
 export * from './ds1000.js';
 export { readJsonl, readLines, type JsonlRow } from './jsonl.js';
-export { sharedDataFile, repoRoot } from './paths.js';
+export { sharedDataFile } from './paths.js';
 export * from './tasks.js';
 export * from './humaneval.js';
 export * from './mbpp.js';

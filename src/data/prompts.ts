@@ -8,7 +8,7 @@
 // as the text after the last "Enhanced query:"; the generator system prompt from llm/deepseek.py
 // (a later revision of that file), with the refined query as the only user message.
 
-export interface ChatMessage {
+export interface PromptMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
 }
@@ -75,7 +75,7 @@ export type RefinerFormat =
   | 'chat-ds1000';
 
 export type RefinerPrompt =
-  { kind: 'completion'; prompt: string } | { kind: 'chat'; messages: ChatMessage[] };
+  { kind: 'completion'; prompt: string } | { kind: 'chat'; messages: PromptMessage[] };
 
 export function refinerPrompt(
   query: string,
@@ -138,7 +138,7 @@ export type GeneratorFormat =
   | 'ds1000-completion';
 
 export type GeneratorPrompt =
-  | { kind: 'chat'; messages: ChatMessage[] }
+  | { kind: 'chat'; messages: PromptMessage[] }
   | { kind: 'completion'; prompt: string; stop: string[] };
 
 /** Stop strings for completion-style DS-1000 generation. */
