@@ -3,7 +3,7 @@
 // sandbox_error (the harness itself failed) is null by default: it says nothing about the code.
 // The runner is injected, so rewards do not depend on the sandbox implementation.
 import type { OutcomeStatus, SandboxOutcome } from '../sandbox/outcome.js';
-import type { CodeTask } from '../data/tasks.js';
+import { buildTestProgram, type CodeTask } from '../data/tasks.js';
 import type { RewardFn, RewardInfo, RewardSample } from './types.js';
 import { ConfigError } from '../util/errors.js';
 
@@ -90,5 +90,34 @@ export function executionReward(opts: ExecutionRewardOptions): RewardFn {
       await Promise.all(Array.from({ length: Math.min(limit, batch.length) }, worker));
       return { values, info };
     },
+  };
+}
+
+/**
+ * The two entry points of the sandbox pool (src/sandbox/pool.ts `Sandbox`), structurally, so the
+ * execution reward does not import the implementation.
+ */
+export interface SandboxLike {
+  runDs1000(t: { codeContext: string; solution: string }): Promise<SandboxOutcome>;
+  runScript(r: { code: string }): Promise<SandboxOutcome>;
+}
+
+/**
+ * A runner over a sandbox pool: DS-1000 tasks run through runDs1000 (code_context, then
+ * test_execution / test_string on the solution string); script protocols (HumanEval, MBPP,
+ * custom) run the program buildTestProgram() makes.
+ */
+export function runnerFromSandbox(sb: SandboxLike): SandboxRunner {
+  return (task, code) => {
+    const t = task.tests;
+    if (!t) {
+      return Promise.resolve({
+        status: 'sandbox_error',
+        seconds: 0,
+        stderrTail: 'task has no tests',
+      });
+    }
+    if (t.kind === 'ds1000') return sb.runDs1000({ codeContext: t.codeContext, solution: code });
+    return sb.runScript({ code: buildTestProgram(t, code) });
   };
 }

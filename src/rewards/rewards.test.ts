@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { executionReward, outcomeRewards, type SandboxRunner } from './execution.js';
+import {
+  executionReward,
+  outcomeRewards,
+  runnerFromSandbox,
+  type SandboxRunner,
+} from './execution.js';
 import { CompositeReward, recombine } from './composite.js';
 import { textReward } from './text-rewards.js';
 import { makeReward } from './factory.js';
@@ -141,4 +146,24 @@ test('makeReward: all text components stored, configured weights applied, exec n
   assert.equal(typeof s!.components.css, 'number');
   assert.throws(() => makeReward({ weights: { exec: 1 } }), ConfigError);
   assert.throws(() => makeReward({ weights: { bleuu: 1 } as never }), ConfigError);
+});
+
+test('runnerFromSandbox routes DS-1000 and script protocols', async () => {
+  const calls: string[] = [];
+  const sb = {
+    runDs1000: async (t: { codeContext: string; solution: string }) => {
+      calls.push(`ds:${t.codeContext}|${t.solution}`);
+      return { status: 'pass' as const, seconds: 0, stderrTail: '' };
+    },
+    runScript: async (r: { code: string }) => {
+      calls.push(`py:${r.code}`);
+      return { status: 'fail' as const, seconds: 0, stderrTail: '' };
+    },
+  };
+  const run = runnerFromSandbox(sb);
+  const ds: CodeTask = { ...task, tests: { kind: 'ds1000', codeContext: 'CTX' } };
+  assert.equal((await run(ds, 'SOL')).status, 'pass');
+  assert.equal((await run(task, 'x = 1')).status, 'fail');
+  assert.equal((await run({ ...task, tests: undefined }, 'x')).status, 'sandbox_error');
+  assert.deepEqual(calls, ['ds:CTX|SOL', 'py:x = 1\nassert x == 1\n']);
 });
