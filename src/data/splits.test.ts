@@ -7,6 +7,7 @@ import { loadDs1000 } from './ds1000.js';
 import {
   apportion,
   applySplit,
+  ensureRunSplit,
   ds1000Tasks,
   makeSplit,
   readSplitManifest,
@@ -120,4 +121,18 @@ test('apportion sums exactly and follows the largest remainders', () => {
     111,
   );
   assert.deepEqual(Object.fromEntries(a), { a: 58, b: 44, c: 9 });
+});
+
+test('ensureRunSplit writes once, resumes the same split, refuses other settings', async () => {
+  const tasks = await tasksP;
+  const d = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-run-'));
+  try {
+    const a = await ensureRunSplit(d, tasks, { seed: 9 });
+    const b = await ensureRunSplit(d, tasks, { seed: 9 });
+    assert.deepEqual(b, a);
+    await assert.rejects(ensureRunSplit(d, tasks, { seed: 10 }), ConfigError);
+    await assert.rejects(ensureRunSplit(d, tasks, { seed: 9, strategy: 'paper' }), ConfigError);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
 });

@@ -326,3 +326,38 @@ export function applySplit(
     });
   return { train: get('train'), validation: get('validation'), test: get('test') };
 }
+
+/**
+ * The split of a run: reads `<runDir>/split.json` when it exists (a resumed run keeps its split;
+ * it must match the requested strategy and seed and name only known tasks), else makes it and
+ * writes it there.
+ */
+export async function ensureRunSplit(
+  runDir: string,
+  tasks: CodeTask[],
+  opts: SplitOptions,
+): Promise<SplitManifest> {
+  const file = path.join(runDir, 'split.json');
+  let existing: SplitManifest | undefined;
+  try {
+    existing = await readSplitManifest(file);
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) throw e;
+  }
+  if (existing) {
+    const strategy = opts.strategy ?? 'leak-free';
+    if (existing.seed !== opts.seed || existing.strategy !== strategy) {
+      throw new ConfigError('this run already has a different split', {
+        where: file,
+        expected: `strategy ${strategy}, seed ${opts.seed}`,
+        found: `strategy ${existing.strategy}, seed ${existing.seed}`,
+        hint: 'use the same split settings to resume, or start a new run directory',
+      });
+    }
+    applySplit(tasks, existing); // throws on unknown ids
+    return existing;
+  }
+  const m = makeSplit(tasks, opts);
+  await writeSplitManifest(file, m);
+  return m;
+}
