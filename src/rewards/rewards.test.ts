@@ -167,3 +167,13 @@ test('runnerFromSandbox routes DS-1000 and script protocols', async () => {
   assert.equal((await run({ ...task, tests: undefined }, 'x')).status, 'sandbox_error');
   assert.deepEqual(calls, ['ds:CTX|SOL', 'py:x = 1\nassert x == 1\n']);
 });
+
+test('a text reward returns null (not a throw) for inputs beyond its bounds', async () => {
+  const long = Array.from({ length: 17000 }, (_, i) => `w${i % 50}`).join(' ');
+  const v = await textReward('rouge_l').score([
+    sample(long, { reference: long }),
+    sample('a', { reference: 'a' }),
+  ]);
+  assert.equal((v as (number | null)[])[0], null);
+  assert.ok(((v as (number | null)[])[1] ?? 0) > 0.99);
+});

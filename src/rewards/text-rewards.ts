@@ -2,6 +2,7 @@
 // batch, a reference shared by several samples (the K rewrites of one query) is prepared
 // (tokenised, or turned into a token set) once.
 import type { RewardFn, RewardSample } from './types.js';
+import { UnsupportedError } from '../util/errors.js';
 import {
   bleu4Tokens,
   codeMetrics,
@@ -43,7 +44,14 @@ function scorer<T>(p: Prepared<T>): (batch: readonly RewardSample[]) => (number 
         r = p.prepare(s.reference);
         refs.set(s.reference, r);
       }
-      return p.compare(p.prepare(s.code), r);
+      try {
+        return p.compare(p.prepare(s.code), r);
+      } catch (e) {
+        // An input beyond a metric's bounds (ROUGE-L's LCS table) is "not applicable", not a
+        // crash of the training step.
+        if (e instanceof UnsupportedError) return null;
+        throw e;
+      }
     });
   };
 }

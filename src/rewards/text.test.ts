@@ -18,6 +18,7 @@ import {
   textMetrics,
 } from './text.js';
 import { codeTokens, pySplit, pyStrip } from './tokenize.js';
+import { UnsupportedError } from '../util/errors.js';
 
 const REGEN =
   'regenerate with: ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_rewards.py (see its header)';
@@ -205,4 +206,9 @@ test('BLEU n-gram keys: small and very large vocabularies agree with a plain imp
     const got = bleu4Tokens(hyp, ref);
     assert.ok(Math.abs(got - bleuPlain(hyp, ref)) < 1e-12, `vocab ${vocab}: ${got}`);
   }
+});
+
+test('ROUGE-L refuses a sentence pair beyond the LCS table bound with a clear error', () => {
+  const long = Array.from({ length: 17000 }, (_, i) => `w${i % 50}`).join(' ');
+  assert.throws(() => rougeL(long, long), UnsupportedError);
 });

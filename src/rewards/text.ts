@@ -6,6 +6,7 @@
 // operations are the same (log/exp may differ by an ulp between libms).
 import { codeTokens, Interner, paperTokens, pyLower, pySplit, pySplitSet } from './tokenize.js';
 import { sequenceRatio } from './difflib.js';
+import { UnsupportedError } from '../util/errors.js';
 
 // ---------------------------------------------------------------------------------------------
 // BLEU-4: nltk sentence_bleu([ref], hyp, weights=(0.25,)*4, smoothing_function=...)
@@ -134,6 +135,9 @@ function rougeSentences(text: string): string[] {
   return out;
 }
 
+/** The exact reconstruction needs the full table: 2^28 cells (512 MiB at 16 bits) at most. */
+const MAX_LCS_CELLS = 2 ** 28;
+
 /**
  * The set of tokens on the LCS that rouge's _recon_lcs reconstructs (its tie-breaking: on a
  * mismatch go up when table[i-1][j] > table[i][j-1], else left), added to `into`.
@@ -142,6 +146,14 @@ function addReconLcs(x: Int32Array, y: Int32Array, into: Set<number>): void {
   const n = x.length;
   const m = y.length;
   const w = m + 1;
+  if ((n + 1) * w > MAX_LCS_CELLS) {
+    throw new UnsupportedError('ROUGE-L input too long for the exact LCS table', {
+      where: 'rewards.rouge_l',
+      expected: `at most ${MAX_LCS_CELLS} LCS cells per sentence pair (2 bytes each)`,
+      found: `${n + 1} × ${m + 1} words in one sentence pair`,
+      hint: "cap the generator's max tokens, or use the 'code' tokeniser (linear-memory LCS)",
+    });
+  }
   // LCS lengths never exceed min(n, m): 16-bit cells halve the memory of long pairs.
   const table = Math.min(n, m) < 65535 ? new Uint16Array((n + 1) * w) : new Int32Array((n + 1) * w);
   for (let i = 1; i <= n; i++) {
