@@ -30,6 +30,17 @@ test('DS-1000 stop markers and echoed scaffold heads', () => {
   assert.equal(extractCode('BEGIN SOLUTION\n<code>\nr = 2\n# SOLUTION END\nmore'), 'r = 2\n');
   assert.equal(extractCode('    return x\n    ### END SOLUTION\n'), '    return x\n');
   assert.equal(extractCode('r = 2 </code> junk'), 'r = 2\n');
+  assert.equal(
+    extractCode(
+      'A:\n<code>\nimport numpy as np\n</code>\nBEGIN SOLUTION\n<code>\nresult = 1\n</code>',
+    ),
+    'result = 1\n',
+  );
+  assert.equal(
+    extractCode('def f(df):\n    ### BEGIN SOLUTION\n    return df\n', { ds1000Prompt: FB_PROMPT }),
+    '    return df\n',
+  );
+  assert.equal(extractCode('x\nBEGIN SOLUTION'), '');
   const d = extractCodeDetailed('r = 2\nEND SOLUTION');
   assert.equal(d.stoppedAt, 'END SOLUTION');
   assert.equal(extractCode('a\n</code>', { ds1000Markers: false }), 'a\n</code>\n');

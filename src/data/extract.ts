@@ -4,7 +4,8 @@
 //   2. <answer>…</answer> (the paper's generator format; an unclosed <answer> runs to the end);
 //   3. markdown fences (the first python-tagged or untagged block; an unclosed fence runs to the
 //      end);
-//   4. DS-1000 completion markers: a leading echoed `<code>` / `BEGIN SOLUTION`, and the stop
+//   4. DS-1000 completion markers: an echoed scaffold up to the last `BEGIN SOLUTION` line, a
+//      leading `<code>`, and the stop
 //      markers `</code>`, `# SOLUTION END`, `END SOLUTION` (the text from the marker's line on is
 //      cut);
 //   5. DS-1000 function-body problems (prompts ending in `### BEGIN SOLUTION` inside `def f(...)`):
@@ -187,6 +188,13 @@ export function extractCodeDetailed(output: string, opts: ExtractOptions = {}): 
   }
   let stoppedAt: string | undefined;
   if (opts.ds1000Markers !== false) {
+    // An echoed scaffold (`A: <code>…</code> BEGIN SOLUTION <code>`): the solution follows the
+    // last BEGIN SOLUTION line.
+    const b = text.lastIndexOf('BEGIN SOLUTION');
+    if (b >= 0) {
+      const eol = text.indexOf('\n', b);
+      text = eol >= 0 ? text.slice(eol + 1) : '';
+    }
     text = dropEchoedHead(text);
     const cut = cutAtStopMarker(text);
     text = cut.code;
