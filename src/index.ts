@@ -8,3 +8,5 @@ export * from './models/index.js';
 export * from './sampling/index.js';
 export * from './io/index.js';
 export * from './tokenizer/index.js';
+export * from './data/index.js';
+export * from './rewards/index.js';

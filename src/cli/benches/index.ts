@@ -4,6 +4,7 @@ import { gemmBench } from './gemm.js';
 import { benchBlock } from './block.js';
 import { benchGguf } from './gguf.js';
 import { benchTokenizer } from './tokenizer.js';
+import { benchRewards } from './rewards.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -24,4 +25,5 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
     description: 'DS-1000 encode tokens/s and GGUF vocab load vs transformers',
     run: benchTokenizer,
   },
+  rewards: { description: 'text-reward pairs/s vs nltk/rouge/difflib', run: benchRewards },
 };

@@ -7,3 +7,8 @@ import { registerPull } from './pull.js';
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerPull];
+import { registerData } from './data.js';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerData];

@@ -1,0 +1,85 @@
+// rl4qe data split|stats: inspect benchmark data and write seeded split manifests.
+import type { Command } from 'commander';
+import { loadTasks } from '../../data/load.js';
+import { makeSplit, writeSplitManifest, type SplitStrategy } from '../../data/splits.js';
+import { ConfigError } from '../../util/errors.js';
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new ConfigError(`--${name} must be an integer`, { found: v });
+  return n;
+}
+
+export function registerData(program: Command): void {
+  const data = program.command('data').description('benchmark data: splits and statistics');
+  data
+    .command('split')
+    .description('write a seeded train/validation/test split manifest (JSON)')
+    .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
+    .option('--path <file>', 'a local .jsonl/.jsonl.gz file instead of ../shared/data')
+    .option('--strategy <s>', "'leak-free' (families together, stratified) or 'paper'", 'leak-free')
+    .option('--seed <n>', 'random seed', '0')
+    .option('--test <n>', 'test-set size (default 20% of the tasks)')
+    .option('--val <n>', 'validation size carved from train (default: paper 0, leak-free 10%)')
+    .option('--out <file>', 'write the manifest here (default: print it)')
+    .action(
+      async (o: {
+        dataset: string;
+        path?: string;
+        strategy: string;
+        seed: string;
+        test?: string;
+        val?: string;
+        out?: string;
+      }) => {
+        if (o.strategy !== 'paper' && o.strategy !== 'leak-free') {
+          throw new ConfigError('unknown --strategy', {
+            expected: 'paper or leak-free',
+            found: o.strategy,
+          });
+        }
+        const tasks = await loadTasks({ dataset: o.dataset, path: o.path });
+        const m = makeSplit(tasks, {
+          seed: int('seed', o.seed) ?? 0,
+          strategy: o.strategy as SplitStrategy,
+          testSize: int('test', o.test),
+          validationSize: int('val', o.val),
+          dataset: o.dataset,
+        });
+        if (o.out) {
+          await writeSplitManifest(o.out, m);
+          process.stderr.write(
+            `wrote ${o.out}: train ${m.sizes.train}, validation ${m.sizes.validation}, test ${m.sizes.test}\n`,
+          );
+        } else process.stdout.write(JSON.stringify(m, null, 2) + '\n');
+      },
+    );
+  data
+    .command('stats')
+    .description('task counts per stratum (library) and family sizes')
+    .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
+    .option('--path <file>', 'a local .jsonl/.jsonl.gz file')
+    .option('--json', 'one JSON line')
+    .action(async (o: { dataset: string; path?: string; json?: boolean }) => {
+      const tasks = await loadTasks({ dataset: o.dataset, path: o.path });
+      const strata: Record<string, number> = {};
+      const fam = new Map<string, number>();
+      for (const t of tasks) {
+        strata[t.stratum] = (strata[t.stratum] ?? 0) + 1;
+        fam.set(t.group, (fam.get(t.group) ?? 0) + 1);
+      }
+      const famSizes: Record<string, number> = {};
+      for (const n of fam.values()) famSizes[n] = (famSizes[n] ?? 0) + 1;
+      const withTests = tasks.filter((t) => t.tests !== undefined).length;
+      const s = {
+        tasks: tasks.length,
+        withTests,
+        families: fam.size,
+        strata,
+        familySizes: famSizes,
+      };
+      if (o.json) process.stdout.write(JSON.stringify(s) + '\n');
+      else process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+    });
+}
