@@ -191,8 +191,10 @@ export function bwrapArgs(opts: {
     if (target.startsWith('/usr/')) a.push('--symlink', target.slice(1), p);
     else a.push('--ro-bind', target, p);
   }
-  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--dir', '/var');
-  a.push('--tmpfs', '/var/tmp');
+  // /tmp and /var/tmp are private, world-writable tmpfs (what libraries expect); the worker removes
+  // whatever a test leaves there.
+  a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp', '--dir', '/var');
+  a.push('--perms', '1777', '--tmpfs', '/var/tmp');
   // Folders that exist in the sandbox: created ones, plus mount points that cover their subtrees.
   const dirs = new Set<string>(['/', '/usr', '/etc', '/tmp', '/proc', '/dev', '/var']);
   const bound = new Set<string>(['/usr', '/etc']);

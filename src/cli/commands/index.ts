@@ -2,7 +2,14 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
+import { registerDs1000 } from './ds1000.js';
+import { registerSetupExec } from './setup-exec.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench];
+export const commands: RegisterCommand[] = [
+  registerDoctor,
+  registerBench,
+  registerDs1000,
+  registerSetupExec,
+];

@@ -214,6 +214,8 @@ def vm_kib(field):
 # --- one test in a forked child ----------------------------------------------------------------------
 
 RESULT_FD_TARGET = 3
+# Offline copies of the seaborn datasets DS-1000 loads (written by `rl4qe setup-exec`).
+SEABORN_DATA = os.path.join(sys.prefix, "share", "seaborn-data")
 MEMORY_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc",
                   "oom when allocating", "failed to allocate", "unable to allocate")
 
@@ -244,9 +246,14 @@ def child_main(req, run_dir, io_fd, result_w):
             "OPENBLAS_NUM_THREADS": "1",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONHASHSEED": "0",
+            "SEABORN_DATA": SEABORN_DATA,
         }
         os.environ.clear()
         os.environ.update(env)
+        # tempfile cached the worker's temp folder at import time; make it pick up TMPDIR again.
+        import tempfile
+
+        tempfile.tempdir = None
         if RUN_UID is not None:
             os.setgroups([])
             os.setgid(RUN_UID)
