@@ -111,6 +111,7 @@ export function workerScriptPath(): string {
 }
 
 export interface PythonLayout {
+  /** The interpreter's own path (sys.executable: a venv's bin/python, never a pyenv shim). */
   executable: string;
   /** Directories that must be visible (read-only) for this interpreter to run. */
   roots: string[];
@@ -127,7 +128,7 @@ export function pythonLayout(python: string): PythonLayout | Error {
     [
       '-I',
       '-c',
-      'import sys,os,json;print(json.dumps([sys.prefix,sys.base_prefix,os.path.realpath(sys.executable)]))',
+      'import sys,os,json;print(json.dumps([sys.prefix,sys.base_prefix,os.path.realpath(sys.executable),sys.executable]))',
     ],
     { encoding: 'utf8', timeout: 30_000 },
   );
@@ -137,7 +138,12 @@ export function pythonLayout(python: string): PythonLayout | Error {
       `cannot run ${python}: ${r.error?.message ?? (r.stderr ?? '').trim().slice(0, 300)}`,
     );
   } else {
-    const [prefix, base, real] = JSON.parse(r.stdout.trim()) as [string, string, string];
+    const [prefix, base, real, exe] = JSON.parse(r.stdout.trim()) as [
+      string,
+      string,
+      string,
+      string,
+    ];
     const roots = new Set<string>();
     for (const d of [prefix, base, path.dirname(path.dirname(real))]) {
       const rp = realpathSync(d);
@@ -145,7 +151,7 @@ export function pythonLayout(python: string): PythonLayout | Error {
       roots.add(rp);
       if (d !== rp) roots.add(d);
     }
-    out = { executable: python, roots: [...roots] };
+    out = { executable: exe, roots: [...roots] };
   }
   layoutCache.set(python, out);
   return out;

@@ -146,20 +146,20 @@ class Worker {
     };
     let cmd: string;
     let argv: string[];
+    const layout = pythonLayout(pool.python);
+    if (layout instanceof Error) return Promise.reject(layout);
     if (iso.mode === 'bwrap') {
-      const layout = pythonLayout(pool.python);
-      if (layout instanceof Error) return Promise.reject(layout);
       cmd = 'bwrap';
       argv = [
         ...bwrapArgs({ python: layout, workerScript: workerScriptPath(), workRoot: this.workRoot }),
-        pool.python,
+        layout.executable,
         '-u',
         '-I',
         '/opt/rl4qe/worker.py',
         args,
       ];
     } else {
-      cmd = pool.python;
+      cmd = layout.executable;
       argv = ['-u', '-I', workerScriptPath(), args];
     }
     const proc = spawn(cmd, argv, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
@@ -369,6 +369,13 @@ export class Sandbox {
     } else {
       this.drainWithError();
     }
+  }
+
+  /** The unprivileged uids tests run as (empty when not root): every process of theirs is the sandbox's. */
+  get uids(): number[] {
+    return this.uidBase === undefined
+      ? []
+      : Array.from({ length: this.concurrency }, (_, i) => (this.uidBase as number) + i);
   }
 
   /** Resolves when every worker is ready; returns what the first worker reported. */

@@ -283,7 +283,12 @@ def child_main(req, run_dir, io_fd, result_w):
         finally:
             os._exit(70)
 
+    me = os.getpid()
+
     def report(obj):
+        # Processes the test forked inherit this code path (and fd 3): only the test process reports.
+        if os.getpid() != me:
+            return
         data = json.dumps(obj).encode()[:16000]
         try:
             os.write(result_fd, data)
