@@ -61,6 +61,8 @@ export interface SandboxOptions {
   limits?: Partial<SandboxLimits>;
   /** Seconds a worker may take to start (imports); default 180. */
   startupSeconds?: number;
+  /** Where the workers' scratch folders go (default: the OS temp folder). */
+  tmpDir?: string;
 }
 
 export interface Ds1000Test {
@@ -121,7 +123,7 @@ class Worker {
     readonly index: number,
     readonly uid: number | undefined,
   ) {
-    this.workRoot = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-sbx-'));
+    this.workRoot = mkdtempSync(path.join(pool.tmpDir, 'rl4qe-sbx-'));
     // Tests (another uid) may enter their own run-N folder but not list or write the root.
     chmodSync(this.workRoot, 0o711);
     this.ready = this.start();
@@ -298,6 +300,7 @@ export class Sandbox {
   readonly isolation: IsolationInfo;
   readonly limits: SandboxLimits;
   readonly startupSeconds: number;
+  readonly tmpDir: string;
   private workers: Worker[] = [];
   private idle: Worker[] = [];
   private queue: Job[] = [];
@@ -312,6 +315,7 @@ export class Sandbox {
     this.isolation = detectIsolation(opts.isolation ?? 'auto');
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.startupSeconds = opts.startupSeconds ?? 180;
+    this.tmpDir = opts.tmpDir ?? os.tmpdir();
     // A random block of high uids, so two pools on one machine never share (and never kill) a uid.
     this.uidBase = this.isolation.uidDrop
       ? 1_900_000_000 + Math.floor(Math.random() * 1_000_000) * 64
@@ -373,9 +377,23 @@ export class Sandbox {
 
   /** The unprivileged uids tests run as (empty when not root): every process of theirs is the sandbox's. */
   get uids(): number[] {
-    return this.uidBase === undefined
-      ? []
-      : Array.from({ length: this.concurrency }, (_, i) => (this.uidBase as number) + i);
+    if (this.uidBase === undefined) return [];
+    const base = this.uidBase;
+    // A worker that found its uid unusable reports uid null (see worker.py).
+    return Array.from({ length: this.concurrency }, (_, i) => base + i).filter((uid, i) => {
+      const info = this.workers[i]?.readyInfo;
+      return info === undefined || info.uid === uid;
+    });
+  }
+
+  /** What the workers reported about their isolation (e.g. a disabled per-test uid). */
+  get notes(): string[] {
+    const out = new Set<string>();
+    for (const w of this.workers) {
+      const n = w?.readyInfo?.notes;
+      if (Array.isArray(n)) for (const x of n) out.add(String(x));
+    }
+    return [...out];
   }
 
   /** Resolves when every worker is ready; returns what the first worker reported. */

@@ -1,6 +1,7 @@
 // Shared helpers for the sandbox suites: host-side checks that nothing the sandbox ran is left.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 
 /** Host pids whose real uid is one of `uids` (processes the sandbox's tests left running). */
 export function processesOf(uids: readonly number[]): number[] {
@@ -20,11 +21,20 @@ export function processesOf(uids: readonly number[]): number[] {
   return out;
 }
 
-/** Scratch folders of sandboxes and naive runs in the temp folder. */
-export function sandboxTempDirs(): string[] {
-  return readdirSync(os.tmpdir()).filter(
-    (n) => n.startsWith('rl4qe-sbx-') || n.startsWith('rl4qe-naive-'),
-  );
+/**
+ * A private parent for a sandbox's scratch folders (mode 0711, as the OS temp folder would let a
+ * per-test uid through), so a test can check that it is empty afterwards even while other
+ * sandboxes run on the machine.
+ */
+export function privateTmp(): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-test-tmp-'));
+  chmodSync(d, 0o711);
+  return d;
+}
+
+/** Scratch folders in `dir`. */
+export function sandboxTempDirs(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.startsWith('rl4qe-sbx-'));
 }
 
 /** Open descriptors of this process. */
@@ -65,4 +75,18 @@ export async function waitFor(cond: () => boolean, ms: number): Promise<boolean>
     await new Promise((r) => setTimeout(r, 25));
   }
   return cond();
+}
+
+/** Host pids whose command line contains `text`. */
+export function commandLinesContaining(text: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(text)) out.push(Number(name));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }

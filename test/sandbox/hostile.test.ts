@@ -10,8 +10,10 @@ import { Sandbox } from '../../src/sandbox/index.js';
 import type { SandboxOutcome } from '../../src/sandbox/index.js';
 import {
   childProcesses,
+  commandLinesContaining,
   exists,
   openFds,
+  privateTmp,
   processesOf,
   sandboxTempDirs,
   waitFor,
@@ -281,9 +283,9 @@ describe('sandbox lifetime', () => {
   });
 
   test('dispose ends workers and removes scratch folders; runs after dispose are errors', async () => {
-    const dirsBefore = new Set(sandboxTempDirs());
+    const tmp = privateTmp();
     const kidsBefore = childProcesses().length;
-    const sb = new Sandbox({ python: 'python3', preload: false, concurrency: 2 });
+    const sb = new Sandbox({ python: 'python3', preload: false, concurrency: 2, tmpDir: tmp });
     const [a, b] = await Promise.all([
       sb.runScript({ code: 'print(1)' }),
       sb.runScript({ code: 'import time\ntime.sleep(0.2)' }),
@@ -295,8 +297,8 @@ describe('sandbox lifetime', () => {
     const after = await sb.runScript({ code: 'print(1)' });
     assert.equal(after.status, 'sandbox_error');
     assert.ok(await waitFor(() => childProcesses().length === kidsBefore, 5000), 'workers left');
-    const leftover = sandboxTempDirs().filter((d) => !dirsBefore.has(d));
-    assert.deepEqual(leftover, []);
+    assert.deepEqual(sandboxTempDirs(tmp), []);
+    rmSync(tmp, { recursive: true, force: true });
   });
 
   test('Symbol.asyncDispose works with await using', async () => {
@@ -314,7 +316,7 @@ describe('sandbox lifetime', () => {
 describe('soak: consecutive hostile and normal runs leave nothing behind', () => {
   const n = process.env.RL4QE_LONG === '1' ? 1000 : 120;
   test(`${n} runs`, async () => {
-    const dirsBefore = new Set(sandboxTempDirs());
+    const tmp = privateTmp();
     const fdsBefore = openFds();
     const kidsBefore = childProcesses().length;
     const programs: { code: string; want: SandboxOutcome['status'][] }[] = [
@@ -342,6 +344,7 @@ describe('soak: consecutive hostile and normal runs leave nothing behind', () =>
       python: 'python3',
       preload: false,
       concurrency: 2,
+      tmpDir: tmp,
       limits: { wallSeconds: 5, cpuSeconds: 3, memoryBytes: 512 * 2 ** 20, outputBytes: 2 ** 22 },
     });
     const uids = sb.uids;
@@ -361,13 +364,65 @@ describe('soak: consecutive hostile and normal runs leave nothing behind', () =>
     await sb.dispose();
     assert.ok(await waitFor(() => processesOf(uids).length === 0, 5000), 'stray processes');
     assert.ok(await waitFor(() => childProcesses().length === kidsBefore, 5000), 'workers left');
-    assert.deepEqual(
-      sandboxTempDirs().filter((d) => !dirsBefore.has(d)),
-      [],
-      'scratch folders left',
-    );
+    assert.deepEqual(sandboxTempDirs(tmp), [], 'scratch folders left');
+    rmSync(tmp, { recursive: true, force: true });
     assert.ok(openFds() <= fdsBefore + 2, `descriptors: ${fdsBefore} -> ${openFds()}`);
     const leaks = readdirSync(os.tmpdir()).filter((x) => x.startsWith('leak-'));
     assert.deepEqual(leaks, [], 'a test wrote into the host /tmp');
+  });
+});
+
+describe('fallback without bubblewrap (isolation: none)', () => {
+  test('limits, timeouts and cleanup still hold; the weaker isolation is reported', async () => {
+    const tmp = privateTmp();
+    const sb = new Sandbox({
+      python: 'python3',
+      preload: false,
+      concurrency: 1,
+      isolation: 'none',
+      tmpDir: tmp,
+      limits: { wallSeconds: 2, cpuSeconds: 1, memoryBytes: 512 * 2 ** 20 },
+    });
+    try {
+      assert.equal(sb.isolation.mode, 'none');
+      assert.equal(sb.isolation.filesystem, 'host');
+      assert.match(sb.isolation.reason, /disabled|fallback/);
+      const ok = await sb.runScript({ code: 'import json\nprint(json.dumps([1]))' });
+      assert.equal(ok.status, 'pass', show(ok));
+      const loop = await sb.runScript({ code: 'while True:\n    pass' });
+      assert.equal(loop.status, 'timeout', show(loop));
+      const mem = await sb.runScript({ code: 'x = bytearray(8 * 2**30)' });
+      assert.equal(mem.status, 'memory', show(mem));
+      const out = await sb.runScript({
+        code: 'import sys\nwhile True:\n    sys.stdout.write("x" * 2**20)',
+      });
+      assert.equal(out.status, 'crash', show(out));
+      const marker = `rl4qe-daemon-${process.pid}-${Date.now()}`;
+      // The test waits until its daemon has started, so the check below cannot be vacuous.
+      const daemon = await sb.runScript({
+        code: [
+          'import os, sys, time',
+          'pid = os.fork()',
+          'if pid == 0:',
+          '    os.setsid()',
+          `    os.execv(sys.executable, ["python3", "-c", "import time; time.sleep(1000)", "${marker}"])`,
+          'for _ in range(300):',
+          `    if "${marker}" in open("/proc/%d/cmdline" % pid).read():`,
+          '        break',
+          '    time.sleep(0.01)',
+          'else:',
+          '    raise RuntimeError("daemon did not start")',
+        ].join('\n'),
+      });
+      assert.equal(daemon.status, 'pass', show(daemon));
+      assert.ok(
+        await waitFor(() => commandLinesContaining(marker).length === 0, 5000),
+        'the daemon outlived the test',
+      );
+    } finally {
+      await sb.dispose();
+    }
+    assert.deepEqual(sandboxTempDirs(tmp), []);
+    rmSync(tmp, { recursive: true, force: true });
   });
 });

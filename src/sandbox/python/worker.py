@@ -129,6 +129,32 @@ def start_reaper():
     return pid, w_req, r_rep
 
 
+def uid_can_run_python(uid):
+    """Whether an unprivileged uid can read this interpreter's files (lazy imports need that).
+    Under bubblewrap the bound folders are made reachable; on a bare host a venv under /root
+    (mode 0700) is not, and then the per-test uid is dropped (a weaker fallback, reported)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with open(os.__file__, "rb"):
+                pass
+            for p in sys.path:
+                if p and os.path.isdir(p):
+                    os.listdir(p)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st) == 0
+
+
+if RUN_UID is not None and not uid_can_run_python(RUN_UID):
+    notes.append("per-test uid disabled: uid %d cannot read the interpreter's files" % RUN_UID)
+    RUN_UID = None
+
 REAPER = start_reaper() if RUN_UID is not None else None
 
 
@@ -325,7 +351,9 @@ def child_main(req, run_dir, io_fd, result_w):
         os._exit(1)
     except BaseException as e:
         try:
-            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            # Drop this function's own frame: the traceback starts in the test's code.
+            first = e.__traceback__.tb_next if e.__traceback__ is not None else None
+            tb = "".join(traceback.format_exception(type(e), e, first))
         except BaseException:
             tb = repr(e)
         report({"ok": False, "type": type(e).__name__, "tb": tb[-TAIL_BYTES:],
@@ -369,6 +397,45 @@ def clean_uid_files(uid):
                     os.unlink(p)
             except OSError:
                 pass
+
+
+def descendants():
+    """Live processes below this one (the reaper helper excluded), from /proc's parent links."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(b")") + 2:].split()
+        if rest[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(rest[1]), []).append(int(name))
+    out, todo = [], [os.getpid()]
+    skip = REAPER[0] if REAPER is not None else -1
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c != skip:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def kill_descendants():
+    for _ in range(200):
+        pids = descendants()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        reap_zombies()
+        time.sleep(0.001)
 
 
 def reap_zombies():
@@ -461,6 +528,9 @@ def run_one(req):
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        # Without a uid of its own, a test's daemons (new sessions) are found as our descendants:
+        # we are a child subreaper, so orphans are re-parented to us rather than to init.
+        kill_descendants()
     reap_zombies()
     while result_open:
         r, _, _ = select.select([result_r], [], [], 0)
