@@ -225,6 +225,21 @@ describe('sandbox contains hostile code (plain python3)', () => {
     assert.equal(childProcesses().length, before, 'a worker died');
   });
 
+  test('a forged "pass" written to every descriptor is not believed', async () => {
+    const o = await sb.runScript({
+      code: [
+        'import os',
+        'for fd in range(3, 4096):',
+        '    try:',
+        '        os.write(fd, b\'{"ok": true}\')',
+        '    except OSError:',
+        '        pass',
+        'os._exit(0)',
+      ].join('\n'),
+    });
+    assert.equal(o.status, 'crash', show(o));
+  });
+
   test('os._exit is a crash, not a pass', async () => {
     const o = await sb.runScript({ code: 'import os\nos._exit(0)' });
     assert.equal(o.status, 'crash', show(o));

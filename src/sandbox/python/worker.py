@@ -239,26 +239,29 @@ def vm_kib(field):
 
 # --- one test in a forked child ----------------------------------------------------------------------
 
-RESULT_FD_TARGET = 3
 # Offline copies of the seaborn datasets DS-1000 loads (written by `rl4qe setup-exec`).
 SEABORN_DATA = os.path.join(sys.prefix, "share", "seaborn-data")
 MEMORY_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc",
                   "oom when allocating", "failed to allocate", "unable to allocate")
 
 
-def child_main(req, run_dir, io_fd, result_w):
+def child_main(req, run_dir, io_fd, result_w, nonce):
     """Runs in the forked child. Never returns."""
+    result_fd = result_w
     try:
         limits = req.get("limits") or {}
         os.setsid()
-        # stdout/stderr -> the capped log file; the result pipe -> fd 3; nothing else stays open.
+        # stdout/stderr -> the capped log file; stdin -> /dev/null; nothing else stays open.
         os.dup2(io_fd, 1)
         os.dup2(io_fd, 2)
-        os.dup2(result_w, RESULT_FD_TARGET)
+        # The result pipe sits at an unpredictable descriptor and each report carries a per-run
+        # nonce, so code under test cannot simply write a forged "pass" to a known fd.
+        result_fd = 300 + int.from_bytes(os.urandom(2), "little") % 600
+        os.dup2(result_w, result_fd)
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
-        os.closerange(RESULT_FD_TARGET + 1, 65536)
-        result_fd = RESULT_FD_TARGET
+        os.closerange(3, result_fd)
+        os.closerange(result_fd + 1, 65536)
         os.chdir(run_dir)
         env = {
             "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -305,7 +308,7 @@ def child_main(req, run_dir, io_fd, result_w):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     except BaseException as e:
         try:
-            os.write(result_w, json.dumps({"setup": "%s: %s" % (type(e).__name__, e)}).encode())
+            os.write(result_fd, json.dumps({"setup": "%s: %s" % (type(e).__name__, e)}).encode())
         finally:
             os._exit(70)
 
@@ -315,6 +318,7 @@ def child_main(req, run_dir, io_fd, result_w):
         # Processes the test forked inherit this code path (and fd 3): only the test process reports.
         if os.getpid() != me:
             return
+        obj["nonce"] = nonce
         data = json.dumps(obj).encode()[:16000]
         try:
             os.write(result_fd, data)
@@ -463,11 +467,12 @@ def run_one(req):
         os.chown(run_dir, RUN_UID, RUN_UID)
     io_fd = os.open(io_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
     result_r, result_w = os.pipe()
+    nonce = os.urandom(16).hex()
     t_start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         os.close(result_r)
-        child_main(req, run_dir, io_fd, result_w)
+        child_main(req, run_dir, io_fd, result_w, nonce)
         os._exit(71)
     os.close(result_w)
     os.close(io_fd)
@@ -551,10 +556,11 @@ def run_one(req):
     if RUN_UID is not None:
         clean_uid_files(RUN_UID)
     seconds = t_end - t_start
-    return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits)
+    return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
+                    nonce)
 
 
-def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits):
+def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce):
     out = {"seconds": round(seconds, 6)}
     parsed = None
     if result:
@@ -562,6 +568,8 @@ def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stoppe
             parsed = json.loads(result.decode("utf-8", "replace"))
         except ValueError:
             parsed = None
+    if isinstance(parsed, dict) and "setup" not in parsed and parsed.get("nonce") != nonce:
+        parsed = None  # forged or garbled: judged by how the process ended
     tb = parsed.get("tb", "") if isinstance(parsed, dict) else ""
     combined = (tail + ("\n" if tail and tb else "") + tb)[-TAIL_BYTES:]
     out["stderrTail"] = combined
