@@ -103,6 +103,8 @@ export function runNaiveDs1000(
         OMP_NUM_THREADS: '1',
         MKL_NUM_THREADS: '1',
         OPENBLAS_NUM_THREADS: '1',
+        // The offline seaborn datasets of the exec venv (written by setup-exec), as the pool uses.
+        SEABORN_DATA: path.join(path.dirname(path.dirname(opts.python)), 'share', 'seaborn-data'),
       },
     });
     const killGroup = (): void => {
