@@ -3,7 +3,7 @@
 // test costs milliseconds of overhead instead of seconds of imports. The pool never throws from
 // run(): every failure, including its own, is a SandboxOutcome.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, chmodSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -106,6 +106,29 @@ export function execVenvPython(): string | undefined {
   return existsSync(p) ? p : undefined;
 }
 
+/** Removes scratch folders whose owning process is gone (a sandbox killed before dispose). */
+function sweepStale(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^rl4qe-sbx-(\d+)-/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
+    }
+    rmSync(path.join(dir, n), { recursive: true, force: true });
+  }
+}
+
 class Worker {
   proc: ChildProcessWithoutNullStreams | undefined;
   readonly workRoot: string;
@@ -123,7 +146,8 @@ class Worker {
     readonly index: number,
     readonly uid: number | undefined,
   ) {
-    this.workRoot = mkdtempSync(path.join(pool.tmpDir, 'rl4qe-sbx-'));
+    // The owner's pid is in the name, so a later sandbox can remove what a killed one left.
+    this.workRoot = mkdtempSync(path.join(pool.tmpDir, `rl4qe-sbx-${process.pid}-`));
     // Tests (another uid) may enter their own run-N folder but not list or write the root.
     chmodSync(this.workRoot, 0o711);
     this.ready = this.start();
@@ -320,6 +344,7 @@ export class Sandbox {
     this.uidBase = this.isolation.uidDrop
       ? 1_900_000_000 + Math.floor(Math.random() * 1_000_000) * 64
       : undefined;
+    sweepStale(this.tmpDir);
     for (let i = 0; i < this.concurrency; i++) this.spawnWorker(i);
   }
 

@@ -32,9 +32,9 @@ export function privateTmp(): string {
   return d;
 }
 
-/** Scratch folders in `dir`. */
+/** Scratch folders of this process's sandboxes in `dir`. */
 export function sandboxTempDirs(dir: string): string[] {
-  return readdirSync(dir).filter((n) => n.startsWith('rl4qe-sbx-'));
+  return readdirSync(dir).filter((n) => n.startsWith(`rl4qe-sbx-${process.pid}-`));
 }
 
 /** Open descriptors of this process. */

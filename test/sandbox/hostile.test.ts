@@ -2,7 +2,8 @@
 // python3 exists): each attack must end with the right status and leave the host unharmed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -313,6 +314,20 @@ describe('sandbox lifetime', () => {
     assert.equal(after.status, 'sandbox_error');
     assert.ok(await waitFor(() => childProcesses().length === kidsBefore, 5000), 'workers left');
     assert.deepEqual(sandboxTempDirs(tmp), []);
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test("a killed sandbox's scratch folders are removed by the next sandbox", async () => {
+    const tmp = privateTmp();
+    const dead = spawnSync('true').pid as number;
+    const stale = path.join(tmp, `rl4qe-sbx-${dead}-abcdef`);
+    mkdirSync(path.join(stale, 'run-1'), { recursive: true });
+    const live = path.join(tmp, `rl4qe-sbx-${process.pid}-other`);
+    mkdirSync(live);
+    const sb = new Sandbox({ python: 'python3', preload: false, concurrency: 1, tmpDir: tmp });
+    assert.ok(!exists(stale), 'stale folder kept');
+    assert.ok(exists(live), "a live process's folder was removed");
+    await sb.dispose();
     rmSync(tmp, { recursive: true, force: true });
   });
 
