@@ -193,6 +193,14 @@ PRELOAD_MODULES = [
     "sklearn.datasets", "sklearn.impute", "sklearn.compose", "sklearn.neighbors",
     "torch", "torch.nn", "torch.nn.functional", "tensorflow", "copy", "io", "re", "tokenize",
     "ast", "pickle", "PIL", "PIL.Image",
+    # What DS-1000's contexts and references import beyond the above (a child would otherwise pay
+    # for it on every test: Keras alone takes seconds).
+    "sklearn.feature_selection", "sklearn.metrics.pairwise", "sklearn.feature_extraction",
+    "sklearn.calibration", "sklearn.naive_bayes", "scipy.spatial.distance",
+    "scipy.cluster.hierarchy", "scipy.fft", "matplotlib.ticker", "matplotlib.pylab",
+    "mpl_toolkits.mplot3d", "xgboost", "xgboost.sklearn", "gensim", "gensim.models",
+    "gensim.test.utils", "statsmodels.api", "yaml", "torch.autograd", "torch.optim",
+    "keras", "keras.layers", "keras.models", "keras.activations",
 ]
 import_errors = {}
 t0 = time.time()
@@ -221,9 +229,16 @@ if PRELOAD:
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        _ = tf.keras.layers.Dense  # resolve TensorFlow's lazy Keras loader now
     except Exception:
         pass
 import_seconds = time.time() - t0
+# Move everything imported so far out of the collector's reach: a forked child that ran a full
+# collection would otherwise write to (and so copy) every page of the inherited heap.
+import gc
+
+gc.collect()
+gc.freeze()
 
 
 def vm_kib(field):
