@@ -10,3 +10,4 @@ export * from './io/index.js';
 export * from './tokenizer/index.js';
 export * from './data/index.js';
 export * from './rewards/index.js';
+export * from './sandbox/index.js';

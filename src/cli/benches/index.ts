@@ -5,6 +5,7 @@ import { benchBlock } from './block.js';
 import { benchGguf } from './gguf.js';
 import { benchTokenizer } from './tokenizer.js';
 import { benchRewards } from './rewards.js';
+import { benchSandbox } from './sandbox.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -26,4 +27,8 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
     run: benchTokenizer,
   },
   rewards: { description: 'text-reward pairs/s vs nltk/rouge/difflib', run: benchRewards },
+  sandbox: {
+    description: 'DS-1000 tests/s: warm sandbox pool vs a fresh python per test',
+    run: benchSandbox,
+  },
 };

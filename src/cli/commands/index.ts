@@ -12,3 +12,14 @@ import { registerData } from './data.js';
 export type RegisterCommand = (program: Command) => void;
 
 export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerData];
+import { registerDs1000 } from './ds1000.js';
+import { registerSetupExec } from './setup-exec.js';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [
+  registerDoctor,
+  registerBench,
+  registerDs1000,
+  registerSetupExec,
+];

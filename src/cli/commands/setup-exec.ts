@@ -1,0 +1,59 @@
+// rl4qe setup-exec: creates the sandbox's Python venv with DS-1000's pinned packages
+// (scripts/setup-exec.sh does the work), and the sandbox's rows in `rl4qe doctor`.
+import type { Command } from 'commander';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { detectIsolation, execVenvPython } from '../../sandbox/index.js';
+import { NotFoundError, Rl4qeError } from '../../util/errors.js';
+import { cachePaths } from '../../util/paths.js';
+import { doctorSections } from './doctor.js';
+
+/** scripts/setup-exec.sh, found from dist/src/cli/commands/ or src/cli/commands/. */
+export function setupExecScript(): string {
+  for (const rel of ['../../../../scripts/setup-exec.sh', '../../../scripts/setup-exec.sh']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new NotFoundError('scripts/setup-exec.sh is missing from this installation', {
+    hint: 'run from a checkout of rl4qe',
+  });
+}
+
+doctorSections.push(() => {
+  const iso = detectIsolation();
+  return {
+    title: 'sandbox',
+    rows: [
+      ['isolation', iso.mode],
+      ['network', iso.network],
+      ['filesystem', iso.filesystem],
+      ['per-test uid', iso.uidDrop ? 'yes' : 'no'],
+      ['why', iso.reason],
+      ['exec python', execVenvPython() ?? 'missing (run `rl4qe setup-exec`)'],
+    ],
+  };
+});
+
+export function registerSetupExec(program: Command): void {
+  program
+    .command('setup-exec')
+    .description(
+      "create the sandbox's Python venv with DS-1000's pinned packages (several GB; minutes)",
+    )
+    .option('--venv <dir>', 'where to create it', cachePaths.execVenv())
+    .action(async (opts: { venv: string }) => {
+      const script = setupExecScript();
+      const code = await new Promise<number>((resolve) => {
+        const p = spawn('bash', [script, opts.venv], { stdio: 'inherit' });
+        p.on('error', () => resolve(127));
+        p.on('exit', (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) {
+        throw new Rl4qeError(`setup-exec failed (exit ${code})`, {
+          where: script,
+          hint: 'see the output above; re-running resumes',
+        });
+      }
+    });
+}

@@ -1,0 +1,14 @@
+// The sandbox's public surface: a warm worker pool, the naive harness for comparison, isolation
+// facts for `rl4qe doctor`, and the outcome type rewards map to numbers.
+export type { OutcomeStatus, SandboxOutcome } from './outcome.js';
+export {
+  Sandbox,
+  DEFAULT_LIMITS,
+  execVenvPython,
+  type SandboxLimits,
+  type SandboxOptions,
+  type Ds1000Test,
+  type ScriptRun,
+} from './pool.js';
+export { runNaiveDs1000, ds1000Program, classifyExit, type NaiveOptions } from './naive.js';
+export { detectIsolation, type IsolationInfo, type IsolationMode } from './isolation.js';

@@ -1,0 +1,684 @@
+# rl4qe sandbox worker ("zygote"): imports the heavy data-science stack once, then for each request
+# forks a fresh child that runs one untrusted program under limits and reports a structured result.
+#
+# Protocol: one JSON request per line on stdin, one JSON reply per line on stdout (nothing else is
+# ever written to stdout: children redirect their fds 1 and 2 before running anything).
+#   {"id": 7, "mode": "ds1000", "context": "...", "solution": "...", "limits": {...}}
+#   {"id": 8, "mode": "script", "code": "...", "limits": {...}}
+#   -> {"id": 7, "status": "pass|fail|syntax_error|timeout|memory|crash|sandbox_error",
+#       "seconds": 0.12, "stderrTail": "...", "errorType": "AssertionError"}
+# The first line the worker writes is {"ready": true, ...} once its imports are done.
+#
+# Isolation (see docs/sandbox.md): the Node side usually starts this file inside bubblewrap (no
+# network, private filesystem view, own pid namespace). Here, per test: a fresh working directory,
+# rlimits (CPU, address space, processes, open files, file size), a private unprivileged uid per
+# worker when we are root (so the test cannot signal or ptrace this process, and every process it
+# leaves behind can be found and killed by uid), its own session/process group, and a reaper that
+# kills everything the test started once it ends.
+import ctypes
+import errno
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import stat
+import sys
+import time
+import traceback
+
+PROTO_OUT = sys.stdout.buffer
+STDIN = sys.stdin.buffer
+ARGS = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+WORK_ROOT = ARGS.get("workRoot") or "/tmp"
+RUN_UID = ARGS.get("uid")  # int or None: drop to this uid/gid in children (only when root)
+PRELOAD = ARGS.get("preload", True)
+UNSHARE_NET = ARGS.get("unshareNet", False)  # ask this process to unshare its network itself
+TAIL_BYTES = 4096
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def send(obj):
+    PROTO_OUT.write((json.dumps(obj) + "\n").encode())
+    PROTO_OUT.flush()
+
+
+# --- setup before the heavy imports ---------------------------------------------------------------
+
+notes = []
+if UNSHARE_NET:
+    if libc.unshare(CLONE_NEWNET) == 0:
+        notes.append("network: unshared by the worker")
+    else:
+        notes.append("network: unshare failed errno %d" % ctypes.get_errno())
+# Orphans of a test (a daemonised grandchild) are re-parented to us, so we can reap them.
+libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def uid_procs(uid, live_only=False):
+    """Pids of processes owned by uid (zombies excluded with live_only), this process excluded."""
+    me = os.getpid()
+    out = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            if os.stat("/proc/" + name).st_uid != uid:
+                continue
+            if live_only:
+                with open("/proc/%s/stat" % name, "rb") as f:
+                    st = f.read()
+                if st[st.rindex(b")") + 2:st.rindex(b")") + 3] in (b"Z", b"X"):
+                    continue
+        except (OSError, ValueError):
+            continue
+        out.append(int(name))
+    return out
+
+
+def start_reaper():
+    """A small helper forked before the heavy imports: for each uid it is sent, it forks a process
+    that becomes that uid and kills every process of that uid (kill(-1) as an unprivileged user
+    reaches only that user's processes). Forking it now keeps each kill cheap (a tiny process)."""
+    r_req, w_req = os.pipe()
+    r_rep, w_rep = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(w_req)
+        os.close(r_rep)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        reqf = os.fdopen(r_req, "rb")
+        while True:
+            line = reqf.readline()
+            if not line:
+                os._exit(0)
+            uid = int(line)
+            killed = 0
+            c = os.fork()
+            if c == 0:
+                try:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    # Never kill(-1) with privileges: that would reach every process we can see.
+                    if os.getuid() != uid or os.geteuid() != uid or uid == 0:
+                        os._exit(3)
+                    for _ in range(2000):
+                        os.kill(-1, signal.SIGKILL)
+                        # kill(-1) reports success whenever any other process exists, so look.
+                        if not uid_procs(uid, live_only=True):
+                            os._exit(0)
+                        time.sleep(0.001)
+                    os._exit(2)
+                except BaseException:
+                    os._exit(4)
+            _, st = os.waitpid(c, 0)
+            killed = os.waitstatus_to_exitcode(st)
+            os.write(w_rep, b"%d\n" % killed)
+    os.close(r_req)
+    os.close(w_rep)
+    return pid, w_req, r_rep
+
+
+def uid_can_run_python(uid):
+    """Whether an unprivileged uid can read this interpreter's files (lazy imports need that).
+    Under bubblewrap the bound folders are made reachable; on a bare host a venv under /root
+    (mode 0700) is not, and then the per-test uid is dropped (a weaker fallback, reported)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with open(os.__file__, "rb"):
+                pass
+            for p in sys.path:
+                if p and os.path.isdir(p):
+                    os.listdir(p)
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, st = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(st) == 0
+
+
+if RUN_UID is not None and not uid_can_run_python(RUN_UID):
+    notes.append("per-test uid disabled: uid %d cannot read the interpreter's files" % RUN_UID)
+    RUN_UID = None
+
+REAPER = start_reaper() if RUN_UID is not None else None
+
+
+def reap_uid(uid):
+    _, w, r = REAPER
+    os.write(w, b"%d\n" % uid)
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = os.read(r, 64)
+        if not chunk:
+            return -1
+        buf += chunk
+    return int(buf)
+
+
+# --- the heavy imports, once ------------------------------------------------------------------------
+
+for k, v in {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "MPLBACKEND": "Agg",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(k, v)
+
+PRELOAD_MODULES = [
+    "numpy", "pandas", "scipy", "scipy.stats", "scipy.optimize", "scipy.sparse", "scipy.spatial",
+    "scipy.interpolate", "scipy.integrate", "scipy.signal", "scipy.cluster", "scipy.linalg",
+    "scipy.ndimage", "scipy.special", "matplotlib", "matplotlib.pyplot", "seaborn",
+    "sklearn", "sklearn.linear_model", "sklearn.preprocessing", "sklearn.model_selection",
+    "sklearn.feature_extraction.text", "sklearn.cluster", "sklearn.svm", "sklearn.ensemble",
+    "sklearn.metrics", "sklearn.pipeline", "sklearn.decomposition", "sklearn.tree",
+    "sklearn.datasets", "sklearn.impute", "sklearn.compose", "sklearn.neighbors",
+    "torch", "torch.nn", "torch.nn.functional", "tensorflow", "copy", "io", "re", "tokenize",
+    "ast", "pickle", "PIL", "PIL.Image",
+    # What DS-1000's contexts and references import beyond the above (a child would otherwise pay
+    # for it on every test: Keras alone takes seconds).
+    "sklearn.feature_selection", "sklearn.metrics.pairwise", "sklearn.feature_extraction",
+    "sklearn.calibration", "sklearn.naive_bayes", "scipy.spatial.distance",
+    "scipy.cluster.hierarchy", "scipy.fft", "matplotlib.ticker", "matplotlib.pylab",
+    "mpl_toolkits.mplot3d", "xgboost", "xgboost.sklearn", "gensim", "gensim.models",
+    "gensim.test.utils", "statsmodels.api", "yaml", "torch.autograd", "torch.optim",
+    "keras", "keras.layers", "keras.models", "keras.activations",
+]
+import_errors = {}
+t0 = time.time()
+if PRELOAD:
+    import importlib
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except Exception:
+        pass
+    for name in PRELOAD_MODULES:
+        try:
+            importlib.import_module(name)
+        except BaseException as e:  # a missing package is reported, not fatal
+            import_errors[name] = "%s: %s" % (type(e).__name__, str(e)[:200])
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except Exception:
+        pass
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        _ = tf.keras.layers.Dense  # resolve TensorFlow's lazy Keras loader now
+    except Exception:
+        pass
+import_seconds = time.time() - t0
+# Move everything imported so far out of the collector's reach: a forked child that ran a full
+# collection would otherwise write to (and so copy) every page of the inherited heap.
+import gc
+
+gc.collect()
+gc.freeze()
+
+
+def vm_kib(field):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# --- one test in a forked child ----------------------------------------------------------------------
+
+# Offline copies of the seaborn datasets DS-1000 loads (written by `rl4qe setup-exec`).
+SEABORN_DATA = os.path.join(sys.prefix, "share", "seaborn-data")
+MEMORY_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc",
+                  "oom when allocating", "failed to allocate", "unable to allocate")
+
+
+def child_main(req, run_dir, io_fd, result_w, nonce):
+    """Runs in the forked child. Never returns."""
+    result_fd = result_w
+    try:
+        limits = req.get("limits") or {}
+        os.setsid()
+        # stdout/stderr -> the capped log file; stdin -> /dev/null; nothing else stays open.
+        os.dup2(io_fd, 1)
+        os.dup2(io_fd, 2)
+        # The result pipe sits at an unpredictable descriptor and each report carries a per-run
+        # nonce, so code under test cannot simply write a forged "pass" to a known fd.
+        result_fd = 300 + int.from_bytes(os.urandom(2), "little") % 600
+        os.dup2(result_w, result_fd)
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.closerange(3, result_fd)
+        os.closerange(result_fd + 1, 65536)
+        os.chdir(run_dir)
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": run_dir,
+            "TMPDIR": run_dir,
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": run_dir,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONHASHSEED": "0",
+            "SEABORN_DATA": SEABORN_DATA,
+        }
+        os.environ.clear()
+        os.environ.update(env)
+        # tempfile cached the worker's temp folder at import time; make it pick up TMPDIR again.
+        import tempfile
+
+        tempfile.tempdir = None
+        if RUN_UID is not None:
+            os.setgroups([])
+            os.setgid(RUN_UID)
+            os.setuid(RUN_UID)
+        mem = int(limits.get("memoryBytes", 4 << 30))
+        cpu = int(max(1, round(float(limits.get("cpuSeconds", 10)))))
+        # Address space: what the imports already reserved (inherited through fork) plus the budget.
+        # Torch and TensorFlow map a lot of virtual memory up front, so a fixed RLIMIT_AS would
+        # either kill every test or be meaningless; a budget on top of the current size is neither.
+        if mem > 0:
+            base = vm_kib("VmSize") * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (base + mem, base + mem))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits.get("outputBytes", 16 << 20)),) * 2)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits.get("openFiles", 256)),) * 2)
+        if RUN_UID is not None:
+            # Counted per uid (threads too): each worker has its own uid, so this is per test.
+            resource.setrlimit(resource.RLIMIT_NPROC, (int(limits.get("processes", 256)),) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(s, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    except BaseException as e:
+        try:
+            os.write(result_fd, json.dumps({"setup": "%s: %s" % (type(e).__name__, e)}).encode())
+        finally:
+            os._exit(70)
+
+    me = os.getpid()
+
+    def report(obj):
+        # Processes the test forked inherit this code path (and fd 3): only the test process reports.
+        if os.getpid() != me:
+            return
+        obj["nonce"] = nonce
+        data = json.dumps(obj).encode()[:16000]
+        try:
+            os.write(result_fd, data)
+        except OSError:
+            pass
+
+    mode = req.get("mode")
+    try:
+        g = {"__name__": "__main__", "__builtins__": __builtins__}
+        if mode == "ds1000":
+            context = req["context"]
+            solution = req["solution"]
+            # DS-1000's test program: code_context, then test_execution(code) and, when the
+            # context defines it, test_string(code).
+            exec(compile(context, "<code_context>", "exec"), g)
+            g["test_execution"](solution)
+            if "test_string(" in context and "test_string" in g:
+                g["test_string"](solution)
+        else:
+            exec(compile(req["code"], "<sandbox>", "exec"), g)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        report({"ok": True})
+        os._exit(0)
+    except SystemExit as e:
+        code = e.code
+        if code is None or code == 0:
+            report({"ok": True})
+            os._exit(0)
+        report({"ok": False, "type": "SystemExit", "tb": "SystemExit: %r" % (code,)})
+        os._exit(1)
+    except BaseException as e:
+        try:
+            # Drop this function's own frame: the traceback starts in the test's code.
+            first = e.__traceback__.tb_next if e.__traceback__ is not None else None
+            tb = "".join(traceback.format_exception(type(e), e, first))
+        except BaseException:
+            tb = repr(e)
+        report({"ok": False, "type": type(e).__name__, "tb": tb[-TAIL_BYTES:],
+                "syntax": isinstance(e, SyntaxError)})
+        os._exit(1)
+
+
+run_counter = 0
+RESULT_CAP = 1 << 16
+
+
+def read_tail(path, n=TAIL_BYTES):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - n))
+            return f.read().decode("utf-8", "replace"), size
+    except OSError:
+        return "", 0
+
+
+def clean_uid_files(uid):
+    """Removes files the test's uid left in the shared scratch places (/tmp, /dev/shm)."""
+    for top in ("/tmp", "/dev/shm", "/var/tmp"):
+        try:
+            entries = os.listdir(top)
+        except OSError:
+            continue
+        for name in entries:
+            p = os.path.join(top, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if st.st_uid != uid:
+                continue
+            try:
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    os.unlink(p)
+            except OSError:
+                pass
+
+
+def descendants():
+    """Live processes below this one (the reaper helper excluded), from /proc's parent links."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rindex(b")") + 2:].split()
+        if rest[0] in (b"Z", b"X"):
+            continue
+        children.setdefault(int(rest[1]), []).append(int(name))
+    out, todo = [], [os.getpid()]
+    skip = REAPER[0] if REAPER is not None else -1
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c != skip:
+                out.append(c)
+                todo.append(c)
+    return out
+
+
+def kill_descendants():
+    for _ in range(200):
+        pids = descendants()
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        reap_zombies()
+        time.sleep(0.001)
+
+
+def reap_zombies():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if REAPER is not None and pid == REAPER[0]:
+            return
+
+
+def run_one(req):
+    global run_counter
+    run_counter += 1
+    limits = req.get("limits") or {}
+    wall = float(limits.get("wallSeconds", 10))
+    out_cap = int(limits.get("outputBytes", 16 << 20))
+    run_dir = os.path.join(WORK_ROOT, "run-%d" % run_counter)
+    io_path = os.path.join(WORK_ROOT, "io-%d.log" % run_counter)
+    os.mkdir(run_dir, 0o700)
+    if RUN_UID is not None:
+        os.chown(run_dir, RUN_UID, RUN_UID)
+    io_fd = os.open(io_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    result_r, result_w = os.pipe()
+    nonce = os.urandom(16).hex()
+    t_start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(result_r)
+        child_main(req, run_dir, io_fd, result_w, nonce)
+        os._exit(71)
+    os.close(result_w)
+    os.close(io_fd)
+    # Wait with a wall-clock deadline. The pidfd lets us poll the child and the result pipe together.
+    timed_out = False
+    stopped = False
+    status = None
+    result = b""
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(result_r, select.POLLIN)
+    deadline = t_start + wall
+    result_open = True
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            timed_out = True
+            break
+        ready = poller.poll(min(left, 0.05) * 1000)
+        for fd, ev in ready:
+            if fd == result_r and result_open:
+                chunk = os.read(result_r, 65536)
+                if chunk:
+                    if len(result) < RESULT_CAP:  # a test flooding the pipe cannot grow us
+                        result += chunk
+                else:
+                    poller.unregister(result_r)
+                    result_open = False
+        wpid, st = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+        if wpid == pid:
+            if os.WIFSTOPPED(st):
+                stopped = True
+                break
+            status = st
+            break
+    t_end = time.monotonic()
+    if status is None:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        _, status = os.waitpid(pid, 0)
+    # Everything the test started (daemons in new sessions included) dies with its uid.
+    if RUN_UID is not None:
+        if uid_procs(RUN_UID):
+            reap_uid(RUN_UID)
+            # The killed processes were re-parented to us (subreaper): collect them.
+            end = time.monotonic() + 5
+            while uid_procs(RUN_UID) and time.monotonic() < end:
+                reap_zombies()
+                time.sleep(0.001)
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        # Without a uid of its own, a test's daemons (new sessions) are found as our descendants:
+        # we are a child subreaper, so orphans are re-parented to us rather than to init.
+        kill_descendants()
+    reap_zombies()
+    while result_open:
+        r, _, _ = select.select([result_r], [], [], 0)
+        if not r:
+            break
+        chunk = os.read(result_r, 65536)
+        if not chunk:
+            break
+        if len(result) < RESULT_CAP:
+            result += chunk
+    os.close(pidfd)
+    os.close(result_r)
+    tail, out_size = read_tail(io_path)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        os.unlink(io_path)
+    except OSError:
+        pass
+    if RUN_UID is not None:
+        clean_uid_files(RUN_UID)
+    seconds = t_end - t_start
+    return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
+                    nonce)
+
+
+def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce):
+    out = {"seconds": round(seconds, 6)}
+    parsed = None
+    if result:
+        try:
+            parsed = json.loads(result.decode("utf-8", "replace"))
+        except ValueError:
+            parsed = None
+    if isinstance(parsed, dict) and "setup" not in parsed and parsed.get("nonce") != nonce:
+        parsed = None  # forged or garbled: judged by how the process ended
+    tb = parsed.get("tb", "") if isinstance(parsed, dict) else ""
+    combined = (tail + ("\n" if tail and tb else "") + tb)[-TAIL_BYTES:]
+    out["stderrTail"] = combined
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    if timed_out:
+        out.update(status="timeout", errorType="WallTimeout")
+        return out
+    if stopped:
+        out.update(status="crash", errorType="Stopped")
+        return out
+    if sig in (signal.SIGXCPU,) or (sig == signal.SIGKILL and parsed is None and
+                                    cpu_exhausted(limits, seconds)):
+        out.update(status="timeout", errorType="CpuTimeout")
+        return out
+    if isinstance(parsed, dict) and "setup" in parsed:
+        out.update(status="sandbox_error", errorType="SandboxSetup",
+                   stderrTail=str(parsed["setup"])[-TAIL_BYTES:])
+        return out
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    if isinstance(parsed, dict) and parsed.get("ok") is True and code == 0:
+        out["status"] = "pass"
+        return out
+    if isinstance(parsed, dict) and parsed.get("ok") is False:
+        etype = parsed.get("type") or "Exception"
+        out["errorType"] = etype
+        low = tb.lower()
+        if parsed.get("syntax"):
+            out["status"] = "syntax_error"
+        elif etype == "MemoryError" or any(m in low for m in MEMORY_MARKERS):
+            out["status"] = "memory"
+        elif out_size >= out_cap and ("file too large" in low or "errno 27" in low):
+            out.update(status="crash", errorType="OutputLimit")
+        elif etype == "RecursionError":
+            out["status"] = "fail"
+        else:
+            out["status"] = "fail"
+        return out
+    # No result message: the process died or exited without reporting.
+    if sig is not None:
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        out["errorType"] = name
+        if sig == signal.SIGKILL:
+            # The kernel's OOM killer, or a test that killed itself.
+            out["status"] = "memory" if oom_likely(tail) else "crash"
+        elif sig == signal.SIGXFSZ:
+            out.update(status="crash", errorType="OutputLimit")
+        else:
+            out["status"] = "crash"
+        return out
+    out.update(status="crash", errorType="Exit%s" % code)
+    return out
+
+
+def cpu_exhausted(limits, seconds):
+    return seconds >= float(limits.get("cpuSeconds", 10)) * 0.9
+
+
+def oom_likely(tail):
+    t = tail.lower()
+    return any(m in t for m in MEMORY_MARKERS)
+
+
+def main():
+    send({
+        "ready": True,
+        "pid": os.getpid(),
+        "python": sys.version.split()[0],
+        "importSeconds": round(import_seconds, 3),
+        "importErrors": import_errors,
+        "uid": RUN_UID,
+        "notes": notes,
+        "vmSizeKiB": vm_kib("VmSize"),
+        "vmRssKiB": vm_kib("VmRSS"),
+    })
+    while True:
+        line = STDIN.readline()
+        if not line:
+            break
+        try:
+            req = json.loads(line)
+        except ValueError:
+            continue
+        rid = req.get("id")
+        try:
+            rep = run_one(req)
+        except BaseException as e:  # the worker itself must survive any request
+            rep = {"status": "sandbox_error", "seconds": 0.0, "errorType": type(e).__name__,
+                   "stderrTail": traceback.format_exc()[-TAIL_BYTES:]}
+        rep["id"] = rid
+        send(rep)
+
+
+if __name__ == "__main__":
+    main()
