@@ -2,7 +2,8 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerDoctor } from './doctor.js';
+import { registerServe } from './serve.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [registerDoctor, registerBench];
+export const commands: RegisterCommand[] = [registerDoctor, registerBench, registerServe];
