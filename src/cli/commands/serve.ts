@@ -148,22 +148,22 @@ export function registerServe(program: Command): void {
       });
       process.stdout.write(`rl4qe serve: listening on ${server.url}\n`);
       await new Promise<void>((resolve) => {
+        let stopping = false;
+        // The handlers stay installed while shutting down: removing them would restore the
+        // default action, and a second signal would then kill the process mid-cleanup.
         const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
+          if (stopping) return;
+          stopping = true;
           // Keep the event loop alive until the models are freed (close() awaits native work
           // that holds no handle of its own).
           const keep = setInterval(() => {}, 1000);
-          server.close().then(
-            () => {
-              clearInterval(keep);
-              resolve();
-            },
-            () => {
-              clearInterval(keep);
-              resolve();
-            },
-          );
+          const done = (): void => {
+            clearInterval(keep);
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            resolve();
+          };
+          server.close().then(done, done);
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
