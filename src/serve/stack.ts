@@ -23,6 +23,8 @@ export interface ServeStackOptions {
   cacheFile?: string;
   /** llama.cpp threads for the default model. */
   threads?: number;
+  /** llama.cpp parallel sequences (requests decoded together) for the default model. Default 1. */
+  sequences?: number;
 }
 
 export interface ServeStack {
@@ -37,7 +39,7 @@ export function buildServeStack(opts: ServeStackOptions = {}): ServeStack {
   const cache = useCache ? new GenerationCache({ file: opts.cacheFile }) : undefined;
   const make = (cfg: GeneratorConfig | undefined): Generator => {
     if (cfg) return createGenerator({ ...cfg, cache: { enabled: false } } as GeneratorConfig);
-    return new LlamaCppGenerator({ threads: opts.threads, sequences: 1 });
+    return new LlamaCppGenerator({ threads: opts.threads, sequences: opts.sequences ?? 1 });
   };
   const wrap = (g: Generator): Generator => (cache ? new CachedGenerator(g, cache) : g);
   const base = make(opts.generator);

@@ -1,5 +1,6 @@
 // Benchmarks for `rl4qe bench NAME`: one file per benchmark, one line here each.
 import type { BenchReport } from '../../util/bench.js';
+import { runGeneratorBench } from './generator.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -10,4 +11,9 @@ export interface BenchOptions {
 
 export type BenchFn = (opts: BenchOptions) => Promise<BenchReport>;
 
-export const benches: Record<string, { description: string; run: BenchFn }> = {};
+export const benches: Record<string, { description: string; run: BenchFn }> = {
+  generator: {
+    description: 'requests/s through rl4qe serve at concurrency 1 and 8; cache-hit latency',
+    run: runGeneratorBench,
+  },
+};

@@ -18,6 +18,7 @@ interface ServeFlags {
   gguf?: string;
   refinerGguf?: string;
   threads?: string;
+  sequences: string;
   maxConcurrent: string;
   timeoutMs: string;
   maxBodyBytes: string;
@@ -73,6 +74,7 @@ export function registerServe(program: Command): void {
     )
     .option('--refiner-gguf <file>', 'refine with this GGUF (default: the generator)')
     .option('--threads <n>', 'llama.cpp CPU threads')
+    .option('--sequences <n>', 'llama.cpp requests decoded in parallel', '1')
     .option('--max-concurrent <n>', 'requests handled at once; more get 429', '16')
     .option('--timeout-ms <ms>', 'per-request deadline (refine + generate)', '120000')
     .option('--max-body-bytes <n>', 'largest accepted request body', String(1 << 20))
@@ -118,7 +120,13 @@ export function registerServe(program: Command): void {
           model: f.generatorModel,
           apiKeyEnv: f.apiKeyEnv,
         };
-      } else if (f.gguf) generator = { backend: 'llama.cpp', modelPath: f.gguf, threads };
+      } else if (f.gguf)
+        generator = {
+          backend: 'llama.cpp',
+          modelPath: f.gguf,
+          threads,
+          sequences: int('sequences', f.sequences, 1),
+        };
       if (f.refinerGguf) refiner = { backend: 'llama.cpp', modelPath: f.refinerGguf, threads };
       let bearerToken: string | undefined;
       if (f.tokenEnv) {
@@ -135,6 +143,7 @@ export function registerServe(program: Command): void {
         refineParams: { maxTokens: int('refine-max-tokens', f.refineMaxTokens, 1) },
         cache: f.cache,
         threads,
+        sequences: int('sequences', f.sequences, 1),
       });
       const server = await startServer({
         ...stack,
