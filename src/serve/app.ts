@@ -11,6 +11,9 @@ import { z } from 'zod';
 import type { FailureKind, GenerationFailure, Generator } from '../generators/index.js';
 import type { Refiner, RefineResult } from './refiner.js';
 
+/** Per-request values the middleware and the handlers share. */
+type Env = { Variables: { requestId: string; logExtra: Record<string, unknown> } };
+
 export type ServeLog = (entry: Record<string, unknown>) => void;
 
 /** One JSON object per line on stderr: the default structured log. */
@@ -104,7 +107,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 }
 
 export interface ServeApp {
-  app: Hono;
+  app: Hono<Env>;
   /** Requests being handled now. */
   inFlight(): number;
   /** Stop taking new requests (503), for graceful shutdown. */
@@ -119,13 +122,13 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
   let active = 0;
   let draining = false;
   let seq = 0;
-  const app = new Hono();
+  const app = new Hono<Env>();
 
   // Access log + request id for every request.
   app.use('*', async (c, next) => {
     const t0 = performance.now();
     const id = `req-${Date.now().toString(36)}-${(seq++).toString(36)}`;
-    c.set('requestId' as never, id as never);
+    c.set('requestId', id);
     c.header('x-request-id', id);
     await next();
     log({
@@ -136,7 +139,7 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
       path: c.req.path,
       status: c.res.status,
       ms: Math.round(performance.now() - t0),
-      ...((c.get('logExtra' as never) as Record<string, unknown> | undefined) ?? {}),
+      ...(c.get('logExtra') ?? {}),
     });
   });
 
@@ -215,7 +218,7 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
   );
 
   /** Parses and validates a JSON body; a Response (400) when it is not valid. */
-  async function readBody<T>(c: Context, schema: z.ZodType<T>): Promise<T | Response> {
+  async function readBody<T>(c: Context<Env>, schema: z.ZodType<T>): Promise<T | Response> {
     let raw: unknown;
     try {
       raw = await c.req.json();
@@ -244,7 +247,7 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
   }
 
   function failureResponse(
-    c: Context,
+    c: Context<Env>,
     f: GenerationFailure,
     stage: string,
     timedOut: boolean,
@@ -269,10 +272,7 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
     const d = deadline();
     try {
       const r = await opts.refiner.refine(body.query, { signal: d.signal });
-      c.set(
-        'logExtra' as never,
-        { refineMs: Math.round(r.metadata.latencyMs), refineOk: r.ok } as never,
-      );
+      c.set('logExtra', { refineMs: Math.round(r.metadata.latencyMs), refineOk: r.ok });
       if (!r.ok) return failureResponse(c, r.failure, 'refiner', d.signal.aborted);
       c.header('x-rl4qe-refined-query', headerValue(r.refined));
       return c.json({ original_query: body.query, refined_query: r.refined, metadata: r.metadata });
@@ -348,7 +348,7 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
       const [g] = await opts.generator.generate(
         [
           {
-            id: String(c.get('requestId' as never)),
+            id: c.get('requestId'),
             messages,
             params: {
               temperature: body.temperature,
@@ -361,23 +361,19 @@ export function createServeApp(opts: ServeAppOptions): ServeApp {
         ],
         { signal: d.signal },
       );
-      c.set(
-        'logExtra' as never,
-        {
-          refinement: refinement.status,
-          refineMs:
-            refinement.latencyMs !== undefined ? Math.round(refinement.latencyMs) : undefined,
-          genOk: g!.ok,
-          genKind: g!.ok ? undefined : g!.kind,
-          genMs: g!.ok ? Math.round(g!.latencyMs) : undefined,
-          cached: g!.ok ? g!.cached : undefined,
-        } as never,
-      );
+      c.set('logExtra', {
+        refinement: refinement.status,
+        refineMs: refinement.latencyMs !== undefined ? Math.round(refinement.latencyMs) : undefined,
+        genOk: g!.ok,
+        genKind: g!.ok ? undefined : g!.kind,
+        genMs: g!.ok ? Math.round(g!.latencyMs) : undefined,
+        cached: g!.ok ? g!.cached : undefined,
+      });
       c.header('x-rl4qe-refinement-status', refinement.status);
       c.header('x-rl4qe-refined-query', headerValue(refined));
       if (!g!.ok) return failureResponse(c, g!, 'generator', d.signal.aborted);
       return c.json({
-        id: `chatcmpl-${String(c.get('requestId' as never))}`,
+        id: `chatcmpl-${c.get('requestId')}`,
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
         model: modelId,
