@@ -11,3 +11,5 @@ export * from './tokenizer/index.js';
 export * from './data/index.js';
 export * from './rewards/index.js';
 export * from './sandbox/index.js';
+export * from './generators/index.js';
+export * from './serve/index.js';

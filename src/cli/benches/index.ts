@@ -6,6 +6,7 @@ import { benchGguf } from './gguf.js';
 import { benchTokenizer } from './tokenizer.js';
 import { benchRewards } from './rewards.js';
 import { benchSandbox } from './sandbox.js';
+import { runGeneratorBench } from './generator.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -30,5 +31,8 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   sandbox: {
     description: 'DS-1000 tests/s: warm sandbox pool vs a fresh python per test',
     run: benchSandbox,
+  generator: {
+    description: 'requests/s through rl4qe serve at concurrency 1 and 8; cache-hit latency',
+    run: runGeneratorBench,
   },
 };

@@ -22,4 +22,14 @@ export const commands: RegisterCommand[] = [
   registerBench,
   registerDs1000,
   registerSetupExec,
+import { registerGenerate } from './generate.js';
+import { registerServe } from './serve.js';
+
+export type RegisterCommand = (program: Command) => void;
+
+export const commands: RegisterCommand[] = [
+  registerDoctor,
+  registerBench,
+  registerServe,
+  registerGenerate,
 ];

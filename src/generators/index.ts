@@ -1,0 +1,41 @@
+// The fixed code generator: one contract (types.ts), three backends, the on-disk cache, money.
+export * from './types.js';
+export { Limiter } from './limiter.js';
+export { defaultRetryPolicy, backoffDelayMs, parseRetryAfter, type RetryPolicy } from './retry.js';
+export {
+  Budget,
+  costUsd,
+  estimatePromptTokens,
+  estimateRequests,
+  estimateRun,
+  priceFor,
+  type DryRunEstimate,
+  type DryRunOptions,
+  type ModelPrice,
+  type PriceTable,
+} from './cost.js';
+export { OpenAIGenerator, type OpenAIGeneratorOptions } from './http.js';
+export {
+  LlamaCppGenerator,
+  defaultGgufPath,
+  loadNodeLlamaCpp,
+  NODE_LLAMA_CPP_VERSION,
+  type LlamaCppGeneratorOptions,
+} from './llamacpp.js';
+export { LocalEngineGenerator, type LocalEngineGeneratorOptions } from './local.js';
+export {
+  CachedGenerator,
+  GenerationCache,
+  cacheKey,
+  canonicalJson,
+  type CacheStats,
+  type GenerationCacheOptions,
+} from './cache.js';
+export {
+  createGenerator,
+  generatorConfigSchema,
+  parseGeneratorConfig,
+  type CreateGeneratorOptions,
+  type GeneratorConfig,
+  type ParsedGeneratorConfig,
+} from './config.js';

@@ -1,0 +1,77 @@
+// What `rl4qe serve` runs: a refiner and an answer generator built from generator configs. With
+// no configuration both are the default offline GGUF through llama.cpp, sharing one loaded model.
+import {
+  CachedGenerator,
+  GenerationCache,
+  LlamaCppGenerator,
+  createGenerator,
+  type GeneratorConfig,
+  type Generator,
+  type SamplingParams,
+} from '../generators/index.js';
+import { PromptedRefiner, type Refiner } from './refiner.js';
+
+export interface ServeStackOptions {
+  /** The answer generator. Default: llama.cpp on the default offline GGUF. */
+  generator?: GeneratorConfig;
+  /** The model the prompted refiner uses. Default: the same generator instance. */
+  refiner?: GeneratorConfig;
+  refinePrompt?: string;
+  refineParams?: SamplingParams;
+  /** Default true: refinements and answers are cached on disk. */
+  cache?: boolean;
+  cacheFile?: string;
+  /** llama.cpp threads for the default model. */
+  threads?: number;
+  /** llama.cpp parallel sequences (requests decoded together) for the default model. Default 1. */
+  sequences?: number;
+}
+
+export interface ServeStack {
+  refiner: Refiner;
+  generator: Generator;
+  /** The shared cache, to report hits and misses. */
+  cache?: GenerationCache;
+}
+
+export function buildServeStack(opts: ServeStackOptions = {}): ServeStack {
+  const useCache = opts.cache !== false;
+  const cache = useCache ? new GenerationCache({ file: opts.cacheFile }) : undefined;
+  const make = (cfg: GeneratorConfig | undefined): Generator => {
+    if (cfg) return createGenerator({ ...cfg, cache: { enabled: false } } as GeneratorConfig);
+    return new LlamaCppGenerator({ threads: opts.threads, sequences: opts.sequences ?? 1 });
+  };
+  const wrap = (g: Generator): Generator => (cache ? new CachedGenerator(g, cache) : g);
+  const base = make(opts.generator);
+  const generator = wrap(base);
+  const refinerGen = opts.refiner ? wrap(make(opts.refiner)) : generator;
+  const refiner = new PromptedRefiner({
+    generator: refinerGen,
+    systemPrompt: opts.refinePrompt,
+    params: opts.refineParams,
+    ownsGenerator: refinerGen !== generator,
+  });
+  // The cache closes with the answer generator (disposed last by the server).
+  return { refiner, generator: new ClosingGenerator(generator, () => cache?.close()), cache };
+}
+
+/** Delegates to a generator and runs a cleanup after disposing it. */
+class ClosingGenerator implements Generator {
+  readonly identity: Generator['identity'];
+  constructor(
+    private readonly inner: Generator,
+    private readonly cleanup: () => void,
+  ) {
+    this.identity = inner.identity;
+  }
+  generate(...args: Parameters<Generator['generate']>): ReturnType<Generator['generate']> {
+    return this.inner.generate(...args);
+  }
+  async dispose(): Promise<void> {
+    await this.inner.dispose();
+    this.cleanup();
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}

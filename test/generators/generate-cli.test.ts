@@ -1,0 +1,110 @@
+// rl4qe generate: --dry-run estimates before spending (and counts cache hits), a real run writes
+// one result per request and fills the cache, bad JSONL names file:line.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startFaultServer, type FaultServer } from './fault-server.js';
+
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+describe('rl4qe generate', () => {
+  let fs: FaultServer;
+  let dir: string;
+  // Asynchronous on purpose: the fault server lives in this process and must keep answering.
+  const run = (...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [cli, 'generate', ...args],
+        { env: { ...process.env, RL4QE_HOME: dir } },
+        (err, stdout, stderr) =>
+          resolve({
+            status: err ? Number((err as { code?: number }).code ?? 1) : 0,
+            stdout,
+            stderr,
+          }),
+      );
+    });
+  before(async () => {
+    fs = await startFaultServer();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-gen-cli-'));
+    writeFileSync(
+      path.join(dir, 'reqs.jsonl'),
+      [1, 2, 3]
+        .map((i) =>
+          JSON.stringify({
+            id: `r${i}`,
+            messages: [{ role: 'user', content: 'x'.repeat(396) }],
+            params: { maxTokens: 100, seed: i },
+          }),
+        )
+        .join('\n') + '\n',
+    );
+    writeFileSync(
+      path.join(dir, 'gen.json'),
+      JSON.stringify({
+        backend: 'openai',
+        baseUrl: `${fs.url}/ok/v1`,
+        model: 'm1',
+        prices: { m1: { inputPerMTok: 10, outputPerMTok: 20 } },
+      }),
+    );
+  });
+  after(async () => {
+    await fs.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--dry-run sends nothing and estimates calls, tokens, cost; after a run the cache answers', async () => {
+    const reqs = path.join(dir, 'reqs.jsonl');
+    const cfg = path.join(dir, 'gen.json');
+    const d1 = await run(reqs, '--config', cfg, '--dry-run', '--json');
+    assert.equal(d1.status, 0, d1.stderr);
+    const e1 = JSON.parse(d1.stdout) as {
+      calls: number;
+      promptTokens: number;
+      maxCostUsd: number;
+      cachedCalls: number;
+    };
+    assert.equal(fs.hits.length, 0, 'a dry run sends nothing');
+    assert.equal(e1.calls, 3);
+    assert.equal(e1.promptTokens, 3 * 106); // 3 framing + 4 per message + 99 content tokens
+    assert.ok(Math.abs(e1.maxCostUsd - (3 * 106 * 10 + 300 * 20) / 1e6) < 1e-12);
+    const out = path.join(dir, 'out.jsonl');
+    const r = await run(reqs, '--config', cfg, '--out', out);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { ok: boolean; id: string });
+    assert.deepEqual(
+      lines.map((l) => [l.ok, l.id]),
+      [
+        [true, 'r1'],
+        [true, 'r2'],
+        [true, 'r3'],
+      ],
+    );
+    assert.equal(fs.hits.length, 3);
+    const d2 = JSON.parse((await run(reqs, '--config', cfg, '--dry-run', '--json')).stdout) as {
+      calls: number;
+      cachedCalls: number;
+    };
+    assert.deepEqual([d2.calls, d2.cachedCalls], [0, 3]);
+  });
+
+  it('a bad request line is an error naming file:line and the field', async () => {
+    const bad = path.join(dir, 'bad.jsonl');
+    writeFileSync(
+      bad,
+      '{"id":"a","prompt":"x"}\n{"id":"b","prompt":"x","params":{"maxTokens":-1}}\n',
+    );
+    const r = await run(bad, '--config', path.join(dir, 'gen.json'), '--dry-run');
+    assert.equal(r.status, 3);
+    assert.match(r.stderr, /bad\.jsonl:2: params\.maxTokens/);
+  });
+});
