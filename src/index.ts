@@ -11,5 +11,6 @@ export * from './tokenizer/index.js';
 export * from './data/index.js';
 export * from './rewards/index.js';
 export * from './sandbox/index.js';
-export * from './generators/index.js';
+// Generators share names with sampling/tokenizer (ChatMessage, SamplingParams, ...): a namespace.
+export * as generators from './generators/index.js';
 export * from './serve/index.js';

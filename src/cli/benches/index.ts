@@ -23,6 +23,7 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   block: {
     description: 'Llama-style block fwd/bwd: native vs reference vs PyTorch',
     run: benchBlock,
+  },
   tokenizer: {
     description: 'DS-1000 encode tokens/s and GGUF vocab load vs transformers',
     run: benchTokenizer,
@@ -31,6 +32,7 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   sandbox: {
     description: 'DS-1000 tests/s: warm sandbox pool vs a fresh python per test',
     run: benchSandbox,
+  },
   generator: {
     description: 'requests/s through rl4qe serve at concurrency 1 and 8; cache-hit latency',
     run: runGeneratorBench,
