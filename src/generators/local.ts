@@ -1,43 +1,475 @@
-// The local-engine backend: rl4qe's own models (src/models + src/sampling), batched, so training
-// can run refiner and generator in one process without llama.cpp. Not available yet: the models
-// and sampling layers have not landed. The slot exists so configs can name it and get a clear
-// answer instead of a silent fallback.
-import { UnsupportedError } from '../util/errors.js';
-import type {
-  GenerateOptions,
-  GenerationRequest,
-  GenerationResult,
-  Generator,
-  GeneratorIdentity,
+// The local-engine backend: rl4qe's own models (src/models) decoded by src/sampling, in-process
+// and batched, with an optional PEFT LoRA adapter (a trained refiner). A model is a GGUF file or
+// a Hugging Face directory (config.json + safetensors); the tokenizer and chat template come from
+// the same file/directory unless given. Loading is lazy (the first request, or load()), like the
+// llama.cpp backend, so constructing a generator is cheap and its config errors come first.
+//
+// A batch of requests becomes few generate() calls: requests with the same sampling parameters
+// (temperature, top-p, top-k, max tokens) decode together, at most maxBatchSize at a time;
+// generate() pads and masks so each sequence decodes exactly as it would alone. Each request has
+// its own stop strings and random stream (its seed), so results do not depend on batching.
+import { createHash, randomInt } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
+import path from 'node:path';
+import { nativeStatus } from '../backend/index.js';
+import {
+  loadGgufModel,
+  loadSafetensorsModel,
+  type CausalLM,
+  type LoadedModel,
+  type ModelConfig,
+} from '../models/index.js';
+import { generate as decode, type Generation } from '../sampling/index.js';
+import { ChatTemplate, Tokenizer, checkCompatible } from '../tokenizer/index.js';
+import { ConfigError, NotFoundError } from '../util/errors.js';
+import { createLogger } from '../util/log.js';
+import {
+  attachPeftAdapter,
+  peftAdapterSha256,
+  readPeftConfig,
+  type PeftAdapterInfo,
+} from './peft-adapter.js';
+import {
+  chatOf,
+  requestProblem,
+  type FinishReason,
+  type GenerateOptions,
+  type GenerationFailure,
+  type GenerationRequest,
+  type GenerationResult,
+  type Generator,
+  type GeneratorIdentity,
+  type SamplingParams,
 } from './types.js';
 
+const log = createLogger('generators.local');
+
+/** Default maxTokens for a request that sets none (capped by the context). */
+export const LOCAL_DEFAULT_MAX_TOKENS = 512;
+
+/**
+ * End-of-turn tokens that chat models emit instead of (or besides) their EOS: generation stops at
+ * any of them that the tokenizer has as a special token (transformers' generation_config lists
+ * them the same way, e.g. Qwen2.5-Instruct stops at <|im_end|> and <|endoftext|>).
+ */
+const END_OF_TURN_TOKENS = [
+  '<|im_end|>',
+  '<|endoftext|>',
+  '<|eot_id|>',
+  '<|end_of_text|>',
+  '<end_of_turn>',
+  '<|end|>',
+  '<|EOT|>',
+];
+
 export interface LocalEngineGeneratorOptions {
-  /** A model directory or GGUF file for rl4qe's own engine. */
+  /** A GGUF file or a Hugging Face model directory (config.json + *.safetensors). */
   model: string;
-  /** Optional LoRA adapter directory. */
+  /** Optional PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors). */
   adapter?: string;
+  /** Tokenizer: a directory with tokenizer.json or a GGUF file. Default: the model's own. */
+  tokenizer?: string;
+  /** Jinja chat template text overriding the tokenizer's. */
+  chatTemplate?: string;
+  /** Longest sequence (prompt + completion) in tokens. Default: the model's context (≤ 32768). */
+  contextSize?: number;
+  /** Requests decoded together in one batch. Default 8. */
+  maxBatchSize?: number;
+  /** Token ids that end a completion. Default: the model's EOS ids + its end-of-turn tokens. */
+  stopTokenIds?: number[];
+  /**
+   * Native-backend threads. The engine is process-wide: this sets the thread count for every
+   * model in the process (default: RL4QE_THREADS, else all cores).
+   */
+  threads?: number;
+  /** Sampling parameters for requests that leave them unset. Built-in: temperature 0 (greedy). */
+  defaultParams?: SamplingParams;
+}
+
+/** What a loaded local generator runs on (for tests and for callers that score with the same model). */
+export interface LocalEngine {
+  model: CausalLM;
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  /** The chat template requests are rendered with (undefined: the model has none). */
+  chatTemplate?: ChatTemplate;
+  stopTokenIds: number[];
+  adapter?: PeftAdapterInfo;
+}
+
+/** Name, size and a hash of the first and last MiB: cheap and stable for multi-GiB files. */
+function fileDigest(h: ReturnType<typeof createHash>, file: string): void {
+  const size = statSync(file).size;
+  h.update(`${path.basename(file)}:${size}:`);
+  const fd = openSync(file, 'r');
+  try {
+    const n = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(n);
+    readSync(fd, buf, 0, n, 0);
+    h.update(buf);
+    readSync(fd, buf, 0, n, Math.max(0, size - n));
+    h.update(buf);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A model identity for the cache: GGUF file digest, or config.json + every safetensors digest. */
+function modelIdentity(p: string): string {
+  const h = createHash('sha256');
+  if (statSync(p).isDirectory()) {
+    h.update(readFileSync(path.join(p, 'config.json')));
+    for (const f of readdirSync(p).sort()) {
+      if (f.endsWith('.safetensors')) fileDigest(h, path.join(p, f));
+    }
+  } else fileDigest(h, p);
+  return `${path.basename(p)}:${h.digest('hex').slice(0, 16)}`;
+}
+
+function tokenizerIdentity(p: string): string {
+  const h = createHash('sha256');
+  if (statSync(p).isDirectory()) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+      const q = path.join(p, f);
+      if (existsSync(q)) h.update(readFileSync(q));
+    }
+  } else fileDigest(h, p);
+  return h.digest('hex').slice(0, 16);
+}
+
+interface Prepared {
+  index: number;
+  request: GenerationRequest;
+  ids: number[];
+  maxNew: number;
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  seed: number;
+  stop: string[];
 }
 
 export class LocalEngineGenerator implements Generator {
   readonly identity: GeneratorIdentity;
+  readonly modelPath: string;
+  readonly adapterPath?: string;
+  private loading: Promise<LocalEngine> | undefined;
+  private disposed = false;
+  private readonly where: string;
+  private readonly maxBatchSize: number;
 
-  constructor(opts: LocalEngineGeneratorOptions) {
-    this.identity = { backend: 'local', model: opts.model };
-    throw new UnsupportedError('the local-engine generator backend is not available yet', {
-      where: 'generator backend local',
-      found: opts.model,
-      hint: "rl4qe's own engine (src/models, src/sampling) has not landed; use backend 'llama.cpp' with the same GGUF, or 'openai' against a server",
-    });
+  constructor(private readonly opts: LocalEngineGeneratorOptions) {
+    const where = 'generator backend local';
+    this.modelPath = path.resolve(opts.model);
+    if (!existsSync(this.modelPath))
+      throw new NotFoundError('model not found', {
+        where,
+        expected: 'a GGUF file or a Hugging Face model directory (config.json + *.safetensors)',
+        found: this.modelPath,
+        hint: 'check generator.model; the offline test model: node scripts/fetch-test-models.mjs',
+      });
+    if (
+      statSync(this.modelPath).isDirectory() &&
+      !existsSync(path.join(this.modelPath, 'config.json'))
+    )
+      throw new NotFoundError('the model directory has no config.json', {
+        where,
+        expected: 'a Hugging Face model directory (config.json + *.safetensors) or a GGUF file',
+        found: this.modelPath,
+      });
+    if (opts.tokenizer !== undefined && !existsSync(opts.tokenizer))
+      throw new NotFoundError('tokenizer not found', {
+        where: `${where}: tokenizer`,
+        found: path.resolve(opts.tokenizer),
+        hint: 'a directory with tokenizer.json, or a GGUF file',
+      });
+    const int = (name: string, v: number | undefined): void => {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0))
+        throw new ConfigError(`${name} must be a positive integer`, {
+          where: `${where}: ${name}`,
+          found: String(v),
+        });
+    };
+    int('contextSize', opts.contextSize);
+    int('maxBatchSize', opts.maxBatchSize);
+    int('threads', opts.threads);
+    this.maxBatchSize = opts.maxBatchSize ?? 8;
+    let model = modelIdentity(this.modelPath);
+    if (opts.adapter !== undefined) {
+      this.adapterPath = path.resolve(opts.adapter);
+      readPeftConfig(this.adapterPath); // unsupported adapters fail here, before any loading
+      // The full content hash: two adapters never share cached answers, even with the same path.
+      model += `+lora:${this.adapterPath}:${peftAdapterSha256(this.adapterPath).slice(0, 16)}`;
+    }
+    if (opts.tokenizer !== undefined)
+      model += `+tokenizer:${tokenizerIdentity(path.resolve(opts.tokenizer))}`;
+    if (opts.chatTemplate !== undefined)
+      model += `+template:${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 16)}`;
+    if (opts.stopTokenIds !== undefined) model += `+stop:${opts.stopTokenIds.join(',')}`;
+    this.identity = { backend: 'local', model, params: opts.defaultParams };
+    this.where = `local backend ${path.basename(this.modelPath)}${
+      this.adapterPath ? ` + ${path.basename(this.adapterPath)}` : ''
+    }`;
+  }
+
+  /** Loads the model now (otherwise the first request does). */
+  async load(): Promise<void> {
+    await this.engine();
+  }
+
+  /** The loaded model, tokenizer and stop tokens (loads on first use). */
+  engine(): Promise<LocalEngine> {
+    if (this.disposed)
+      return Promise.reject(new ConfigError('the generator is disposed', { where: this.where }));
+    this.loading ??= this.doLoad();
+    return this.loading;
+  }
+
+  private async doLoad(): Promise<LocalEngine> {
+    const t0 = performance.now();
+    if (this.opts.threads !== undefined) nativeStatus().tools?.setThreads(this.opts.threads);
+    const isDir = statSync(this.modelPath).isDirectory();
+    const mopts =
+      this.opts.contextSize !== undefined ? { maxPositions: this.opts.contextSize } : {};
+    const tokSrc =
+      this.opts.tokenizer !== undefined ? path.resolve(this.opts.tokenizer) : this.modelPath;
+    const tokenizer = statSync(tokSrc).isDirectory()
+      ? await Tokenizer.fromDirectory(tokSrc)
+      : Tokenizer.fromGgufFile(tokSrc);
+    const loaded: LoadedModel = isDir
+      ? loadSafetensorsModel(this.modelPath, mopts)
+      : loadGgufModel(this.modelPath, mopts);
+    const { model, config } = loaded;
+    try {
+      checkCompatible(tokenizer, config.vocabSize, { where: tokSrc });
+      const adapter = this.adapterPath ? attachPeftAdapter(model, this.adapterPath) : undefined;
+      let chatTemplate: ChatTemplate | undefined;
+      if (this.opts.chatTemplate !== undefined) {
+        const special: Record<string, string> = {};
+        for (const f of ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const) {
+          const t = tokenizer.config[f];
+          if (typeof t === 'string') special[f] = t;
+        }
+        chatTemplate = new ChatTemplate(
+          this.opts.chatTemplate,
+          `${this.where}: chatTemplate`,
+          special,
+        );
+      } else if (tokenizer.chatTemplate !== undefined) chatTemplate = tokenizer.getChatTemplate();
+      const stopTokenIds = this.opts.stopTokenIds ?? defaultStopTokens(config, tokenizer);
+      log.debug('model loaded', {
+        model: this.modelPath,
+        adapter: this.adapterPath,
+        loraModules: adapter?.modules.length,
+        ms: Math.round(performance.now() - t0),
+      });
+      return { model, config, tokenizer, chatTemplate, stopTokenIds, adapter };
+    } catch (e) {
+      model.release();
+      throw e;
+    }
+  }
+
+  private fail(
+    r: GenerationRequest,
+    kind: GenerationFailure['kind'],
+    message: string,
+    hint?: string,
+    attempts = 0,
+  ): GenerationFailure {
+    return {
+      ok: false,
+      id: r.id,
+      kind,
+      message: `${this.where}, request ${r.id}: ${message}`,
+      attempts,
+      ...(hint ? { hint } : {}),
+    };
+  }
+
+  /** The prompt token ids a request decodes from (chat template rendered, or the raw prompt). */
+  promptIds(E: LocalEngine, r: GenerationRequest): number[] {
+    if (r.prompt !== undefined) return E.tokenizer.encode(r.prompt);
+    if (!E.chatTemplate)
+      throw new ConfigError('the model has no chat template', {
+        where: this.where,
+        hint: 'send a raw `prompt`, or set chatTemplate in the generator config',
+      });
+    const text = E.chatTemplate.render(
+      chatOf(r).map((m) => ({ role: m.role, content: m.content })),
+      { addGenerationPrompt: true },
+    );
+    // The template writes BOS itself where the model wants it (as apply_chat_template + encode
+    // with add_special_tokens=False in transformers).
+    return E.tokenizer.encode(text, { addSpecialTokens: false });
+  }
+
+  private prepare(
+    E: LocalEngine,
+    r: GenerationRequest,
+    index: number,
+  ): Prepared | GenerationFailure {
+    let ids: number[];
+    try {
+      ids = this.promptIds(E, r);
+    } catch (e) {
+      return this.fail(r, 'bad_request', e instanceof Error ? e.message : String(e));
+    }
+    if (ids.length === 0)
+      return this.fail(r, 'bad_request', 'the prompt is empty after tokenization');
+    const ctx = E.model.maxPositions;
+    // generate() needs prompt + new − 1 ≤ context (the last token is never fed back).
+    if (ids.length > ctx)
+      return this.fail(
+        r,
+        'backend_error',
+        `the prompt has ${ids.length} tokens; the context holds ${ctx}`,
+        'shorten the prompt, or raise contextSize (up to the model context length)',
+      );
+    const p = { ...this.opts.defaultParams, ...r.params };
+    const maxNew = Math.min(p.maxTokens ?? LOCAL_DEFAULT_MAX_TOKENS, ctx - ids.length + 1);
+    const temperature = p.temperature ?? 0;
+    return {
+      index,
+      request: r,
+      ids,
+      maxNew,
+      temperature,
+      topP: p.topP,
+      topK: p.topK,
+      // Unseeded sampling draws a fresh seed, like a hosted API; greedy ignores it.
+      seed: p.seed ?? (temperature > 0 ? randomInt(2 ** 31) : 0),
+      stop: p.stop ?? [],
+    };
   }
 
   async generate(
-    _requests: readonly GenerationRequest[],
-    _opts?: GenerateOptions,
+    requests: readonly GenerationRequest[],
+    opts: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
-    throw new UnsupportedError('the local-engine generator backend is not available yet');
+    const t0 = performance.now();
+    const signal = opts.signal;
+    const results: (GenerationResult | undefined)[] = new Array(requests.length);
+    const todo: number[] = [];
+    requests.forEach((r, i) => {
+      const problem = requestProblem(r);
+      if (problem) results[i] = this.fail(r, 'bad_request', problem);
+      else if (this.disposed) results[i] = this.fail(r, 'aborted', 'generator disposed');
+      else if (signal?.aborted) results[i] = this.fail(r, 'aborted', 'aborted before start');
+      else todo.push(i);
+    });
+    if (todo.length > 0) {
+      // Loading errors (bad file, missing tokenizer, bad adapter) are configuration errors:
+      // thrown, not reported per request.
+      const E = await this.engine();
+      const groups = new Map<string, Prepared[]>();
+      for (const i of todo) {
+        const p = this.prepare(E, requests[i]!, i);
+        if ('ok' in p) {
+          results[i] = p;
+          continue;
+        }
+        const key = JSON.stringify([p.temperature, p.topP, p.topK, p.maxNew]);
+        const g = groups.get(key) ?? [];
+        g.push(p);
+        groups.set(key, g);
+      }
+      for (const group of groups.values()) {
+        for (let s = 0; s < group.length; s += this.maxBatchSize) {
+          const chunk = group.slice(s, s + this.maxBatchSize);
+          // Between batches: let other work run (HTTP handlers, timers) and honour abort/dispose.
+          await new Promise<void>((res) => setImmediate(res));
+          if (signal?.aborted || this.disposed) {
+            for (const p of chunk)
+              results[p.index] = this.fail(
+                p.request,
+                'aborted',
+                this.disposed ? 'generator disposed' : 'aborted by the caller',
+              );
+            continue;
+          }
+          this.runChunk(E, chunk, results, t0);
+        }
+      }
+    }
+    return results as GenerationResult[];
   }
 
-  async dispose(): Promise<void> {}
+  private runChunk(
+    E: LocalEngine,
+    chunk: Prepared[],
+    results: (GenerationResult | undefined)[],
+    t0: number,
+  ): void {
+    const first = chunk[0]!;
+    let gens: Generation[];
+    try {
+      gens = decode(E.model, {
+        prompts: chunk.map((p) => p.ids),
+        maxNewTokens: first.maxNew,
+        temperature: first.temperature,
+        topP: first.topP,
+        topK: first.topK,
+        seeds: chunk.map((p) => p.seed),
+        stopTokens: E.stopTokenIds,
+        stopStrings: chunk.map((p) => p.stop),
+        decode: (ids) => E.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      for (const p of chunk)
+        results[p.index] = this.fail(p.request, 'backend_error', msg, undefined, 1);
+      return;
+    }
+    const latencyMs = performance.now() - t0;
+    chunk.forEach((p, k) => {
+      const g = gens[k]!;
+      results[p.index] = {
+        ok: true,
+        id: p.request.id,
+        text: g.text ?? '',
+        finishReason: mapFinish(g.finishReason),
+        usage: { promptTokens: p.ids.length, completionTokens: g.tokens.length },
+        latencyMs,
+        costUsd: 0,
+        cached: false,
+        attempts: 1,
+      };
+    });
+  }
 
-  async [Symbol.asyncDispose](): Promise<void> {}
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (!this.loading) return;
+    const E = await this.loading.catch(() => undefined);
+    E?.model.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
+
+/** The model's EOS ids, the tokenizer's EOS, and the end-of-turn specials it has. */
+export function defaultStopTokens(config: ModelConfig, tokenizer: Tokenizer): number[] {
+  const ids = new Set<number>(config.eosTokenIds);
+  if (tokenizer.eos) ids.add(tokenizer.eos.id);
+  for (const t of END_OF_TURN_TOKENS) {
+    const id = tokenizer.tokenToId(t);
+    if (id !== undefined && tokenizer.isSpecial(id)) ids.add(id);
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+function mapFinish(f: Generation['finishReason']): FinishReason {
+  return f === 'length' ? 'length' : 'stop';
 }
