@@ -119,6 +119,22 @@ export function readPeftConfig(dir: string): PeftLoraConfig {
     unsupported('target_parameters', c.target_parameters.join(', '), 'target modules only');
   if (c.trainable_token_indices !== undefined && c.trainable_token_indices !== null)
     unsupported('trainable_token_indices', JSON.stringify(c.trainable_token_indices), '');
+  // Newer LoRA variants that change the forward pass (peft 0.21 LoraConfig fields).
+  const extra = c as Record<string, unknown>;
+  for (const f of [
+    'alora_invocation_tokens',
+    'use_qalora',
+    'layer_replication',
+    'use_bdlora',
+    'arrow_config',
+    'kasa_config',
+    'velora_config',
+    'monteclora_config',
+  ]) {
+    const v = extra[f];
+    if (v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0))
+      unsupported(f, JSON.stringify(v), 'only plain LoRA (optionally rsLoRA) is implemented');
+  }
   if (c.target_modules === undefined || c.target_modules === null)
     throw new FormatError('the adapter config names no target_modules', {
       where: `${file}: target_modules`,
@@ -140,8 +156,6 @@ function fullMatch(pattern: string, s: string): boolean {
   }
 }
 
-const DEFAULT_LAYERS_PATTERNS = ['layers', 'h', 'block', 'blocks', 'layer'];
-
 /** peft check_target_module_exists: is module `key` adapted under this config? */
 export function isPeftTarget(c: PeftLoraConfig, key: string): boolean {
   const ex = c.exclude_modules;
@@ -161,10 +175,15 @@ export function isPeftTarget(c: PeftLoraConfig, key: string): boolean {
   const usesIdx = idx !== undefined && idx !== null && (!Array.isArray(idx) || idx.length > 0);
   if (found && usesIdx && !t.includes(key)) {
     const lp = c.layers_pattern;
-    const patterns = lp === undefined || lp === null ? DEFAULT_LAYERS_PATTERNS : [lp].flat();
+    // peft: no pattern → the first numbered segment (`.*?\.[^.]*\.(\d+)\.`); else the first
+    // `<pattern>.<n>.` of any listed pattern.
+    const regexes =
+      lp === undefined || lp === null || lp.length === 0
+        ? [/^.*?\.[^.]*\.(\d+)\./]
+        : [lp].flat().map((x) => new RegExp(`^(?:|.*?\\.)${x}\\.(\\d+)\\.`));
     let layer: number | undefined;
-    for (const p of patterns) {
-      const m = new RegExp(`.*\\.${p}\\.(\\d+)\\.`).exec(key);
+    for (const re of regexes) {
+      const m = re.exec(key);
       if (m) {
         layer = Number(m[1]);
         break;
