@@ -4,10 +4,11 @@
 // the same file/directory unless given. Loading is lazy (the first request, or load()), like the
 // llama.cpp backend, so constructing a generator is cheap and its config errors come first.
 //
-// A batch of requests becomes few generate() calls: requests with the same sampling parameters
-// (temperature, top-p, top-k, max tokens) decode together, at most maxBatchSize at a time;
-// generate() pads and masks so each sequence decodes exactly as it would alone. Each request has
-// its own stop strings and random stream (its seed), so results do not depend on batching.
+// Requests become few generate() calls: requests with the same sampling parameters (temperature,
+// top-p, top-k, max tokens) decode together, at most maxBatchSize at a time, also across
+// concurrent generate() calls (one queue); generate() pads and masks so each sequence decodes
+// exactly as it would alone. Each request has its own stop strings and random stream (its
+// seed), so results do not depend on batching.
 import { createHash, randomInt } from 'node:crypto';
 import {
   closeSync,
@@ -157,6 +158,16 @@ interface Prepared {
   stop: string[];
 }
 
+/** A prepared request waiting in the decode queue. */
+interface Queued extends Prepared {
+  /** Requests with the same key can share a generate() call. */
+  key: string;
+  signal?: AbortSignal;
+  /** When its generate() call started. */
+  t0: number;
+  resolve: (r: GenerationResult) => void;
+}
+
 export class LocalEngineGenerator implements Generator {
   readonly identity: GeneratorIdentity;
   readonly modelPath: string;
@@ -165,6 +176,9 @@ export class LocalEngineGenerator implements Generator {
   private disposed = false;
   private readonly where: string;
   private readonly maxBatchSize: number;
+  private queue: Queued[] = [];
+  private pumping = false;
+  private readonly counts = { batches: 0, sequences: 0 };
 
   constructor(private readonly opts: LocalEngineGeneratorOptions) {
     const where = 'generator backend local';
@@ -357,60 +371,100 @@ export class LocalEngineGenerator implements Generator {
   ): Promise<GenerationResult[]> {
     const t0 = performance.now();
     const signal = opts.signal;
-    const results: (GenerationResult | undefined)[] = new Array(requests.length);
+    const results: Promise<GenerationResult>[] = [];
     const todo: number[] = [];
     requests.forEach((r, i) => {
       const problem = requestProblem(r);
-      if (problem) results[i] = this.fail(r, 'bad_request', problem);
-      else if (this.disposed) results[i] = this.fail(r, 'aborted', 'generator disposed');
-      else if (signal?.aborted) results[i] = this.fail(r, 'aborted', 'aborted before start');
+      let f: GenerationFailure | undefined;
+      if (problem) f = this.fail(r, 'bad_request', problem);
+      else if (this.disposed) f = this.fail(r, 'aborted', 'generator disposed');
+      else if (signal?.aborted) f = this.fail(r, 'aborted', 'aborted before start');
       else todo.push(i);
+      if (f) results[i] = Promise.resolve(f);
     });
-    if (todo.length > 0) {
-      // Loading errors (bad file, missing tokenizer, bad adapter) are configuration errors:
-      // thrown, not reported per request.
-      const E = await this.engine();
-      const groups = new Map<string, Prepared[]>();
-      for (const i of todo) {
-        const p = this.prepare(E, requests[i]!, i);
-        if ('ok' in p) {
-          results[i] = p;
-          continue;
-        }
-        const key = JSON.stringify([p.temperature, p.topP, p.topK, p.maxNew]);
-        const g = groups.get(key) ?? [];
-        g.push(p);
-        groups.set(key, g);
+    if (todo.length === 0) return Promise.all(results);
+    // Loading errors (bad file, missing tokenizer, bad adapter) are configuration errors:
+    // thrown, not reported per request.
+    const E = await this.engine();
+    for (const i of todo) {
+      const p = this.prepare(E, requests[i]!, i);
+      if ('ok' in p) {
+        results[i] = Promise.resolve(p);
+        continue;
       }
-      for (const group of groups.values()) {
-        for (let s = 0; s < group.length; s += this.maxBatchSize) {
-          const chunk = group.slice(s, s + this.maxBatchSize);
-          // Between batches: let other work run (HTTP handlers, timers) and honour abort/dispose.
-          await new Promise<void>((res) => setImmediate(res));
-          if (signal?.aborted || this.disposed) {
-            for (const p of chunk)
-              results[p.index] = this.fail(
-                p.request,
-                'aborted',
-                this.disposed ? 'generator disposed' : 'aborted by the caller',
-              );
-            continue;
-          }
-          this.runChunk(E, chunk, results, t0);
-        }
-      }
+      results[i] = new Promise<GenerationResult>((resolve) =>
+        this.queue.push({
+          ...p,
+          key: JSON.stringify([p.temperature, p.topP, p.topK, p.maxNew]),
+          signal,
+          t0,
+          resolve,
+        }),
+      );
     }
-    return results as GenerationResult[];
+    if (!this.pumping) void this.pump(E);
+    return Promise.all(results);
   }
 
-  private runChunk(
-    E: LocalEngine,
-    chunk: Prepared[],
-    results: (GenerationResult | undefined)[],
-    t0: number,
-  ): void {
+  /** Batches run so far and sequences decoded in them (how well requests were batched). */
+  stats(): { batches: number; sequences: number } {
+    return { ...this.counts };
+  }
+
+  /**
+   * Decodes the queue until it is empty. Requests of concurrent generate() calls (e.g. the HTTP
+   * requests of `rl4qe serve`, or a trainer's parallel batches) wait in one queue, so they
+   * decode together: each round takes the oldest request and up to maxBatchSize − 1 more with the
+   * same sampling parameters, in arrival order.
+   */
+  private async pump(E: LocalEngine): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        // Between batches: let other work run (HTTP handlers, timers, new requests joining the
+        // queue) and honour abort/dispose.
+        await new Promise<void>((res) => setImmediate(res));
+        const live: Queued[] = [];
+        for (const q of this.queue) {
+          if (this.disposed || q.signal?.aborted)
+            q.resolve(
+              this.fail(
+                q.request,
+                'aborted',
+                this.disposed ? 'generator disposed' : 'aborted by the caller',
+              ),
+            );
+          else live.push(q);
+        }
+        if (live.length === 0) {
+          this.queue = [];
+          break;
+        }
+        const key = live[0]!.key;
+        const chunk: Queued[] = [];
+        const rest: Queued[] = [];
+        for (const q of live) {
+          if (q.key === key && chunk.length < this.maxBatchSize) chunk.push(q);
+          else rest.push(q);
+        }
+        this.queue = rest;
+        this.runChunk(E, chunk);
+      }
+    } catch (e) {
+      // Not expected (runChunk reports decode errors per request); never leave callers hanging.
+      const msg = e instanceof Error ? e.message : String(e);
+      for (const q of this.queue.splice(0))
+        q.resolve(this.fail(q.request, 'backend_error', msg, undefined, 1));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private runChunk(E: LocalEngine, chunk: Queued[]): void {
     const first = chunk[0]!;
     let gens: Generation[];
+    this.counts.batches += 1;
+    this.counts.sequences += chunk.length;
     try {
       gens = decode(E.model, {
         prompts: chunk.map((p) => p.ids),
@@ -425,24 +479,24 @@ export class LocalEngineGenerator implements Generator {
       });
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
-      for (const p of chunk)
-        results[p.index] = this.fail(p.request, 'backend_error', msg, undefined, 1);
+      for (const p of chunk) p.resolve(this.fail(p.request, 'backend_error', msg, undefined, 1));
       return;
     }
-    const latencyMs = performance.now() - t0;
+    const end = performance.now();
     chunk.forEach((p, k) => {
       const g = gens[k]!;
-      results[p.index] = {
+      p.resolve({
         ok: true,
         id: p.request.id,
         text: g.text ?? '',
         finishReason: mapFinish(g.finishReason),
         usage: { promptTokens: p.ids.length, completionTokens: g.tokens.length },
-        latencyMs,
+        // From the caller's generate() call: queueing, earlier batches and this one.
+        latencyMs: end - p.t0,
         costUsd: 0,
         cached: false,
         attempts: 1,
-      };
+      });
     });
   }
 

@@ -294,6 +294,19 @@ describe('LocalEngineGenerator on SmolLM2-135M (GGUF)', () => {
     }
   });
 
+  it('concurrent generate() calls share one batch and answer as they would alone', async () => {
+    const p = chat('p', 'Sort a list.', 4);
+    const q = chat('q', 'Reverse a string in Python.', 4);
+    const soloP = ok((await g.generate([p]))[0]);
+    const soloQ = ok((await g.generate([q]))[0]);
+    const s0 = g.stats();
+    const [[x], [y]] = await Promise.all([g.generate([p]), g.generate([q])]);
+    const s1 = g.stats();
+    assert.deepEqual([s1.batches - s0.batches, s1.sequences - s0.sequences], [1, 2]);
+    assert.equal(ok(x).text, soloP.text);
+    assert.equal(ok(y).text, soloQ.text);
+  });
+
   it('stop strings cut the text; a too-long prompt is a typed failure and the rest succeed', async () => {
     const rs = await g.generate([
       {
