@@ -104,6 +104,37 @@ def lora_config(name):
                       target_modules=r".*\.(q_proj|v_proj|down_proj)", task_type="CAUSAL_LM")
 
 
+# Module-matching cases: PEFT's own check_target_module_exists and get_pattern_key on these
+# configs and module names (what src/generators/peft-adapter.ts isPeftTarget reproduces).
+MATCH_KEYS = [
+    "model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj", "model.layers.12.self_attn.v_proj",
+    "model.layers.0.mlp.down_proj", "model.layers.3.mlp.gate_proj", "lm_head", "model.layers.2.self_attn.o_proj",
+]
+MATCH_CONFIGS = [
+    {"target_modules": ["q_proj", "v_proj"]},
+    {"target_modules": ["model.layers.0.mlp.down_proj", "o_proj"]},
+    {"target_modules": r".*\.(q_proj|down_proj)"},
+    {"target_modules": r"model\.layers\.1\..*"},
+    {"target_modules": ["q_proj", "v_proj", "down_proj"], "exclude_modules": ["v_proj"]},
+    {"target_modules": ["q_proj", "v_proj", "down_proj"], "exclude_modules": r".*layers\.0\..*"},
+    {"target_modules": ["q_proj", "v_proj", "o_proj"], "layers_to_transform": [0, 12]},
+    {"target_modules": ["q_proj", "down_proj"], "layers_to_transform": 1, "layers_pattern": "layers"},
+    {"target_modules": ["q_proj", "down_proj"], "layers_to_transform": [0], "layers_pattern": ["blocks", "layers"]},
+]
+PATTERN_KEYS = ["o_proj", "model.layers.1.self_attn.q_proj", r"layers\.12\..*"]
+
+
+def matching_cases():
+    from peft.tuners.tuners_utils import check_target_module_exists
+    from peft.utils.other import get_pattern_key
+    cases = []
+    for c in MATCH_CONFIGS:
+        cfg = LoraConfig(r=4, lora_alpha=8, **c)
+        cases.append({"config": c, "matches": {k: bool(check_target_module_exists(cfg, k)) for k in MATCH_KEYS}})
+    patterns = {k: get_pattern_key(PATTERN_KEYS, k) for k in MATCH_KEYS}
+    return {"targets": cases, "patternKeys": PATTERN_KEYS, "patternOf": patterns}
+
+
 def main():
     print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__,
           "tokenizers", tokenizers.__version__)
@@ -112,7 +143,7 @@ def main():
     out = {"regenerate": REGEN,
            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                         "peft": peft.__version__, "tokenizers": tokenizers.__version__},
-           "stopTokenIds": eos, "maxTokens": N_NEW, "models": {}}
+           "stopTokenIds": eos, "maxTokens": N_NEW, "matching": matching_cases(), "models": {}}
     for name in ["tiny-llama", "tiny-qwen2"]:
         model = AutoModelForCausalLM.from_pretrained(os.path.join(MODELS, name), dtype=torch.float32).eval()
         torch.manual_seed(2024 if name == "tiny-llama" else 2025)
@@ -125,6 +156,16 @@ def main():
         adir = os.path.join(OUT, f"adapter-{name}")
         pm.save_pretrained(adir)
         os.remove(os.path.join(adir, "README.md"))  # PEFT's model card template: not needed
+        # PEFT writes target_modules from a set (order varies with PYTHONHASHSEED): sort it so the
+        # committed file is reproducible.
+        cfg_file = os.path.join(adir, "adapter_config.json")
+        with open(cfg_file) as f:
+            saved = json.load(f)
+        if isinstance(saved["target_modules"], list):
+            saved["target_modules"] = sorted(saved["target_modules"])
+        with open(cfg_file, "w") as f:
+            json.dump(saved, f, indent=2, sort_keys=True)
+        os.chmod(os.path.join(adir, "adapter_model.safetensors"), 0o644)
         chosen = None
         for msgs in CANDIDATES:
             text = fast.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)

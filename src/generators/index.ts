@@ -32,6 +32,7 @@ export {
 export {
   attachPeftAdapter,
   isPeftTarget,
+  peftPatternKey,
   peftAdapterSha256,
   readPeftConfig,
   PEFT_CONFIG_FILE,

@@ -194,16 +194,21 @@ export function isPeftTarget(c: PeftLoraConfig, key: string): boolean {
   return found;
 }
 
-/** peft get_pattern_key: the rank_pattern / alpha_pattern entry that applies to a module. */
+/**
+ * peft get_pattern_key: the first rank_pattern / alpha_pattern key that applies to module `key`
+ * (`(.*\.)?(<pattern key>)$`), or undefined (the config's r / lora_alpha then apply).
+ */
+export function peftPatternKey(keys: readonly string[], key: string): string | undefined {
+  return keys.find((k) => new RegExp(`^(.*\\.)?(${k})$`).test(key));
+}
+
 function patternValue(
   pattern: Record<string, number> | null | undefined,
   key: string,
 ): number | undefined {
   if (!pattern) return undefined;
-  for (const [k, v] of Object.entries(pattern)) {
-    if (k === key || new RegExp(`(.*\\.)?(${k})$`).test(key)) return v;
-  }
-  return undefined;
+  const k = peftPatternKey(Object.keys(pattern), key);
+  return k === undefined ? undefined : pattern[k];
 }
 
 /** PEFT's tensor name → our module name + which matrix. */

@@ -9,6 +9,9 @@ import path from 'node:path';
 import {
   LocalEngineGenerator,
   createGenerator,
+  isPeftTarget,
+  peftPatternKey,
+  type PeftLoraConfig,
   type Completion,
   type GenerationRequest,
   type GenerationResult,
@@ -29,6 +32,11 @@ const FIX = 'test/fixtures/generators/local';
 const REGEN = '~/.cache/rl4qe/oracle/bin/python scripts/fixtures_local_generator.py';
 interface Expected {
   stopTokenIds: number[];
+  matching: {
+    targets: { config: Record<string, unknown>; matches: Record<string, boolean> }[];
+    patternKeys: string[];
+    patternOf: Record<string, string>;
+  };
   maxTokens: number;
   models: Record<
     string,
@@ -131,6 +139,22 @@ describe('LocalEngineGenerator + PEFT adapter vs transformers + PEFT (tiny model
       await l.dispose();
       await q.dispose();
     }
+  });
+});
+
+describe('PEFT module matching equals peft 0.21 (check_target_module_exists, get_pattern_key)', () => {
+  it('target_modules lists and regexes, exclude_modules, layers_to_transform/layers_pattern', () => {
+    for (const { config, matches } of expected.matching.targets) {
+      const c = { r: 4, lora_alpha: 8, ...config } as PeftLoraConfig;
+      for (const [key, want] of Object.entries(matches))
+        assert.equal(isPeftTarget(c, key), want, `${JSON.stringify(config)} on ${key}; ${REGEN}`);
+    }
+  });
+  it('rank_pattern / alpha_pattern keys', () => {
+    const { patternKeys, patternOf } = expected.matching;
+    // peft returns the module name itself when no key matches (then r / lora_alpha apply).
+    for (const [key, want] of Object.entries(patternOf))
+      assert.equal(peftPatternKey(patternKeys, key) ?? key, want, key);
   });
 });
 
