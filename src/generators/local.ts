@@ -361,7 +361,8 @@ export class LocalEngineGenerator implements Generator {
       topK: p.topK,
       // Unseeded sampling draws a fresh seed, like a hosted API; greedy ignores it.
       seed: p.seed ?? (temperature > 0 ? randomInt(2 ** 31) : 0),
-      stop: p.stop ?? [],
+      // An empty stop string would end every completion at once: ignored.
+      stop: (p.stop ?? []).filter((s) => s.length > 0),
     };
   }
 
