@@ -17,12 +17,16 @@ transformers + PEFT do with it:
     step (float32 rounding cannot flip a token).
 
 Pinned versions (the oracle venv ~/.cache/rl4qe/oracle, Python 3.11):
-    torch==2.15.0  transformers==5.24.0  peft==0.21.2  tokenizers==0.23.3  safetensors==0.8.0
+    torch==2.15.0  transformers==5.24.0  peft==0.21.2  tokenizers==0.23.3  safetensors==0.8.0  gguf==0.19.0
 
 Run from the repository root:
     ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_local_generator.py
+And the same on the real SmolLM2-135M test GGUF (~/.cache/rl4qe/test-models, fetched by
+`node scripts/fetch-test-models.mjs`), loaded by transformers' GGUF loader: an adapter with
+layers_to_transform (r=4 on q_proj, v_proj of layers 0, 6, 12, 18, 24), the chat prompt ids
+(the GGUF's own template), PEFT's greedy continuation and first-step top-10 logits.
 Writes test/fixtures/generators/local/{tokenizer/, adapter-tiny-llama/, adapter-tiny-qwen2/,
-expected.json} (about 60 KB).
+adapter-smollm2/, expected.json} (about 230 KB).
 """
 import json
 import os
@@ -135,6 +139,74 @@ def matching_cases():
     return {"targets": cases, "patternKeys": PATTERN_KEYS, "patternOf": patterns}
 
 
+SMOLLM2 = "smollm2-135m-instruct-q4_1.gguf"
+SMOLLM2_NEW = 8
+SMOLLM2_CANDIDATES = [
+    [{"role": "system", "content": "You write Python."}, {"role": "user", "content": "Write a function that adds two numbers."}],
+    [{"role": "user", "content": "Sort a list of numbers in Python."}],
+    [{"role": "user", "content": "Reverse a string."}],
+]
+
+
+def smollm2_case():
+    """A PEFT adapter on the real SmolLM2-135M (the test GGUF, dequantised to float32 by
+    transformers' GGUF loader, as rl4qe does): r=4 on q_proj and v_proj of every 6th layer
+    (layers_to_transform, default layers_pattern), its greedy chat continuation and first-step
+    top-10 logits with and without it."""
+    from transformers import AutoTokenizer
+    home = os.environ.get("RL4QE_HOME", os.path.join(os.path.expanduser("~"), ".cache", "rl4qe"))
+    d = os.path.join(home, "test-models")
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=SMOLLM2)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=SMOLLM2, dtype=torch.float32).eval()
+    cfg = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, bias="none", target_modules=["q_proj", "v_proj"],
+                     layers_to_transform=[0, 6, 12, 18, 24], task_type="CAUSAL_LM")
+    torch.manual_seed(2026)
+    pm = get_peft_model(model, cfg)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(0.15 * torch.randn_like(p))
+    pm.eval()
+    adir = os.path.join(OUT, "adapter-smollm2")
+    pm.save_pretrained(adir)
+    os.remove(os.path.join(adir, "README.md"))
+    cfg_file = os.path.join(adir, "adapter_config.json")
+    with open(cfg_file) as f:
+        saved = json.load(f)
+    saved["target_modules"] = sorted(saved["target_modules"])
+    saved["base_model_name_or_path"] = SMOLLM2
+    with open(cfg_file, "w") as f:
+        json.dump(saved, f, indent=2, sort_keys=True)
+    os.chmod(os.path.join(adir, "adapter_model.safetensors"), 0o644)
+    eos = [0, 2]  # <|endoftext|>, <|im_end|>: what rl4qe's defaultStopTokens picks for this model
+    for msgs in SMOLLM2_CANDIDATES:
+        text = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            gen = pm.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=SMOLLM2_NEW,
+                              do_sample=False, eos_token_id=eos, pad_token_id=0)
+            toks = gen[0, len(ids):].tolist()
+            full = pm(input_ids=gen).logits[0, len(ids) - 1:len(ids) - 1 + len(toks)]
+            with pm.disable_adapter():
+                base = pm(input_ids=x).logits[0, -1]
+        top2 = full.topk(2, dim=-1).values
+        margin = float((top2[:, 0] - top2[:, 1]).min())
+        if margin < 5e-3:
+            continue
+        first = full[0]
+        top = first.topk(10)
+        stopped = len(toks) > 0 and toks[-1] in eos
+        print("smollm2 prompt", len(ids), "tokens", toks, "margin", margin,
+              "max |adapter - base|", float((first - base).abs().max()))
+        return {"model": SMOLLM2, "adapter": adir, "messages": msgs, "promptIds": ids, "tokens": toks,
+                "text": tok.decode(toks[:-1] if stopped else toks, skip_special_tokens=True),
+                "finishReason": "stop" if stopped else "length", "minMargin": margin, "stopTokenIds": eos,
+                "firstLogitsTop": {"ids": top.indices.tolist(), "values": [float(v) for v in top.values]},
+                "baseFirstLogitsAtTop": [float(base[i]) for i in top.indices.tolist()]}
+    raise SystemExit("smollm2: no candidate prompt with a safe greedy margin")
+
+
 def main():
     print("torch", torch.__version__, "transformers", transformers.__version__, "peft", peft.__version__,
           "tokenizers", tokenizers.__version__)
@@ -205,6 +277,7 @@ def main():
         }
         print(name, "prompt", len(ids), "tokens", toks, "margin", margin,
               "max |adapter - base|", float((logits - base).abs().max()))
+    out["smollm2"] = smollm2_case()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(out, f, indent=1)
 

@@ -38,6 +38,17 @@ interface Expected {
     patternOf: Record<string, string>;
   };
   maxTokens: number;
+  smollm2: {
+    adapter: string;
+    messages: { role: 'system' | 'user'; content: string }[];
+    promptIds: number[];
+    tokens: number[];
+    text: string;
+    finishReason: string;
+    stopTokenIds: number[];
+    firstLogitsTop: { ids: number[]; values: number[] };
+    baseFirstLogitsAtTop: number[];
+  };
   models: Record<
     string,
     {
@@ -301,6 +312,50 @@ describe('LocalEngineGenerator on SmolLM2-135M (GGUF)', () => {
       decode: (x) => E.tokenizer.decode(x, { skipSpecialTokens: true }),
     });
     assert.equal(a.text, d!.text);
+  });
+
+  it('a PEFT adapter on the real model (layers_to_transform): prompt ids, logits and greedy text equal PEFT on the same GGUF', async () => {
+    const e = expected.smollm2;
+    const a = new LocalEngineGenerator({
+      model: requireTestModel(),
+      adapter: e.adapter,
+      contextSize: 256,
+    });
+    try {
+      const req: GenerationRequest = {
+        id: 'lora',
+        messages: e.messages.filter((m) => m.role !== 'system'),
+        system: e.messages.find((m) => m.role === 'system')?.content,
+        params: { maxTokens: e.tokens.length, temperature: 0 },
+      };
+      const E = await a.engine();
+      assert.deepEqual(E.stopTokenIds, e.stopTokenIds);
+      assert.equal(E.adapter!.modules.length, 10); // q and v of layers 0, 6, 12, 18, 24
+      const ids = a.promptIds(E, req);
+      assert.deepEqual(ids, e.promptIds, `prompt ids differ; regenerate: ${REGEN}`);
+      const lg = noGrad(() => {
+        const T = ids.length;
+        const h = E.model.forward({ ids: Int32Array.from(ids), shape: [1, T] });
+        const last = reshape(slice(h, 1, T - 1, T), [1, E.config.hiddenSize]);
+        return headLogits(last, E.model.headWeight()).data;
+      });
+      let maxBase = 0;
+      e.firstLogitsTop.ids.forEach((id, i) => {
+        const d = Math.abs((lg[id] as number) - e.firstLogitsTop.values[i]!);
+        assert.ok(
+          d < 2e-3,
+          `logit of token ${id}: ${lg[id]} vs PEFT ${e.firstLogitsTop.values[i]}`,
+        );
+        maxBase = Math.max(maxBase, Math.abs((lg[id] as number) - e.baseFirstLogitsAtTop[i]!));
+      });
+      assert.ok(maxBase > 0.3, `adapter has no effect (max |Δ| to base ${maxBase})`);
+      const c = ok((await a.generate([req]))[0]);
+      assert.equal(c.text, e.text, `greedy text differs from PEFT's; regenerate: ${REGEN}`);
+      assert.equal(c.usage.completionTokens, e.tokens.length);
+      assert.equal(c.finishReason, e.finishReason);
+    } finally {
+      await a.dispose();
+    }
   });
 
   it('a batch of different lengths (two chunks) equals the same requests one at a time', async () => {
