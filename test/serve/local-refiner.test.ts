@@ -69,6 +69,50 @@ describe('rl4qe serve with a local refiner (engine + PEFT adapter)', () => {
     }
   });
 
+  it('/v1/chat/completions: a local refiner with its adapter, then a local answer generator on the refined query', async () => {
+    const stack = buildServeStack({
+      refiner: { backend: 'local', ...local },
+      generator: { backend: 'local', model: local.model, tokenizer: local.tokenizer },
+      refineFormat: 'chat',
+      refineParams: { maxTokens: 6 },
+      cache: false,
+    });
+    const server = await startServer({ ...stack, port: 0, log: () => {} });
+    try {
+      const res = await fetch(`${server.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          messages: [{ role: 'user', content: 'merge two dicts' }],
+          max_tokens: 5,
+          temperature: 0,
+        }),
+      });
+      const body = (await res.json()) as {
+        choices: { message: { content: string } }[];
+        usage: { completion_tokens: number };
+        rl4qe: { refined_query: string; refinement: { status: string; refiner: string } };
+      };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.match(body.rl4qe.refinement.refiner, /\+lora:/);
+      // The answer is the base model's (no adapter) greedy reply to the refined query.
+      const g = new LocalEngineGenerator({ model: local.model, tokenizer: local.tokenizer });
+      const [r] = await g.generate([
+        {
+          id: 'x',
+          messages: [{ role: 'user', content: body.rl4qe.refined_query || 'merge two dicts' }],
+          params: { maxTokens: 5, temperature: 0 },
+        },
+      ]);
+      await g.dispose();
+      assert.ok(r!.ok);
+      assert.equal(body.choices[0]!.message.content, r.text);
+      assert.equal(body.usage.completion_tokens, 5);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('the CLI: --refiner-backend local --refiner-model --refiner-adapter answers /v1/refine and exits 0', async () => {
     requireTestModel(); // the default answer generator (loaded lazily, not used here)
     const p = spawn(process.execPath, [
