@@ -16,7 +16,13 @@ import {
   type GenerationRequest,
   type GenerationResult,
 } from '../../src/generators/index.js';
-import { logits as headLogits, noGrad, reshape, slice } from '../../src/tensor/index.js';
+import {
+  getBackend,
+  logits as headLogits,
+  noGrad,
+  reshape,
+  slice,
+} from '../../src/tensor/index.js';
 import { generate } from '../../src/sampling/index.js';
 import { writeSafetensors, SafetensorsFile } from '../../src/io/safetensors/index.js';
 import {
@@ -118,6 +124,25 @@ describe('LocalEngineGenerator + PEFT adapter vs transformers + PEFT (tiny model
       }
     });
   }
+
+  it('dispose() frees every buffer the model and its adapter held', async () => {
+    const live = () => getBackend().liveBytes();
+    const b0 = live();
+    const e = expected.models['tiny-llama']!;
+    const g = new LocalEngineGenerator({
+      model: e.model,
+      adapter: e.adapter,
+      tokenizer: TOKENIZER,
+    });
+    await g.load();
+    const b1 = live();
+    await g.generate([{ id: 'm', prompt: 'abc', params: { maxTokens: 4 } }]);
+    await g.dispose();
+    const b2 = live();
+    assert.ok(b1 - b0 > 400_000, `the model holds ${b1 - b0} bytes`); // 430 KB of weights
+    // ≤, not =: the finalizers of other tests' unreleased intermediates may free memory meanwhile.
+    assert.ok(b2 <= b0, `${b2 - b0} bytes still held after dispose()`);
+  });
 
   it('per-module rank/alpha (rank_pattern, alpha_pattern) and rsLoRA scaling as PEFT computes them', async () => {
     const l = new LocalEngineGenerator({
