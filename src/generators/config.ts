@@ -82,6 +82,8 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
       maxBatchSize: z.number().int().positive().optional(),
       stopTokenIds: z.array(z.number().int().min(0)).min(1).optional(),
       threads: z.number().int().positive().optional(),
+      /** Decode in a worker thread (keeps the event loop free: serving). */
+      worker: z.boolean().optional(),
       defaultParams: samplingSchema.optional(),
       cache: cacheSchema,
     })
@@ -155,6 +157,7 @@ export function createGenerator(
         maxBatchSize: c.maxBatchSize,
         stopTokenIds: c.stopTokenIds,
         threads: c.threads,
+        worker: c.worker,
         defaultParams: c.defaultParams,
       });
       break;

@@ -20,6 +20,7 @@ import {
   statSync,
 } from 'node:fs';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { nativeStatus } from '../backend/index.js';
 import {
   loadGgufModel,
@@ -30,7 +31,13 @@ import {
 } from '../models/index.js';
 import { generate as decode, type Generation } from '../sampling/index.js';
 import { ChatTemplate, Tokenizer, checkCompatible } from '../tokenizer/index.js';
-import { ConfigError, NotFoundError } from '../util/errors.js';
+import {
+  ConfigError,
+  FormatError,
+  NotFoundError,
+  ShapeError,
+  UnsupportedError,
+} from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import {
   attachPeftAdapter,
@@ -93,6 +100,99 @@ export interface LocalEngineGeneratorOptions {
   threads?: number;
   /** Sampling parameters for requests that leave them unset. Built-in: temperature 0 (greedy). */
   defaultParams?: SamplingParams;
+  /**
+   * Run the engine in a worker thread (default false). Decoding is synchronous: in-process it
+   * holds the event loop for a whole batch; in a worker the main thread stays responsive (what
+   * `rl4qe serve` wants). engine()/promptIds() are then unavailable (the model lives in the worker).
+   */
+  worker?: boolean;
+}
+
+/** Messages to and from the worker thread (local-worker.ts). */
+export type WorkerIn =
+  | { type: 'generate'; call: number; requests: GenerationRequest[] }
+  | { type: 'abort'; call: number }
+  | { type: 'load'; call: number }
+  | { type: 'dispose'; call: number };
+
+export type WorkerOut =
+  | { type: 'done'; call: number; results?: GenerationResult[] }
+  | { type: 'error'; call: number; error: { name: string; message: string } };
+
+const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
+  ConfigError,
+  NotFoundError,
+  FormatError,
+  ShapeError,
+  UnsupportedError,
+};
+
+/** The main-thread side of a worker-backed generator: calls by number, results by message. */
+class WorkerClient {
+  private readonly worker: Worker;
+  private next = 0;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: GenerationResult[] | undefined) => void; reject: (e: Error) => void }
+  >();
+  private dead: Error | undefined;
+
+  constructor(opts: LocalEngineGeneratorOptions) {
+    this.worker = new Worker(new URL('./local-worker.js', import.meta.url), {
+      workerData: { ...opts, worker: false },
+    });
+    this.worker.unref(); // only pending calls keep the process alive
+    this.worker.on('message', (m: WorkerOut) => {
+      const p = this.pending.get(m.call);
+      if (!p) return;
+      this.settled(m.call);
+      if (m.type === 'done') p.resolve(m.results);
+      else {
+        const Cls = ERROR_CLASSES[m.error.name] ?? Error;
+        p.reject(new Cls(m.error.message));
+      }
+    });
+    const die = (e: Error): void => {
+      this.dead = e;
+      for (const [call, p] of this.pending) {
+        this.settled(call);
+        p.reject(e);
+      }
+    };
+    this.worker.on('error', die);
+    this.worker.on('exit', (code) => {
+      if (!this.dead) die(new ConfigError(`the local-engine worker exited (code ${code})`));
+    });
+  }
+
+  private settled(call: number): void {
+    this.pending.delete(call);
+    if (this.pending.size === 0) this.worker.unref();
+  }
+
+  send(
+    msg: { type: 'generate'; requests: GenerationRequest[] } | { type: 'load' | 'dispose' },
+    signal?: AbortSignal,
+  ): Promise<GenerationResult[] | undefined> {
+    if (this.dead) return Promise.reject(this.dead);
+    const call = this.next++;
+    const done = new Promise<GenerationResult[] | undefined>((resolve, reject) =>
+      this.pending.set(call, { resolve, reject }),
+    );
+    this.worker.ref();
+    this.worker.postMessage({ ...msg, call } as WorkerIn);
+    if (signal) {
+      const onAbort = (): void => this.worker.postMessage({ type: 'abort', call } as WorkerIn);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+    }
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (!this.dead) await this.send({ type: 'dispose' }).catch(() => undefined);
+    await this.worker.terminate();
+  }
 }
 
 /** What a loaded local generator runs on (for tests and for callers that score with the same model). */
@@ -179,6 +279,7 @@ export class LocalEngineGenerator implements Generator {
   private queue: Queued[] = [];
   private pumping = false;
   private readonly counts = { batches: 0, sequences: 0 };
+  private client: WorkerClient | undefined;
 
   constructor(private readonly opts: LocalEngineGeneratorOptions) {
     const where = 'generator backend local';
@@ -236,11 +337,26 @@ export class LocalEngineGenerator implements Generator {
 
   /** Loads the model now (otherwise the first request does). */
   async load(): Promise<void> {
-    await this.engine();
+    if (this.opts.worker) {
+      if (this.disposed) throw new ConfigError('the generator is disposed', { where: this.where });
+      await this.workerClient().send({ type: 'load' });
+    } else await this.engine();
   }
 
-  /** The loaded model, tokenizer and stop tokens (loads on first use). */
+  private workerClient(): WorkerClient {
+    this.client ??= new WorkerClient(this.opts);
+    return this.client;
+  }
+
+  /** The loaded model, tokenizer and stop tokens (loads on first use). In-process mode only. */
   engine(): Promise<LocalEngine> {
+    if (this.opts.worker)
+      return Promise.reject(
+        new UnsupportedError('the model lives in a worker thread', {
+          where: this.where,
+          hint: 'create the generator without `worker: true` to use the model directly',
+        }),
+      );
     if (this.disposed)
       return Promise.reject(new ConfigError('the generator is disposed', { where: this.where }));
     this.loading ??= this.doLoad();
@@ -370,6 +486,14 @@ export class LocalEngineGenerator implements Generator {
     requests: readonly GenerationRequest[],
     opts: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
+    if (this.opts.worker) {
+      if (this.disposed) return requests.map((r) => this.fail(r, 'aborted', 'generator disposed'));
+      const rs = await this.workerClient().send(
+        { type: 'generate', requests: [...requests] },
+        opts.signal,
+      );
+      return rs ?? [];
+    }
     const t0 = performance.now();
     const signal = opts.signal;
     const results: Promise<GenerationResult>[] = [];
@@ -504,6 +628,7 @@ export class LocalEngineGenerator implements Generator {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    if (this.client) await this.client.close();
     if (!this.loading) return;
     const E = await this.loading.catch(() => undefined);
     E?.model.release();

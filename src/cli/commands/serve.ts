@@ -27,6 +27,7 @@ interface ServeFlags {
   refinerTokenizer?: string;
   refinerContextSize?: string;
   refineFormat?: string;
+  refinerInProcess?: boolean;
   threads?: string;
   sequences: string;
   maxConcurrent: string;
@@ -104,6 +105,10 @@ export function registerServe(program: Command): void {
       "local refiner tokenizer: directory with tokenizer.json or a GGUF (default: the model's)",
     )
     .option('--refiner-context-size <n>', 'local refiner: longest prompt + refinement in tokens')
+    .option(
+      '--refiner-in-process',
+      'local refiner: decode on the main thread instead of a worker thread (the server then answers nothing else while it refines)',
+    )
     .option(
       '--refine-format <format>',
       `prompt the refiner as training did: ${REFINER_FORMATS.join(' | ')} (default: a refine system prompt)`,
@@ -183,12 +188,15 @@ export function registerServe(program: Command): void {
               ? int('refiner-context-size', f.refinerContextSize, 1)
               : undefined,
           threads,
+          // A worker thread keeps the server responsive (health, 429s, deadlines) while it decodes.
+          worker: f.refinerInProcess !== true,
         };
       } else {
         for (const [flag, v] of [
           ['--refiner-adapter', f.refinerAdapter],
           ['--refiner-tokenizer', f.refinerTokenizer],
           ['--refiner-context-size', f.refinerContextSize],
+          ['--refiner-in-process', f.refinerInProcess],
         ] as const)
           if (v !== undefined)
             throw new ConfigError(`${flag} needs --refiner-backend local`, {
