@@ -127,6 +127,9 @@ const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
   UnsupportedError,
 };
 
+/** The worker thread died (crash, out of memory, terminated): requests fail, they do not throw. */
+class WorkerExitError extends Error {}
+
 /** The main-thread side of a worker-backed generator: calls by number, results by message. */
 class WorkerClient {
   private readonly worker: Worker;
@@ -159,9 +162,9 @@ class WorkerClient {
         p.reject(e);
       }
     };
-    this.worker.on('error', die);
+    this.worker.on('error', (e) => die(new WorkerExitError(`the worker failed: ${e.message}`)));
     this.worker.on('exit', (code) => {
-      if (!this.dead) die(new ConfigError(`the local-engine worker exited (code ${code})`));
+      if (!this.dead) die(new WorkerExitError(`the worker exited (code ${code})`));
     });
   }
 
@@ -488,11 +491,23 @@ export class LocalEngineGenerator implements Generator {
   ): Promise<GenerationResult[]> {
     if (this.opts.worker) {
       if (this.disposed) return requests.map((r) => this.fail(r, 'aborted', 'generator disposed'));
-      const rs = await this.workerClient().send(
-        { type: 'generate', requests: [...requests] },
-        opts.signal,
-      );
-      return rs ?? [];
+      try {
+        const rs = await this.workerClient().send(
+          { type: 'generate', requests: [...requests] },
+          opts.signal,
+        );
+        return rs ?? [];
+      } catch (e) {
+        if (!(e instanceof WorkerExitError)) throw e; // load errors: configuration, thrown
+        return requests.map((r) =>
+          this.fail(
+            r,
+            'backend_error',
+            e.message,
+            'see the log; dispose and recreate the generator',
+          ),
+        );
+      }
     }
     const t0 = performance.now();
     const signal = opts.signal;
