@@ -70,8 +70,21 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
   z
     .object({
       backend: z.literal('local'),
+      /** GGUF file or Hugging Face model directory. */
       model: z.string().min(1),
-      adapter: z.string().optional(),
+      /** PEFT LoRA adapter directory. */
+      adapter: z.string().min(1).optional(),
+      /** Directory with tokenizer.json, or a GGUF file (default: the model's). */
+      tokenizer: z.string().min(1).optional(),
+      /** Jinja chat template text overriding the tokenizer's. */
+      chatTemplate: z.string().min(1).optional(),
+      contextSize: z.number().int().positive().optional(),
+      maxBatchSize: z.number().int().positive().optional(),
+      stopTokenIds: z.array(z.number().int().min(0)).min(1).optional(),
+      threads: z.number().int().positive().optional(),
+      /** Decode in a worker thread (keeps the event loop free: serving). */
+      worker: z.boolean().optional(),
+      defaultParams: samplingSchema.optional(),
       cache: cacheSchema,
     })
     .strict(),
@@ -135,7 +148,18 @@ export function createGenerator(
       });
       break;
     case 'local':
-      g = new LocalEngineGenerator({ model: c.model, adapter: c.adapter });
+      g = new LocalEngineGenerator({
+        model: c.model,
+        adapter: c.adapter,
+        tokenizer: c.tokenizer,
+        chatTemplate: c.chatTemplate,
+        contextSize: c.contextSize,
+        maxBatchSize: c.maxBatchSize,
+        stopTokenIds: c.stopTokenIds,
+        threads: c.threads,
+        worker: c.worker,
+        defaultParams: c.defaultParams,
+      });
       break;
   }
   if (!c.cache.enabled) return g;

@@ -22,7 +22,24 @@ export {
   NODE_LLAMA_CPP_VERSION,
   type LlamaCppGeneratorOptions,
 } from './llamacpp.js';
-export { LocalEngineGenerator, type LocalEngineGeneratorOptions } from './local.js';
+export {
+  LocalEngineGenerator,
+  LOCAL_DEFAULT_MAX_TOKENS,
+  defaultStopTokens,
+  type LocalEngine,
+  type LocalEngineGeneratorOptions,
+} from './local.js';
+export {
+  attachPeftAdapter,
+  isPeftTarget,
+  peftPatternKey,
+  peftAdapterSha256,
+  readPeftConfig,
+  PEFT_CONFIG_FILE,
+  PEFT_WEIGHTS_FILE,
+  type PeftAdapterInfo,
+  type PeftLoraConfig,
+} from './peft-adapter.js';
 export {
   CachedGenerator,
   GenerationCache,

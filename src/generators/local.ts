@@ -1,43 +1,670 @@
-// The local-engine backend: rl4qe's own models (src/models + src/sampling), batched, so training
-// can run refiner and generator in one process without llama.cpp. Not available yet: the models
-// and sampling layers have not landed. The slot exists so configs can name it and get a clear
-// answer instead of a silent fallback.
-import { UnsupportedError } from '../util/errors.js';
-import type {
-  GenerateOptions,
-  GenerationRequest,
-  GenerationResult,
-  Generator,
-  GeneratorIdentity,
+// The local-engine backend: rl4qe's own models (src/models) decoded by src/sampling, in-process
+// and batched, with an optional PEFT LoRA adapter (a trained refiner). A model is a GGUF file or
+// a Hugging Face directory (config.json + safetensors); the tokenizer and chat template come from
+// the same file/directory unless given. Loading is lazy (the first request, or load()), like the
+// llama.cpp backend, so constructing a generator is cheap and its config errors come first.
+//
+// Requests become few generate() calls: requests with the same sampling parameters (temperature,
+// top-p, top-k, max tokens) decode together, at most maxBatchSize at a time, also across
+// concurrent generate() calls (one queue); generate() pads and masks so each sequence decodes
+// exactly as it would alone. Each request has its own stop strings and random stream (its
+// seed), so results do not depend on batching.
+import { createHash, randomInt } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { nativeStatus } from '../backend/index.js';
+import {
+  loadGgufModel,
+  loadSafetensorsModel,
+  type CausalLM,
+  type LoadedModel,
+  type ModelConfig,
+} from '../models/index.js';
+import { generate as decode, type Generation } from '../sampling/index.js';
+import { ChatTemplate, Tokenizer, checkCompatible } from '../tokenizer/index.js';
+import {
+  ConfigError,
+  FormatError,
+  NotFoundError,
+  ShapeError,
+  UnsupportedError,
+} from '../util/errors.js';
+import { createLogger } from '../util/log.js';
+import {
+  attachPeftAdapter,
+  peftAdapterSha256,
+  readPeftConfig,
+  type PeftAdapterInfo,
+} from './peft-adapter.js';
+import {
+  chatOf,
+  requestProblem,
+  type FinishReason,
+  type GenerateOptions,
+  type GenerationFailure,
+  type GenerationRequest,
+  type GenerationResult,
+  type Generator,
+  type GeneratorIdentity,
+  type SamplingParams,
 } from './types.js';
 
+const log = createLogger('generators.local');
+
+/** Default maxTokens for a request that sets none (capped by the context). */
+export const LOCAL_DEFAULT_MAX_TOKENS = 512;
+
+/**
+ * End-of-turn tokens that chat models emit instead of (or besides) their EOS: generation stops at
+ * any of them that the tokenizer has as a special token (transformers' generation_config lists
+ * them the same way, e.g. Qwen2.5-Instruct stops at <|im_end|> and <|endoftext|>).
+ */
+const END_OF_TURN_TOKENS = [
+  '<|im_end|>',
+  '<|endoftext|>',
+  '<|eot_id|>',
+  '<|end_of_text|>',
+  '<end_of_turn>',
+  '<|end|>',
+  '<|EOT|>',
+];
+
 export interface LocalEngineGeneratorOptions {
-  /** A model directory or GGUF file for rl4qe's own engine. */
+  /** A GGUF file or a Hugging Face model directory (config.json + *.safetensors). */
   model: string;
-  /** Optional LoRA adapter directory. */
+  /** Optional PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors). */
   adapter?: string;
+  /** Tokenizer: a directory with tokenizer.json or a GGUF file. Default: the model's own. */
+  tokenizer?: string;
+  /** Jinja chat template text overriding the tokenizer's. */
+  chatTemplate?: string;
+  /** Longest sequence (prompt + completion) in tokens. Default: the model's context (≤ 32768). */
+  contextSize?: number;
+  /** Requests decoded together in one batch. Default 8. */
+  maxBatchSize?: number;
+  /** Token ids that end a completion. Default: the model's EOS ids + its end-of-turn tokens. */
+  stopTokenIds?: number[];
+  /**
+   * Native-backend threads. The engine is process-wide: this sets the thread count for every
+   * model in the process (default: RL4QE_THREADS, else all cores).
+   */
+  threads?: number;
+  /** Sampling parameters for requests that leave them unset. Built-in: temperature 0 (greedy). */
+  defaultParams?: SamplingParams;
+  /**
+   * Run the engine in a worker thread (default false). Decoding is synchronous: in-process it
+   * holds the event loop for a whole batch; in a worker the main thread stays responsive (what
+   * `rl4qe serve` wants). engine()/promptIds() are then unavailable (the model lives in the worker).
+   */
+  worker?: boolean;
+}
+
+/** Messages to and from the worker thread (local-worker.ts). */
+export type WorkerIn =
+  | { type: 'generate'; call: number; requests: GenerationRequest[] }
+  | { type: 'abort'; call: number }
+  | { type: 'load'; call: number }
+  | { type: 'dispose'; call: number };
+
+export type WorkerOut =
+  | { type: 'done'; call: number; results?: GenerationResult[] }
+  | { type: 'error'; call: number; error: { name: string; message: string } };
+
+const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
+  ConfigError,
+  NotFoundError,
+  FormatError,
+  ShapeError,
+  UnsupportedError,
+};
+
+/** The worker thread died (crash, out of memory, terminated): requests fail, they do not throw. */
+class WorkerExitError extends Error {}
+
+/** The main-thread side of a worker-backed generator: calls by number, results by message. */
+class WorkerClient {
+  private readonly worker: Worker;
+  private next = 0;
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: GenerationResult[] | undefined) => void; reject: (e: Error) => void }
+  >();
+  private dead: Error | undefined;
+
+  constructor(opts: LocalEngineGeneratorOptions) {
+    this.worker = new Worker(new URL('./local-worker.js', import.meta.url), {
+      workerData: { ...opts, worker: false },
+    });
+    this.worker.unref(); // only pending calls keep the process alive
+    this.worker.on('message', (m: WorkerOut) => {
+      const p = this.pending.get(m.call);
+      if (!p) return;
+      this.settled(m.call);
+      if (m.type === 'done') p.resolve(m.results);
+      else {
+        const Cls = ERROR_CLASSES[m.error.name] ?? Error;
+        p.reject(new Cls(m.error.message));
+      }
+    });
+    const die = (e: Error): void => {
+      this.dead = e;
+      for (const [call, p] of this.pending) {
+        this.settled(call);
+        p.reject(e);
+      }
+    };
+    this.worker.on('error', (e) => die(new WorkerExitError(`the worker failed: ${e.message}`)));
+    this.worker.on('exit', (code) => {
+      if (!this.dead) die(new WorkerExitError(`the worker exited (code ${code})`));
+    });
+  }
+
+  private settled(call: number): void {
+    this.pending.delete(call);
+    if (this.pending.size === 0) this.worker.unref();
+  }
+
+  send(
+    msg: { type: 'generate'; requests: GenerationRequest[] } | { type: 'load' | 'dispose' },
+    signal?: AbortSignal,
+  ): Promise<GenerationResult[] | undefined> {
+    if (this.dead) return Promise.reject(this.dead);
+    const call = this.next++;
+    const done = new Promise<GenerationResult[] | undefined>((resolve, reject) =>
+      this.pending.set(call, { resolve, reject }),
+    );
+    this.worker.ref();
+    this.worker.postMessage({ ...msg, call } as WorkerIn);
+    if (signal) {
+      const onAbort = (): void => this.worker.postMessage({ type: 'abort', call } as WorkerIn);
+      signal.addEventListener('abort', onAbort, { once: true });
+      void done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+    }
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (!this.dead) await this.send({ type: 'dispose' }).catch(() => undefined);
+    await this.worker.terminate();
+  }
+}
+
+/** What a loaded local generator runs on (for tests and for callers that score with the same model). */
+export interface LocalEngine {
+  model: CausalLM;
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  /** The chat template requests are rendered with (undefined: the model has none). */
+  chatTemplate?: ChatTemplate;
+  stopTokenIds: number[];
+  adapter?: PeftAdapterInfo;
+}
+
+/** Name, size and a hash of the first and last MiB: cheap and stable for multi-GiB files. */
+function fileDigest(h: ReturnType<typeof createHash>, file: string): void {
+  const size = statSync(file).size;
+  h.update(`${path.basename(file)}:${size}:`);
+  const fd = openSync(file, 'r');
+  try {
+    const n = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(n);
+    readSync(fd, buf, 0, n, 0);
+    h.update(buf);
+    readSync(fd, buf, 0, n, Math.max(0, size - n));
+    h.update(buf);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A model identity for the cache: GGUF file digest, or config.json + every safetensors digest. */
+function modelIdentity(p: string): string {
+  const h = createHash('sha256');
+  if (statSync(p).isDirectory()) {
+    h.update(readFileSync(path.join(p, 'config.json')));
+    for (const f of readdirSync(p).sort()) {
+      if (f.endsWith('.safetensors')) fileDigest(h, path.join(p, f));
+    }
+  } else fileDigest(h, p);
+  return `${path.basename(p)}:${h.digest('hex').slice(0, 16)}`;
+}
+
+function tokenizerIdentity(p: string): string {
+  const h = createHash('sha256');
+  if (statSync(p).isDirectory()) {
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
+      const q = path.join(p, f);
+      if (existsSync(q)) h.update(readFileSync(q));
+    }
+  } else fileDigest(h, p);
+  return h.digest('hex').slice(0, 16);
+}
+
+interface Prepared {
+  index: number;
+  request: GenerationRequest;
+  ids: number[];
+  maxNew: number;
+  temperature: number;
+  topP?: number;
+  topK?: number;
+  seed: number;
+  stop: string[];
+}
+
+/** A prepared request waiting in the decode queue. */
+interface Queued extends Prepared {
+  /** Requests with the same key can share a generate() call. */
+  key: string;
+  signal?: AbortSignal;
+  /** When its generate() call started. */
+  t0: number;
+  resolve: (r: GenerationResult) => void;
 }
 
 export class LocalEngineGenerator implements Generator {
   readonly identity: GeneratorIdentity;
+  readonly modelPath: string;
+  readonly adapterPath?: string;
+  private loading: Promise<LocalEngine> | undefined;
+  private disposed = false;
+  private readonly where: string;
+  private readonly maxBatchSize: number;
+  private queue: Queued[] = [];
+  private pumping = false;
+  private readonly counts = { batches: 0, sequences: 0 };
+  private client: WorkerClient | undefined;
 
-  constructor(opts: LocalEngineGeneratorOptions) {
-    this.identity = { backend: 'local', model: opts.model };
-    throw new UnsupportedError('the local-engine generator backend is not available yet', {
-      where: 'generator backend local',
-      found: opts.model,
-      hint: "rl4qe's own engine (src/models, src/sampling) has not landed; use backend 'llama.cpp' with the same GGUF, or 'openai' against a server",
-    });
+  constructor(private readonly opts: LocalEngineGeneratorOptions) {
+    const where = 'generator backend local';
+    this.modelPath = path.resolve(opts.model);
+    if (!existsSync(this.modelPath))
+      throw new NotFoundError('model not found', {
+        where,
+        expected: 'a GGUF file or a Hugging Face model directory (config.json + *.safetensors)',
+        found: this.modelPath,
+        hint: 'check generator.model; the offline test model: node scripts/fetch-test-models.mjs',
+      });
+    if (
+      statSync(this.modelPath).isDirectory() &&
+      !existsSync(path.join(this.modelPath, 'config.json'))
+    )
+      throw new NotFoundError('the model directory has no config.json', {
+        where,
+        expected: 'a Hugging Face model directory (config.json + *.safetensors) or a GGUF file',
+        found: this.modelPath,
+      });
+    if (opts.tokenizer !== undefined && !existsSync(opts.tokenizer))
+      throw new NotFoundError('tokenizer not found', {
+        where: `${where}: tokenizer`,
+        found: path.resolve(opts.tokenizer),
+        hint: 'a directory with tokenizer.json, or a GGUF file',
+      });
+    const int = (name: string, v: number | undefined): void => {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0))
+        throw new ConfigError(`${name} must be a positive integer`, {
+          where: `${where}: ${name}`,
+          found: String(v),
+        });
+    };
+    int('contextSize', opts.contextSize);
+    int('maxBatchSize', opts.maxBatchSize);
+    int('threads', opts.threads);
+    this.maxBatchSize = opts.maxBatchSize ?? 8;
+    let model = modelIdentity(this.modelPath);
+    if (opts.adapter !== undefined) {
+      this.adapterPath = path.resolve(opts.adapter);
+      readPeftConfig(this.adapterPath); // unsupported adapters fail here, before any loading
+      // The full content hash: two adapters never share cached answers, even with the same path.
+      model += `+lora:${this.adapterPath}:${peftAdapterSha256(this.adapterPath).slice(0, 16)}`;
+    }
+    if (opts.tokenizer !== undefined)
+      model += `+tokenizer:${tokenizerIdentity(path.resolve(opts.tokenizer))}`;
+    if (opts.chatTemplate !== undefined)
+      model += `+template:${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 16)}`;
+    if (opts.stopTokenIds !== undefined) model += `+stop:${opts.stopTokenIds.join(',')}`;
+    this.identity = { backend: 'local', model, params: opts.defaultParams };
+    this.where = `local backend ${path.basename(this.modelPath)}${
+      this.adapterPath ? ` + ${path.basename(this.adapterPath)}` : ''
+    }`;
+  }
+
+  /** Loads the model now (otherwise the first request does). */
+  async load(): Promise<void> {
+    if (this.opts.worker) {
+      if (this.disposed) throw new ConfigError('the generator is disposed', { where: this.where });
+      await this.workerClient().send({ type: 'load' });
+    } else await this.engine();
+  }
+
+  private workerClient(): WorkerClient {
+    this.client ??= new WorkerClient(this.opts);
+    return this.client;
+  }
+
+  /** The loaded model, tokenizer and stop tokens (loads on first use). In-process mode only. */
+  engine(): Promise<LocalEngine> {
+    if (this.opts.worker)
+      return Promise.reject(
+        new UnsupportedError('the model lives in a worker thread', {
+          where: this.where,
+          hint: 'create the generator without `worker: true` to use the model directly',
+        }),
+      );
+    if (this.disposed)
+      return Promise.reject(new ConfigError('the generator is disposed', { where: this.where }));
+    this.loading ??= this.doLoad();
+    return this.loading;
+  }
+
+  private async doLoad(): Promise<LocalEngine> {
+    const t0 = performance.now();
+    if (this.opts.threads !== undefined) nativeStatus().tools?.setThreads(this.opts.threads);
+    const isDir = statSync(this.modelPath).isDirectory();
+    const mopts =
+      this.opts.contextSize !== undefined ? { maxPositions: this.opts.contextSize } : {};
+    const tokSrc =
+      this.opts.tokenizer !== undefined ? path.resolve(this.opts.tokenizer) : this.modelPath;
+    const tokenizer = statSync(tokSrc).isDirectory()
+      ? await Tokenizer.fromDirectory(tokSrc)
+      : Tokenizer.fromGgufFile(tokSrc);
+    const loaded: LoadedModel = isDir
+      ? loadSafetensorsModel(this.modelPath, mopts)
+      : loadGgufModel(this.modelPath, mopts);
+    const { model, config } = loaded;
+    try {
+      checkCompatible(tokenizer, config.vocabSize, { where: tokSrc });
+      const adapter = this.adapterPath ? attachPeftAdapter(model, this.adapterPath) : undefined;
+      let chatTemplate: ChatTemplate | undefined;
+      if (this.opts.chatTemplate !== undefined) {
+        const special: Record<string, string> = {};
+        for (const f of ['bos_token', 'eos_token', 'unk_token', 'pad_token'] as const) {
+          const t = tokenizer.config[f];
+          if (typeof t === 'string') special[f] = t;
+        }
+        chatTemplate = new ChatTemplate(
+          this.opts.chatTemplate,
+          `${this.where}: chatTemplate`,
+          special,
+        );
+      } else if (tokenizer.chatTemplate !== undefined) chatTemplate = tokenizer.getChatTemplate();
+      const stopTokenIds = this.opts.stopTokenIds ?? defaultStopTokens(config, tokenizer);
+      log.debug('model loaded', {
+        model: this.modelPath,
+        adapter: this.adapterPath,
+        loraModules: adapter?.modules.length,
+        ms: Math.round(performance.now() - t0),
+      });
+      return { model, config, tokenizer, chatTemplate, stopTokenIds, adapter };
+    } catch (e) {
+      model.release();
+      throw e;
+    }
+  }
+
+  private fail(
+    r: GenerationRequest,
+    kind: GenerationFailure['kind'],
+    message: string,
+    hint?: string,
+    attempts = 0,
+  ): GenerationFailure {
+    return {
+      ok: false,
+      id: r.id,
+      kind,
+      message: `${this.where}, request ${r.id}: ${message}`,
+      attempts,
+      ...(hint ? { hint } : {}),
+    };
+  }
+
+  /** The prompt token ids a request decodes from (chat template rendered, or the raw prompt). */
+  promptIds(E: LocalEngine, r: GenerationRequest): number[] {
+    if (r.prompt !== undefined) return E.tokenizer.encode(r.prompt);
+    if (!E.chatTemplate)
+      throw new ConfigError('the model has no chat template', {
+        where: this.where,
+        hint: 'send a raw `prompt`, or set chatTemplate in the generator config',
+      });
+    const text = E.chatTemplate.render(
+      chatOf(r).map((m) => ({ role: m.role, content: m.content })),
+      { addGenerationPrompt: true },
+    );
+    // The template writes BOS itself where the model wants it (as apply_chat_template + encode
+    // with add_special_tokens=False in transformers).
+    return E.tokenizer.encode(text, { addSpecialTokens: false });
+  }
+
+  private prepare(
+    E: LocalEngine,
+    r: GenerationRequest,
+    index: number,
+  ): Prepared | GenerationFailure {
+    let ids: number[];
+    try {
+      ids = this.promptIds(E, r);
+    } catch (e) {
+      return this.fail(r, 'bad_request', e instanceof Error ? e.message : String(e));
+    }
+    if (ids.length === 0)
+      return this.fail(r, 'bad_request', 'the prompt is empty after tokenization');
+    const ctx = E.model.maxPositions;
+    // generate() needs prompt + new − 1 ≤ context (the last token is never fed back).
+    if (ids.length > ctx)
+      return this.fail(
+        r,
+        'backend_error',
+        `the prompt has ${ids.length} tokens; the context holds ${ctx}`,
+        'shorten the prompt, or raise contextSize (up to the model context length)',
+      );
+    const p = { ...this.opts.defaultParams, ...r.params };
+    const maxNew = Math.min(p.maxTokens ?? LOCAL_DEFAULT_MAX_TOKENS, ctx - ids.length + 1);
+    const temperature = p.temperature ?? 0;
+    return {
+      index,
+      request: r,
+      ids,
+      maxNew,
+      temperature,
+      topP: p.topP,
+      topK: p.topK,
+      // Unseeded sampling draws a fresh seed, like a hosted API; greedy ignores it.
+      seed: p.seed ?? (temperature > 0 ? randomInt(2 ** 31) : 0),
+      // An empty stop string would end every completion at once: ignored.
+      stop: (p.stop ?? []).filter((s) => s.length > 0),
+    };
   }
 
   async generate(
-    _requests: readonly GenerationRequest[],
-    _opts?: GenerateOptions,
+    requests: readonly GenerationRequest[],
+    opts: GenerateOptions = {},
   ): Promise<GenerationResult[]> {
-    throw new UnsupportedError('the local-engine generator backend is not available yet');
+    if (this.opts.worker) {
+      if (this.disposed) return requests.map((r) => this.fail(r, 'aborted', 'generator disposed'));
+      try {
+        const rs = await this.workerClient().send(
+          { type: 'generate', requests: [...requests] },
+          opts.signal,
+        );
+        return rs ?? [];
+      } catch (e) {
+        if (!(e instanceof WorkerExitError)) throw e; // load errors: configuration, thrown
+        return requests.map((r) =>
+          this.fail(
+            r,
+            'backend_error',
+            e.message,
+            'see the log; dispose and recreate the generator',
+          ),
+        );
+      }
+    }
+    const t0 = performance.now();
+    const signal = opts.signal;
+    const results: Promise<GenerationResult>[] = [];
+    const todo: number[] = [];
+    requests.forEach((r, i) => {
+      const problem = requestProblem(r);
+      let f: GenerationFailure | undefined;
+      if (problem) f = this.fail(r, 'bad_request', problem);
+      else if (this.disposed) f = this.fail(r, 'aborted', 'generator disposed');
+      else if (signal?.aborted) f = this.fail(r, 'aborted', 'aborted before start');
+      else todo.push(i);
+      if (f) results[i] = Promise.resolve(f);
+    });
+    if (todo.length === 0) return Promise.all(results);
+    // Loading errors (bad file, missing tokenizer, bad adapter) are configuration errors:
+    // thrown, not reported per request.
+    const E = await this.engine();
+    for (const i of todo) {
+      const p = this.prepare(E, requests[i]!, i);
+      if ('ok' in p) {
+        results[i] = Promise.resolve(p);
+        continue;
+      }
+      results[i] = new Promise<GenerationResult>((resolve) =>
+        this.queue.push({
+          ...p,
+          key: JSON.stringify([p.temperature, p.topP, p.topK, p.maxNew]),
+          signal,
+          t0,
+          resolve,
+        }),
+      );
+    }
+    if (!this.pumping) void this.pump(E);
+    return Promise.all(results);
   }
 
-  async dispose(): Promise<void> {}
+  /** Batches run so far and sequences decoded in them (how well requests were batched). */
+  stats(): { batches: number; sequences: number } {
+    return { ...this.counts };
+  }
 
-  async [Symbol.asyncDispose](): Promise<void> {}
+  /**
+   * Decodes the queue until it is empty. Requests of concurrent generate() calls (e.g. the HTTP
+   * requests of `rl4qe serve`, or a trainer's parallel batches) wait in one queue, so they
+   * decode together: each round takes the oldest request and up to maxBatchSize − 1 more with the
+   * same sampling parameters, in arrival order.
+   */
+  private async pump(E: LocalEngine): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        // Between batches: let other work run (HTTP handlers, timers, new requests joining the
+        // queue) and honour abort/dispose.
+        await new Promise<void>((res) => setImmediate(res));
+        const live: Queued[] = [];
+        for (const q of this.queue) {
+          if (this.disposed || q.signal?.aborted)
+            q.resolve(
+              this.fail(
+                q.request,
+                'aborted',
+                this.disposed ? 'generator disposed' : 'aborted by the caller',
+              ),
+            );
+          else live.push(q);
+        }
+        if (live.length === 0) {
+          this.queue = [];
+          break;
+        }
+        const key = live[0]!.key;
+        const chunk: Queued[] = [];
+        const rest: Queued[] = [];
+        for (const q of live) {
+          if (q.key === key && chunk.length < this.maxBatchSize) chunk.push(q);
+          else rest.push(q);
+        }
+        this.queue = rest;
+        this.runChunk(E, chunk);
+      }
+    } catch (e) {
+      // Not expected (runChunk reports decode errors per request); never leave callers hanging.
+      const msg = e instanceof Error ? e.message : String(e);
+      for (const q of this.queue.splice(0))
+        q.resolve(this.fail(q.request, 'backend_error', msg, undefined, 1));
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private runChunk(E: LocalEngine, chunk: Queued[]): void {
+    const first = chunk[0]!;
+    let gens: Generation[];
+    this.counts.batches += 1;
+    this.counts.sequences += chunk.length;
+    try {
+      gens = decode(E.model, {
+        prompts: chunk.map((p) => p.ids),
+        maxNewTokens: first.maxNew,
+        temperature: first.temperature,
+        topP: first.topP,
+        topK: first.topK,
+        seeds: chunk.map((p) => p.seed),
+        stopTokens: E.stopTokenIds,
+        stopStrings: chunk.map((p) => p.stop),
+        decode: (ids) => E.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      });
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      for (const p of chunk) p.resolve(this.fail(p.request, 'backend_error', msg, undefined, 1));
+      return;
+    }
+    const end = performance.now();
+    chunk.forEach((p, k) => {
+      const g = gens[k]!;
+      p.resolve({
+        ok: true,
+        id: p.request.id,
+        text: g.text ?? '',
+        finishReason: mapFinish(g.finishReason),
+        usage: { promptTokens: p.ids.length, completionTokens: g.tokens.length },
+        // From the caller's generate() call: queueing, earlier batches and this one.
+        latencyMs: end - p.t0,
+        costUsd: 0,
+        cached: false,
+        attempts: 1,
+      });
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.client) await this.client.close();
+    if (!this.loading) return;
+    const E = await this.loading.catch(() => undefined);
+    E?.model.release();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
+
+/** The model's EOS ids, the tokenizer's EOS, and the end-of-turn specials it has. */
+export function defaultStopTokens(config: ModelConfig, tokenizer: Tokenizer): number[] {
+  const ids = new Set<number>(config.eosTokenIds);
+  if (tokenizer.eos) ids.add(tokenizer.eos.id);
+  for (const t of END_OF_TURN_TOKENS) {
+    const id = tokenizer.tokenToId(t);
+    if (id !== undefined && tokenizer.isSpecial(id)) ids.add(id);
+  }
+  return [...ids].sort((a, b) => a - b);
+}
+
+function mapFinish(f: Generation['finishReason']): FinishReason {
+  return f === 'length' ? 'length' : 'stop';
 }

@@ -1,8 +1,15 @@
 // The Refiner contract: a user's query in, a refined query out. `rl4qe serve` and evaluation use
-// only this interface, so the trained refiner (rl4qe's own engine + LoRA adapter) plugs in later
-// without touching them. Today's implementation prompts any Generator backend with a refine
-// instruction (an untrained refiner: the baseline the trained one has to beat).
-import type { GenerationFailure, Generator, SamplingParams } from '../generators/index.js';
+// only this interface. PromptedRefiner prompts any Generator backend with a refine instruction:
+// an untrained refiner (the baseline), or a trained one — the local-engine backend with the LoRA
+// adapter training wrote, prompted in the format it was trained with (`format`, src/data's
+// refinerPrompt, so serving sees exactly the prompt training saw).
+import type {
+  GenerationFailure,
+  GenerationRequest,
+  Generator,
+  SamplingParams,
+} from '../generators/index.js';
+import { extractRefinement, refinerPrompt, type RefinerFormat } from '../data/index.js';
 
 export interface RefineMetadata {
   /** Which refiner produced it (e.g. `prompted:llama.cpp:smollm2...`). */
@@ -35,7 +42,13 @@ export const DEFAULT_REFINE_SYSTEM_PROMPT =
 
 export interface PromptedRefinerOptions {
   generator: Generator;
+  /** The refine instruction (system prompt) when no `format` is given. */
   systemPrompt?: string;
+  /**
+   * Prompt the refiner as training did (src/data refinerPrompt: 'paper' completion, 'paper-chat',
+   * 'chat', 'chat-ds1000') and read the refinement with extractRefinement. Overrides systemPrompt.
+   */
+  format?: RefinerFormat;
   /** Defaults: temperature 0 (deterministic, cacheable), maxTokens 256. */
   params?: SamplingParams;
   /** Dispose the generator with the refiner (false when it is shared with the answer generator). */
@@ -52,22 +65,27 @@ export class PromptedRefiner implements Refiner {
 
   async refine(query: string, opts: { signal?: AbortSignal } = {}): Promise<RefineResult> {
     const t0 = performance.now();
-    const [r] = await this.opts.generator.generate(
-      [
-        {
-          id: 'refine',
-          system: this.opts.systemPrompt ?? DEFAULT_REFINE_SYSTEM_PROMPT,
-          messages: [{ role: 'user', content: query }],
-          params: { temperature: 0, maxTokens: 256, ...this.opts.params },
-        },
-      ],
-      opts,
-    );
+    const params = { temperature: 0, maxTokens: 256, ...this.opts.params };
+    let request: GenerationRequest;
+    if (this.opts.format !== undefined) {
+      const p = refinerPrompt(query, { format: this.opts.format });
+      request =
+        p.kind === 'completion'
+          ? { id: 'refine', prompt: p.prompt, params }
+          : { id: 'refine', messages: p.messages, params };
+    } else
+      request = {
+        id: 'refine',
+        system: this.opts.systemPrompt ?? DEFAULT_REFINE_SYSTEM_PROMPT,
+        messages: [{ role: 'user', content: query }],
+        params,
+      };
+    const [r] = await this.opts.generator.generate([request], opts);
     const latencyMs = performance.now() - t0;
     if (!r!.ok) return { ok: false, failure: r!, metadata: { refiner: this.name, latencyMs } };
     return {
       ok: true,
-      refined: r!.text.trim(),
+      refined: this.opts.format !== undefined ? extractRefinement(r!.text) : r!.text.trim(),
       metadata: {
         refiner: this.name,
         latencyMs,

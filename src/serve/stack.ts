@@ -1,5 +1,7 @@
 // What `rl4qe serve` runs: a refiner and an answer generator built from generator configs. With
 // no configuration both are the default offline GGUF through llama.cpp, sharing one loaded model.
+// A trained refiner is a `local` generator config (rl4qe's engine + the PEFT adapter training
+// wrote) with `refineFormat` set to the prompt format it was trained with.
 import {
   CachedGenerator,
   GenerationCache,
@@ -9,6 +11,7 @@ import {
   type Generator,
   type SamplingParams,
 } from '../generators/index.js';
+import type { RefinerFormat } from '../data/index.js';
 import { PromptedRefiner, type Refiner } from './refiner.js';
 
 export interface ServeStackOptions {
@@ -17,6 +20,8 @@ export interface ServeStackOptions {
   /** The model the prompted refiner uses. Default: the same generator instance. */
   refiner?: GeneratorConfig;
   refinePrompt?: string;
+  /** Prompt the refiner in a training format (src/data refinerPrompt) instead of refinePrompt. */
+  refineFormat?: RefinerFormat;
   refineParams?: SamplingParams;
   /** Default true: refinements and answers are cached on disk. */
   cache?: boolean;
@@ -48,6 +53,7 @@ export function buildServeStack(opts: ServeStackOptions = {}): ServeStack {
   const refiner = new PromptedRefiner({
     generator: refinerGen,
     systemPrompt: opts.refinePrompt,
+    format: opts.refineFormat,
     params: opts.refineParams,
     ownsGenerator: refinerGen !== generator,
   });

@@ -5,14 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  CachedGenerator,
-  GenerationCache,
-  LlamaCppGenerator,
-  LocalEngineGenerator,
-  createGenerator,
-} from '../../src/generators/index.js';
-import { NotFoundError, UnsupportedError } from '../../src/util/errors.js';
+import { CachedGenerator, GenerationCache, LlamaCppGenerator } from '../../src/generators/index.js';
+import { NotFoundError } from '../../src/util/errors.js';
 import { requireTestModel } from './test-model.js';
 
 describe('LlamaCppGenerator (SmolLM2-135M GGUF, CPU)', () => {
@@ -91,13 +85,5 @@ describe('LlamaCppGenerator (SmolLM2-135M GGUF, CPU)', () => {
       () => new LlamaCppGenerator({ modelPath: '/nonexistent/model.gguf' }),
       (e: unknown) => e instanceof NotFoundError && /nonexistent/.test(e.message),
     );
-  });
-
-  it('the local-engine backend says it is not available yet (no fake)', () => {
-    assert.throws(
-      () => new LocalEngineGenerator({ model: 'x' }),
-      (e: unknown) => e instanceof UnsupportedError && /not available yet/.test(e.message),
-    );
-    assert.throws(() => createGenerator({ backend: 'local', model: 'x' }), UnsupportedError);
   });
 });

@@ -7,6 +7,7 @@ import { benchTokenizer } from './tokenizer.js';
 import { benchRewards } from './rewards.js';
 import { benchSandbox } from './sandbox.js';
 import { runGeneratorBench } from './generator.js';
+import { benchLocalGenerator } from './local-generator.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -36,5 +37,9 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   generator: {
     description: 'requests/s through rl4qe serve at concurrency 1 and 8; cache-hit latency',
     run: runGeneratorBench,
+  },
+  'local-generator': {
+    description: 'local-engine generator on SmolLM2-135M: 8 requests batched vs one at a time',
+    run: benchLocalGenerator,
   },
 };

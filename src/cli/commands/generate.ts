@@ -83,6 +83,11 @@ interface GenerateFlags {
   model?: string;
   apiKeyEnv?: string;
   gguf?: string;
+  local?: string;
+  adapter?: string;
+  tokenizer?: string;
+  contextSize?: string;
+  maxBatchSize?: string;
   out?: string;
   dryRun?: boolean;
   json?: boolean;
@@ -113,6 +118,32 @@ function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
       apiKeyEnv: f.apiKeyEnv,
     });
   }
+  if (f.local) {
+    const num = (v: string | undefined): number | undefined =>
+      v === undefined ? undefined : Number(v);
+    return parseGeneratorConfig(
+      {
+        backend: 'local',
+        model: f.local,
+        adapter: f.adapter,
+        tokenizer: f.tokenizer,
+        contextSize: num(f.contextSize),
+        maxBatchSize: num(f.maxBatchSize),
+      },
+      'flags',
+    );
+  }
+  for (const [flag, v] of [
+    ['--adapter', f.adapter],
+    ['--tokenizer', f.tokenizer],
+    ['--context-size', f.contextSize],
+    ['--max-batch-size', f.maxBatchSize],
+  ] as const)
+    if (v !== undefined)
+      throw new ConfigError(`${flag} needs --local <model>`, {
+        where: flag,
+        hint: "these options belong to rl4qe's own engine (backend local)",
+      });
   return parseGeneratorConfig({ backend: 'llama.cpp', modelPath: f.gguf });
 }
 
@@ -128,6 +159,17 @@ export function registerGenerate(program: Command): void {
     .option('--model <name>', 'model on --url')
     .option('--api-key-env <NAME>', 'environment variable with the API key for --url')
     .option('--gguf <file>', 'GGUF through llama.cpp (default: the offline test model)')
+    .option(
+      '--local <model>',
+      "rl4qe's own engine on a GGUF file or Hugging Face model directory (backend local)",
+    )
+    .option('--adapter <dir>', 'with --local: a PEFT LoRA adapter directory')
+    .option(
+      '--tokenizer <path>',
+      "with --local: tokenizer.json directory or GGUF (default: the model's)",
+    )
+    .option('--context-size <n>', 'with --local: longest prompt + completion in tokens')
+    .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
     .option('--out <file>', 'write one result per line here (default: stdout)')
     .option('--dry-run', 'estimate calls, tokens and cost; send nothing')
     .option('--json', 'print the dry-run estimate or the summary as one JSON line')

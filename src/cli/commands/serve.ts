@@ -5,7 +5,11 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../util/errors.js';
-import { parseGeneratorConfig, type GeneratorConfig } from '../../generators/index.js';
+import {
+  defaultGgufPath,
+  parseGeneratorConfig,
+  type GeneratorConfig,
+} from '../../generators/index.js';
 import { buildServeStack, startServer } from '../../serve/index.js';
 
 interface ServeFlags {
@@ -17,6 +21,13 @@ interface ServeFlags {
   apiKeyEnv?: string;
   gguf?: string;
   refinerGguf?: string;
+  refinerBackend: string;
+  refinerModel?: string;
+  refinerAdapter?: string;
+  refinerTokenizer?: string;
+  refinerContextSize?: string;
+  refineFormat?: string;
+  refinerInProcess?: boolean;
   threads?: string;
   sequences: string;
   maxConcurrent: string;
@@ -28,11 +39,14 @@ interface ServeFlags {
   refineMaxTokens: string;
 }
 
+const REFINER_FORMATS = ['paper', 'paper-chat', 'chat', 'chat-ds1000'] as const;
+
 const fileSchema = z
   .object({
     generator: z.unknown().optional(),
     refiner: z.unknown().optional(),
     refinePrompt: z.string().optional(),
+    refineFormat: z.enum(REFINER_FORMATS).optional(),
   })
   .strict();
 
@@ -60,7 +74,7 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', '8080')
     .option(
       '--config <file>',
-      'JSON file {generator, refiner, refinePrompt} with generator configs',
+      'JSON file {generator, refiner, refinePrompt, refineFormat} with generator configs',
     )
     .option(
       '--generator-url <url>',
@@ -73,6 +87,32 @@ export function registerServe(program: Command): void {
       'answer with this GGUF through llama.cpp (default: the offline test model)',
     )
     .option('--refiner-gguf <file>', 'refine with this GGUF (default: the generator)')
+    .option(
+      '--refiner-backend <backend>',
+      "refiner backend: 'llama.cpp' (default) or 'local' (rl4qe's own engine, for trained LoRA adapters)",
+      'llama.cpp',
+    )
+    .option(
+      '--refiner-model <path>',
+      'refiner model: a GGUF file, or (local) a Hugging Face model directory (default: the offline test model)',
+    )
+    .option(
+      '--refiner-adapter <dir>',
+      'PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors); needs --refiner-backend local',
+    )
+    .option(
+      '--refiner-tokenizer <path>',
+      "local refiner tokenizer: directory with tokenizer.json or a GGUF (default: the model's)",
+    )
+    .option('--refiner-context-size <n>', 'local refiner: longest prompt + refinement in tokens')
+    .option(
+      '--refiner-in-process',
+      'local refiner: decode on the main thread instead of a worker thread (the server then answers nothing else while it refines)',
+    )
+    .option(
+      '--refine-format <format>',
+      `prompt the refiner as training did: ${REFINER_FORMATS.join(' | ')} (default: a refine system prompt)`,
+    )
     .option('--threads <n>', 'llama.cpp CPU threads')
     .option('--sequences <n>', 'llama.cpp requests decoded in parallel', '1')
     .option('--max-concurrent <n>', 'requests handled at once; more get 429', '16')
@@ -98,7 +138,7 @@ export function registerServe(program: Command): void {
         if (!r.success)
           throw new ConfigError(`invalid serve config: ${r.error.issues[0]!.message}`, {
             where: `${f.config}: ${r.error.issues[0]!.path.join('.') || '(root)'}`,
-            expected: '{generator?, refiner?, refinePrompt?}',
+            expected: '{generator?, refiner?, refinePrompt?, refineFormat?}',
           });
         fileCfg = r.data;
       }
@@ -127,7 +167,53 @@ export function registerServe(program: Command): void {
           threads,
           sequences: int('sequences', f.sequences, 1),
         };
-      if (f.refinerGguf) refiner = { backend: 'llama.cpp', modelPath: f.refinerGguf, threads };
+      if (f.refinerBackend !== 'llama.cpp' && f.refinerBackend !== 'local')
+        throw new ConfigError("--refiner-backend must be 'llama.cpp' or 'local'", {
+          where: '--refiner-backend',
+          found: f.refinerBackend,
+        });
+      if (f.refinerGguf && f.refinerModel)
+        throw new ConfigError('give one of --refiner-gguf and --refiner-model', {
+          where: '--refiner-model',
+        });
+      const refinerPath = f.refinerModel ?? f.refinerGguf;
+      if (f.refinerBackend === 'local') {
+        refiner = {
+          backend: 'local',
+          model: refinerPath ?? defaultGgufPath(),
+          adapter: f.refinerAdapter,
+          tokenizer: f.refinerTokenizer,
+          contextSize:
+            f.refinerContextSize !== undefined
+              ? int('refiner-context-size', f.refinerContextSize, 1)
+              : undefined,
+          threads,
+          // A worker thread keeps the server responsive (health, 429s, deadlines) while it decodes.
+          worker: f.refinerInProcess !== true,
+        };
+      } else {
+        for (const [flag, v] of [
+          ['--refiner-adapter', f.refinerAdapter],
+          ['--refiner-tokenizer', f.refinerTokenizer],
+          ['--refiner-context-size', f.refinerContextSize],
+          ['--refiner-in-process', f.refinerInProcess],
+        ] as const)
+          if (v !== undefined)
+            throw new ConfigError(`${flag} needs --refiner-backend local`, {
+              where: flag,
+              hint: "LoRA adapters in PEFT format run on rl4qe's own engine: add --refiner-backend local",
+            });
+        if (refinerPath) refiner = { backend: 'llama.cpp', modelPath: refinerPath, threads };
+      }
+      const refineFormat = f.refineFormat ?? fileCfg.refineFormat;
+      if (
+        refineFormat !== undefined &&
+        !(REFINER_FORMATS as readonly string[]).includes(refineFormat)
+      )
+        throw new ConfigError(`--refine-format must be one of ${REFINER_FORMATS.join(', ')}`, {
+          where: '--refine-format',
+          found: refineFormat,
+        });
       let bearerToken: string | undefined;
       if (f.tokenEnv) {
         bearerToken = process.env[f.tokenEnv];
@@ -140,6 +226,7 @@ export function registerServe(program: Command): void {
         generator,
         refiner,
         refinePrompt: fileCfg.refinePrompt,
+        refineFormat: refineFormat as (typeof REFINER_FORMATS)[number] | undefined,
         refineParams: { maxTokens: int('refine-max-tokens', f.refineMaxTokens, 1) },
         cache: f.cache,
         threads,

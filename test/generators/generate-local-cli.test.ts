@@ -1,0 +1,102 @@
+// rl4qe generate --local: the local engine with a PEFT adapter from the command line (tiny Llama
+// fixture), results equal the library's; the cache identity separates adapters; misplaced flags
+// are refused.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalEngineGenerator, type Completion } from '../../src/generators/index.js';
+
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+const FIX = 'test/fixtures/generators/local';
+const MODEL = 'test/fixtures/models/tiny-llama';
+const ADAPTER = path.join(FIX, 'adapter-tiny-llama');
+const TOKENIZER = path.join(FIX, 'tokenizer');
+
+describe('rl4qe generate --local', () => {
+  let dir: string;
+  const run = (...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        [cli, 'generate', ...args],
+        { env: { ...process.env, RL4QE_HOME: dir } },
+        (err, stdout, stderr) =>
+          resolve({
+            status: err ? Number((err as { code?: number }).code ?? 1) : 0,
+            stdout,
+            stderr,
+          }),
+      );
+    });
+  const reqs = [
+    { id: 'a', messages: [{ role: 'user', content: 'sum a list' }], params: { maxTokens: 5 } },
+    {
+      id: 'b',
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: 'sort a DataFrame' }],
+      params: { maxTokens: 3 },
+    },
+  ] as const;
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-gen-local-'));
+    writeFileSync(path.join(dir, 'reqs.jsonl'), reqs.map((r) => JSON.stringify(r)).join('\n'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes one completion per request, equal to the library; a second run hits the cache', async () => {
+    const args = [
+      path.join(dir, 'reqs.jsonl'),
+      '--local',
+      MODEL,
+      '--adapter',
+      ADAPTER,
+      '--tokenizer',
+      TOKENIZER,
+      '--json',
+    ];
+    const r = await run(...args);
+    assert.equal(r.status, 0, r.stderr);
+    const out = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Completion);
+    const g = new LocalEngineGenerator({ model: MODEL, adapter: ADAPTER, tokenizer: TOKENIZER });
+    const lib = await g.generate(reqs.map((q) => ({ ...q, messages: [...q.messages] })));
+    await g.dispose();
+    assert.deepEqual(
+      out.map((c) => [c.id, c.ok, c.text, c.usage.completionTokens]),
+      lib.map((c) => [c.id, c.ok, c.ok ? c.text : '', c.ok ? c.usage.completionTokens : -1]),
+    );
+    assert.deepEqual(
+      out.map((c) => c.usage.completionTokens),
+      [5, 3],
+    );
+    const again = await run(...args);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal((JSON.parse(again.stderr.trim()) as { cached: number }).cached, 2);
+    // Without the adapter: another identity, so no cache hit (and other text).
+    const base = await run(
+      path.join(dir, 'reqs.jsonl'),
+      '--local',
+      MODEL,
+      '--tokenizer',
+      TOKENIZER,
+      '--json',
+    );
+    assert.equal(base.status, 0, base.stderr);
+    assert.equal((JSON.parse(base.stderr.trim()) as { cached: number }).cached, 0);
+  });
+
+  it('--adapter without --local, and a bad --max-batch-size, are refused naming the flag', async () => {
+    const a = await run(path.join(dir, 'reqs.jsonl'), '--adapter', ADAPTER);
+    assert.equal(a.status, 2);
+    assert.match(a.stderr, /--adapter needs --local/);
+    const b = await run(path.join(dir, 'reqs.jsonl'), '--local', MODEL, '--max-batch-size', '0');
+    assert.equal(b.status, 2);
+    assert.match(b.stderr, /flags\.maxBatchSize/);
+  });
+});
