@@ -581,8 +581,203 @@ static void transposeRows(const float* base, int64_t stride, int64_t n, int64_t 
     for (int64_t j = n; j < nPad; ++j) BT[d * ldB + j] = 0.0f;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention on blocks of query rows through the packed GEMM (used when seqQ ≥ kTiledMinRows; the
+// row-at-a-time kernels below stay for decoding, where a block would be one or two rows).
+// Per task (batch, head, block of QB query rows): S = scale·Q·Kᵀ over the keys the block can see
+// (QB × n), the causal/left-padding mask and softmax per row (only the logsumexp is saved),
+// then out = P·V. Only a QB × seqK block of scores exists per thread, never seqQ × seqK.
+// The backward recomputes P the same way per block and forms dP = dO·Vᵀ, dS = P⊙(dP − δ)·scale,
+// dQ = dS·K (owned by the task), and accumulates dV += Pᵀ·dO and dK += dSᵀ·Q into buffers
+// private to the task (one per (batch, head, split)), summed over the heads of each KV group
+// at the end: no atomics, and the sum order does not depend on the thread count.
+
+constexpr int64_t kTiledMinRows = 16;
+constexpr int64_t kAttnQB = 64;
+
+static inline void gemmRows(int64_t m, int64_t n, int64_t k, bool transA, bool transB,
+                            const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                            int64_t ldc, float alpha, bool accumulate) {
+  SgemmArgs g{};
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.transA = transA;
+  g.transB = transB;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.c = c;
+  g.ldc = ldc;
+  g.alpha = alpha;
+  g.accumulate = accumulate;
+  sgemm(g);
+}
+
+static void attentionTiled(const float* q, const float* k, const float* v, float* out,
+                           float* lse, const AttnArgs& p) {
+  const int64_t D = p.headDim, group = p.heads / p.kvHeads;
+  const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
+  const int64_t qBlocks = (p.seqQ + kAttnQB - 1) / kAttnQB;
+  const int64_t tasks = p.batch * p.heads * qBlocks;
+  const int64_t ldS = (p.seqK + 15) / 16 * 16;
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * D;
+  const int threads = work < kParallelFmas ? 1 : numThreads();
+#pragma omp parallel num_threads(threads)
+  {
+    float* S = scratch(6, (size_t)(kAttnQB * ldS));
+    // Causal blocks grow with the block index: hand out the largest first.
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t qb = qBlocks - 1 - t % qBlocks, h = (t / qBlocks) % p.heads,
+                    b = t / (qBlocks * p.heads);
+      const int64_t kvh = h / group;
+      const int64_t i0 = qb * kAttnQB, i1 = std::min<int64_t>(p.seqQ, i0 + kAttnQB), m = i1 - i0;
+      const float* qb0 = q + ((b * p.seqQ + i0) * p.heads + h) * D;
+      float* ob0 = out + ((b * p.seqQ + i0) * p.heads + h) * D;
+      float* lrow = lse + (b * p.heads + h) * p.seqQ + i0;
+      int64_t lo, hiMax;
+      keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
+      if (hiMax <= lo) {
+        for (int64_t r = 0; r < m; ++r) {
+          std::memset(ob0 + r * qStride, 0, sizeof(float) * D);
+          lrow[r] = -INFINITY;
+        }
+        continue;
+      }
+      const int64_t n = hiMax - lo;
+      const float* kb = k + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+      const float* vb = v + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+      gemmRows(m, n, D, false, true, qb0, qStride, kb, kStride, S, ldS, p.scale, false);
+      for (int64_t r = 0; r < m; ++r) {
+        int64_t l2, hi;
+        keyRange(p, b, i0 + r, l2, hi);
+        const int64_t ni = std::max<int64_t>(0, hi - lo);
+        float* sr = S + r * ldS;
+        if (ni == 0) {
+          std::memset(sr, 0, sizeof(float) * n);
+          lrow[r] = -INFINITY;
+          continue;
+        }
+        float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
+        for (int64_t j = 0; j < ni; ++j) mx = std::max(mx, sr[j]);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t j = 0; j < ni; ++j) {
+          sr[j] = expVec(sr[j] - mx);
+          sum += sr[j];
+        }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int64_t j = 0; j < ni; ++j) sr[j] *= inv;
+        for (int64_t j = ni; j < n; ++j) sr[j] = 0.0f;
+        lrow[r] = mx + std::log(sum);
+      }
+      gemmRows(m, D, n, false, false, S, ldS, vb, kStride, ob0, qStride, 1.0f, false);
+    }
+  }
+}
+
+static void attentionBackwardTiled(const float* q, const float* k, const float* v,
+                                   const float* out, const float* lse, const float* gOut,
+                                   float* gq, float* gk, float* gv, const AttnArgs& p) {
+  const int64_t D = p.headDim, group = p.heads / p.kvHeads;
+  const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
+  const int64_t qBlocks = (p.seqQ + kAttnQB - 1) / kAttnQB;
+  const int64_t ldS = (p.seqK + 15) / 16 * 16;
+  const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * D;
+  const int threads = work < kParallelFmas / 4 ? 1 : numThreads();
+  // Each (batch, head) is split into `splits` tasks (query blocks dealt round-robin, so causal
+  // work stays balanced) when there are too few heads to keep every thread busy.
+  const int64_t heads = p.batch * p.heads;
+  const int64_t splits =
+      std::max<int64_t>(1, std::min<int64_t>(qBlocks, (4 * threads + heads - 1) / heads));
+  const int64_t tasks = heads * splits;
+  // Private dK, dV per task: [tasks][seqK][D] each, on the calling thread's scratch.
+  const size_t privFloats = (size_t)tasks * p.seqK * D;
+  float* dKp = scratch(8, privFloats);
+  float* dVp = scratch(9, privFloats);
+#pragma omp parallel num_threads(threads)
+  {
+    float* S = scratch(6, (size_t)(kAttnQB * ldS));
+    float* DP = scratch(7, (size_t)(kAttnQB * ldS));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const int64_t split = t % splits, bh = t / splits, h = bh % p.heads, b = bh / p.heads;
+      const int64_t kvh = h / group;
+      float* dK = dKp + (size_t)t * p.seqK * D;
+      float* dV = dVp + (size_t)t * p.seqK * D;
+      std::memset(dK, 0, sizeof(float) * p.seqK * D);
+      std::memset(dV, 0, sizeof(float) * p.seqK * D);
+      for (int64_t qb = qBlocks - 1 - split; qb >= 0; qb -= splits) {
+        const int64_t i0 = qb * kAttnQB, i1 = std::min<int64_t>(p.seqQ, i0 + kAttnQB);
+        const int64_t m = i1 - i0;
+        const int64_t o0 = ((b * p.seqQ + i0) * p.heads + h) * D;
+        const float* lrow = lse + (b * p.heads + h) * p.seqQ + i0;
+        int64_t lo, hiMax;
+        keyRange(p, b, i1 - 1, lo, hiMax);
+        if (hiMax <= lo) {
+          for (int64_t r = 0; r < m; ++r) std::memset(gq + o0 + r * qStride, 0, sizeof(float) * D);
+          continue;
+        }
+        const int64_t n = hiMax - lo;
+        const float* kb = k + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+        const float* vb = v + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+        gemmRows(m, n, D, false, true, q + o0, qStride, kb, kStride, S, ldS, p.scale, false);
+        gemmRows(m, n, D, false, true, gOut + o0, qStride, vb, kStride, DP, ldS, 1.0f, false);
+        for (int64_t r = 0; r < m; ++r) {
+          int64_t l2, hi;
+          keyRange(p, b, i0 + r, l2, hi);
+          const int64_t ni = std::max<int64_t>(0, hi - lo);
+          float* sr = S + r * ldS;
+          float* dr = DP + r * ldS;
+          if (ni > 0) {
+            const float l = lrow[r];
+            const float dl = dot(gOut + o0 + r * qStride, out + o0 + r * qStride, D);
+#pragma omp simd
+            for (int64_t j = 0; j < ni; ++j) {
+              const float pij = expVec(sr[j] - l);
+              sr[j] = pij;
+              dr[j] = pij * (dr[j] - dl) * p.scale;
+            }
+          }
+          for (int64_t j = ni; j < n; ++j) sr[j] = dr[j] = 0.0f;
+        }
+        gemmRows(m, D, n, false, false, DP, ldS, kb, kStride, gq + o0, qStride, 1.0f, false);
+        gemmRows(n, D, m, true, false, S, ldS, gOut + o0, qStride, dV + lo * D, D, 1.0f, true);
+        gemmRows(n, D, m, true, false, DP, ldS, q + o0, qStride, dK + lo * D, D, 1.0f, true);
+      }
+    }
+    // gk, gv: sum the private buffers of every head of the group and every split.
+    const int64_t rowsK = p.batch * p.seqK * p.kvHeads;
+#pragma omp for schedule(static)
+    for (int64_t idx = 0; idx < rowsK; ++idx) {
+      const int64_t kvh = idx % p.kvHeads, j = (idx / p.kvHeads) % p.seqK,
+                    b = idx / (p.kvHeads * p.seqK);
+      float* gkr = gk + idx * D;
+      float* gvr = gv + idx * D;
+      std::memset(gkr, 0, sizeof(float) * D);
+      std::memset(gvr, 0, sizeof(float) * D);
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+        for (int64_t s = 0; s < splits; ++s) {
+          const size_t t = (size_t)((b * p.heads + h) * splits + s);
+          const float* a = dKp + (t * p.seqK + j) * D;
+          const float* c = dVp + (t * p.seqK + j) * D;
+#pragma omp simd
+          for (int64_t d = 0; d < D; ++d) {
+            gkr[d] += a[d];
+            gvr[d] += c[d];
+          }
+        }
+    }
+  }
+}
+
 static void attention(const float* q, const float* k, const float* v, float* out, float* lse,
                       const AttnArgs& p) {
+  if (p.seqQ >= kTiledMinRows && p.headDim > 0) return attentionTiled(q, k, v, out, lse, p);
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
   // Tasks: blocks of QB query rows of one (batch, head); each transposes the keys its rows can
   // see once, then handles its rows four at a time.
@@ -660,6 +855,8 @@ static void attention(const float* q, const float* k, const float* v, float* out
 static void attentionBackward(const float* q, const float* k, const float* v, const float* out,
                               const float* lse, const float* gOut, float* gq, float* gk, float* gv,
                               const AttnArgs& p) {
+  if (p.seqQ >= kTiledMinRows && p.headDim > 0)
+    return attentionBackwardTiled(q, k, v, out, lse, gOut, gq, gk, gv, p);
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
   const int64_t rows = p.batch * p.heads * p.seqQ;
   const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
