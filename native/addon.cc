@@ -275,7 +275,9 @@ Value Alloc(const CallbackInfo& info) {
     if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
     MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
   }
-  ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
+  // alloc(length, zero = true): false skips the zero fill (outputs a kernel overwrites).
+  const bool zero = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
+  if (zero) ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
   Block* blk = new Block{p, bytes, false};
   {
     std::lock_guard<std::mutex> lock(g_liveMutex);

@@ -43,6 +43,8 @@ export function withFallback(b: Backend): FullBackend {
     out[key] = own === undefined ? fn : typeof own === 'function' ? own.bind(b) : own;
   }
   out.name = b.name;
+  // Never the reference allocator for another backend's memory.
+  if (b.allocUninit === undefined) out.allocUninit = out.alloc;
   // The reference counter knows nothing of another backend's memory.
   if (b.liveBytes === undefined) out.liveBytes = () => NaN;
   return out as unknown as FullBackend;

@@ -43,7 +43,8 @@ function keyOf(kernel: string, args: unknown[]): string {
       return `copyStrided [${shape.join(',')}]`;
     }
     case 'alloc':
-      return 'alloc';
+    case 'allocUninit':
+      return kernel;
     case 'reduce':
       return `reduce ${String(args[0])} ${String(args[2])}x${String(args[3])}x${String(args[4])}`;
     default:
