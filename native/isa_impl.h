@@ -297,8 +297,55 @@ static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
   }
 }
 
+// C = alpha·op(A)·op(B) (+C) for a narrow C (n ≤ 16: LoRA's rank-r products x·Aᵀ, dY·B,
+// dYᵀ·X). The packed path pads n to NR = 32 columns and wastes most of its multiply-adds; here
+// op(B) is copied once into a k × NB block (NB = 8 or 16, zero-padded) and each group of 8 rows
+// of C accumulates 8 vectors of NB columns over k.
+template <int NB>
+static void sgemmNarrow(const SgemmArgs& g) {
+  float* Bp = scratch(10, (size_t)(g.k * NB));
+  for (int64_t p = 0; p < g.k; ++p)
+    for (int c = 0; c < NB; ++c)
+      Bp[p * NB + c] = c < g.n ? (g.transB ? g.b[c * g.ldb + p] : g.b[p * g.ldb + c]) : 0.0f;
+  constexpr int RB = 8;
+  for (int64_t i0 = 0; i0 < g.m; i0 += RB) {
+    const int rb = (int)std::min<int64_t>(RB, g.m - i0);
+    float acc[RB][NB] = {};
+    if (!g.transA) {
+      const float* rows[RB];
+      for (int r = 0; r < RB; ++r) rows[r] = g.a + (i0 + std::min(r, rb - 1)) * g.lda;
+      for (int64_t p = 0; p < g.k; ++p) {
+        const float* bp = Bp + p * NB;
+#pragma GCC unroll 8
+        for (int r = 0; r < RB; ++r) {
+          const float av = rows[r][p];
+#pragma omp simd
+          for (int c = 0; c < NB; ++c) acc[r][c] += av * bp[c];
+        }
+      }
+    } else {  // A(i, p) = a[p·lda + i]: the 8 rows of a step are adjacent
+      for (int64_t p = 0; p < g.k; ++p) {
+        const float* bp = Bp + p * NB;
+        const float* ap = g.a + p * g.lda + i0;
+#pragma GCC unroll 8
+        for (int r = 0; r < RB; ++r) {
+          const float av = r < rb ? ap[r] : 0.0f;
+#pragma omp simd
+          for (int c = 0; c < NB; ++c) acc[r][c] += av * bp[c];
+        }
+      }
+    }
+    for (int r = 0; r < rb; ++r) {
+      float* cr = g.c + (i0 + r) * g.ldc;
+      for (int64_t c = 0; c < g.n; ++c) cr[c] = g.alpha * acc[r][c] + (g.accumulate ? cr[c] : 0.0f);
+    }
+  }
+}
+
 static void sgemm(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
+  if (g.n <= 16 && g.m >= 16 && g.k > 0)  // narrow C: LoRA's rank-r products
+    return g.n <= 8 ? sgemmNarrow<8>(g) : sgemmNarrow<16>(g);
   if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
     const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
     sgemmSmallMNT(g, threads);

@@ -249,6 +249,11 @@ test(
       [5, 64, 40],
       [97, 513, 65],
       [130, 260, 34],
+      // Narrow C (n ≤ 16, m ≥ 16: LoRA's rank-r products).
+      [300, 77, 8],
+      [33, 40, 13],
+      [16, 5, 16],
+      [57, 576, 1],
     ];
     try {
       for (const kernel of info.kernels) {
