@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <iterator>
 #include <vector>
 
 #include "kernels.h"
@@ -207,7 +208,7 @@ std::mutex g_liveMutex;
 // blocks; ~0.8 ms for 1.5 MB, more than the kernel that fills it) while V8 sees external-memory
 // churn and runs extra full GCs. V8 is told about memory when it is really malloc'd or freed, so
 // pooled blocks still count as external memory. At most RL4QE_POOL_MB (default 1024; 0 turns
-// the pool off) is kept; a block that does not fit empties the pool first.
+// the pool off) is kept; to fit a new block, pooled blocks are freed until it fits.
 std::unordered_map<size_t, std::vector<void*>> g_pool;
 size_t g_poolBytes = 0;
 
@@ -227,14 +228,17 @@ int64_t poolPutLocked(void* p, size_t bytes) {
     std::free(p);
     return (int64_t)bytes;
   }
+  // Over the cap: free pooled blocks (any size) until this one fits.
   int64_t freed = 0;
-  if (g_poolBytes + bytes > cap) {
-    for (auto& [sz, list] : g_pool) {
-      for (void* q : list) std::free(q);
-      freed += (int64_t)(sz * list.size());
+  for (auto it = g_pool.begin(); it != g_pool.end() && g_poolBytes + bytes > cap;) {
+    auto& list = it->second;
+    while (!list.empty() && g_poolBytes + bytes > cap) {
+      std::free(list.back());
+      list.pop_back();
+      g_poolBytes -= it->first;
+      freed += (int64_t)it->first;
     }
-    g_pool.clear();
-    g_poolBytes = 0;
+    it = list.empty() ? g_pool.erase(it) : std::next(it);
   }
   g_pool[bytes].push_back(p);
   g_poolBytes += bytes;

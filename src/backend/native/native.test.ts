@@ -153,6 +153,28 @@ test(
   },
 );
 
+test('released memory is reused: alloc zero-fills it again, allocUninit does not', { skip }, () => {
+  const { backend, tools } = native();
+  const before = tools!.liveBytes();
+  const n = 300_000; // large enough that a fresh block would be mmap'd
+  for (let round = 0; round < 3; round++) {
+    const a = backend.alloc('f32', n) as Float32Array;
+    assert.ok(
+      a.every((x) => x === 0),
+      `round ${round}: alloc is zero-filled`,
+    );
+    a.fill(7);
+    backend.release(a);
+    const u = backend.allocUninit!('f32', n) as Float32Array;
+    assert.equal(u.length, n);
+    assert.equal(tools!.alignment(u), 0);
+    assert.equal(tools!.isNative(u), true);
+    u.fill(5);
+    backend.release(u);
+    assert.equal(tools!.liveBytes(), before, 'pooled blocks are not live');
+  }
+});
+
 test('out-of-range arguments are ShapeErrors, not memory errors', { skip }, () => {
   const { backend } = native();
   const t = backend.alloc('f32', 12);
