@@ -308,7 +308,13 @@ static void sgemmNarrow(const SgemmArgs& g) {
     for (int c = 0; c < NB; ++c)
       Bp[p * NB + c] = c < g.n ? (g.transB ? g.b[c * g.ldb + p] : g.b[p * g.ldb + c]) : 0.0f;
   constexpr int RB = 8;
-  for (int64_t i0 = 0; i0 < g.m; i0 += RB) {
+  // Row groups are independent: split them over the team when the product is worth it (each
+  // row's sum runs in the same order whatever the thread count).
+  const int64_t groups = (g.m + RB - 1) / RB;
+  const bool par = !omp_in_parallel() && (double)g.m * g.n * g.k >= kParallelFmas / 8;
+#pragma omp parallel for num_threads(numThreads()) schedule(static) if (par)
+  for (int64_t grp = 0; grp < groups; ++grp) {
+    const int64_t i0 = grp * RB;
     const int rb = (int)std::min<int64_t>(RB, g.m - i0);
     float acc[RB][NB] = {};
     if (!g.transA) {

@@ -16,7 +16,7 @@ namespace ops {
 
 namespace {
 // Below this much work (≈ elements, weighted by cost) waking the team costs more than it saves.
-constexpr int64_t kParallelMin = 1 << 18;
+constexpr int64_t kParallelMin = 1 << 17;
 
 inline int teamFor(int64_t work) { return work >= kParallelMin ? numThreads() : 1; }
 
