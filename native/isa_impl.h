@@ -348,8 +348,54 @@ static void sgemmNarrow(const SgemmArgs& g) {
   }
 }
 
+// C = alpha·op(A)·op(B) (+C) with a short inner dimension (k ≤ 8: LoRA's up-projection
+// (x·Aᵀ)·Bᵀ, k = r). Packing both operands costs as much as the product; here op(B) is copied
+// once into k contiguous rows and each row of C is a k-term sum of those rows, vectorised over
+// the columns.
+template <int KB>
+static void sgemmShortK(const SgemmArgs& g) {
+  const int64_t k = g.k, n = g.n, m = g.m, lda = g.lda, ldc = g.ldc;
+  const bool transA = g.transA, acc = g.accumulate;
+  const float alpha = g.alpha;
+  const float* a = g.a;
+  float* c = g.c;
+  // KB rows of op(B), zero rows past k.
+  float* Bt = scratch(11, (size_t)(KB * n));
+  for (int64_t p = 0; p < KB; ++p)
+    for (int64_t j = 0; j < n; ++j)
+      Bt[p * n + j] = p < k ? (g.transB ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j]) : 0.0f;
+  const float* __restrict B = Bt;
+  const bool par = !omp_in_parallel() && (double)m * n * k >= kParallelFmas / 8;
+#pragma omp parallel for num_threads(numThreads()) schedule(static) if (par)
+  for (int64_t i = 0; i < m; ++i) {
+    float av[KB];
+    for (int p = 0; p < KB; ++p)
+      av[p] = p < k ? alpha * (transA ? a[p * lda + i] : a[i * lda + p]) : 0.0f;
+    float* __restrict cr = c + i * ldc;
+    if (acc) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        float s = cr[j];
+#pragma GCC unroll 16
+        for (int p = 0; p < KB; ++p) s += av[p] * B[p * n + j];
+        cr[j] = s;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        float s = 0.0f;
+#pragma GCC unroll 16
+        for (int p = 0; p < KB; ++p) s += av[p] * B[p * n + j];
+        cr[j] = s;
+      }
+    }
+  }
+}
+
 static void sgemm(const SgemmArgs& g) {
   if (g.m <= 0 || g.n <= 0) return;
+  if (g.k > 0 && g.k <= 8 && g.m >= 16 && g.n > 16)  // short k: LoRA's up-projection
+    return sgemmShortK<8>(g);
   if (g.n <= 16 && g.m >= 16 && g.k > 0)  // narrow C: LoRA's rank-r products
     return g.n <= 8 ? sgemmNarrow<8>(g) : sgemmNarrow<16>(g);
   if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {

@@ -276,6 +276,9 @@ test(
       [33, 40, 13],
       [16, 5, 16],
       [57, 576, 1],
+      // Short k (k ≤ 8, m ≥ 16: LoRA's up-projection).
+      [40, 8, 70],
+      [300, 5, 17],
     ];
     try {
       for (const kernel of info.kernels) {
