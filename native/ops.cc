@@ -395,18 +395,40 @@ void logsumexp(const float* x, int64_t rows, int64_t cols, float* out) {
   }
 }
 
+namespace {
+// One RMSNorm row (sum of squares in double, as before), multiversioned like the SiLU loops so
+// the double accumulation runs 8 lanes wide on AVX-512 instead of 2 on the baseline ISA.
+RL4QE_CLONES float rmsRow(const float* xr, const float* w, int64_t cols, float eps, float* o) {
+  double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t c = 0; c < cols; ++c) ss += (double)xr[c] * xr[c];
+  const float rs = (float)(1.0 / std::sqrt(ss / (double)cols + (double)eps));
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) o[c] = xr[c] * rs * w[c];
+  return rs;
+}
+}  // namespace
+
+namespace {
+RL4QE_CLONES void rmsBackRow(const float* xr, const float* g, const float* w, float rs,
+                             int64_t cols, float* o, double* mine) {
+  double dotv = 0.0;
+#pragma omp simd reduction(+ : dotv)
+  for (int64_t c = 0; c < cols; ++c) dotv += (double)g[c] * w[c] * xr[c];
+  const float k = (float)(dotv / (double)cols) * rs * rs * rs;
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) o[c] = rs * w[c] * g[c] - k * xr[c];
+  if (mine) {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) mine[c] += (double)g[c] * xr[c] * rs;
+  }
+}
+}  // namespace
+
 void rmsnorm(const float* x, const float* w, int64_t rows, int64_t cols, float eps, float* out,
              float* rstd) {
 #pragma omp parallel for num_threads(teamFor(rows * cols * 2)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* o = out + r * cols;
-    double ss = 0.0;
-    for (int64_t c = 0; c < cols; ++c) ss += (double)xr[c] * xr[c];
-    const float rs = (float)(1.0 / std::sqrt(ss / (double)cols + (double)eps));
-    rstd[r] = rs;
-    for (int64_t c = 0; c < cols; ++c) o[c] = xr[c] * rs * w[c];
-  }
+  for (int64_t r = 0; r < rows; ++r) rstd[r] = rmsRow(x + r * cols, w, cols, eps, out + r * cols);
 }
 
 void rmsnormBackward(const float* x, const float* w, const float* rstd, const float* gy,
@@ -419,16 +441,7 @@ void rmsnormBackward(const float* x, const float* w, const float* rstd, const fl
     double* mine = gw ? partial.data() + (size_t)omp_get_thread_num() * cols : nullptr;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * cols;
-      const float* g = gy + r * cols;
-      float* o = gx + r * cols;
-      const float rs = rstd[r];
-      double dotv = 0.0;
-      for (int64_t c = 0; c < cols; ++c) dotv += (double)g[c] * w[c] * xr[c];
-      const float k = (float)(dotv / (double)cols) * rs * rs * rs;
-      for (int64_t c = 0; c < cols; ++c) o[c] = rs * w[c] * g[c] - k * xr[c];
-      if (mine)
-        for (int64_t c = 0; c < cols; ++c) mine[c] += (double)g[c] * xr[c] * rs;
+      rmsBackRow(x + r * cols, gy + r * cols, w, rstd[r], cols, gx + r * cols, mine);
     }
   }
   if (gw) {
