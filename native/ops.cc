@@ -275,6 +275,15 @@ void affine(const float* x, float s, float t, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * s + t;
 }
 
+namespace {
+RL4QE_CLONES double sumRow(const float* r, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t a = 0; a < n; ++a) s += r[a];
+  return s;
+}
+}  // namespace
+
 void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, float* out) {
   if (outer == 0 || inner == 0) return;
   if (inner == 1) {
@@ -282,9 +291,7 @@ void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, 
     for (int64_t o = 0; o < outer; ++o) {
       const float* r = x + o * axis;
       if (op == R_SUM) {
-        double s = 0.0;
-        for (int64_t a = 0; a < axis; ++a) s += r[a];
-        out[o] = (float)s;
+        out[o] = (float)sumRow(r, axis);
       } else {
         float m = -INFINITY;
         for (int64_t a = 0; a < axis; ++a) m = (r[a] > m || std::isnan(r[a])) ? r[a] : m;
