@@ -797,10 +797,12 @@ static void attentionBackwardTiled(const float* q, const float* k, const float* 
   const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * D;
   const int threads = work < kParallelFmas / 4 ? 1 : numThreads();
   // Each (batch, head) is split into `splits` tasks (query blocks dealt round-robin, so causal
-  // work stays balanced) when there are too few heads to keep every thread busy.
+  // work stays balanced) when there are fewer than 8 heads in all. The split does not depend on
+  // the thread count, so neither does the order of the dK/dV sums.
   const int64_t heads = p.batch * p.heads;
+  constexpr int64_t kMinTasks = 8;
   const int64_t splits =
-      std::max<int64_t>(1, std::min<int64_t>(qBlocks, (4 * threads + heads - 1) / heads));
+      std::max<int64_t>(1, std::min<int64_t>(qBlocks, (kMinTasks + heads - 1) / heads));
   const int64_t tasks = heads * splits;
   // Private dK, dV per task: [tasks][seqK][D] each, on the calling thread's scratch.
   const size_t privFloats = (size_t)tasks * p.seqK * D;
