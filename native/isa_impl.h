@@ -722,6 +722,22 @@ static inline void gemmRows(int64_t m, int64_t n, int64_t k, bool transA, bool t
   sgemm(g);
 }
 
+// Maximum of x[0..n) in 16 lanes (GCC leaves an `omp simd reduction(max)` over std::max as a
+// scalar, latency-bound maxss chain).
+static inline float rowMax(const float* x, int64_t n) {
+  float m[16];
+  for (int l = 0; l < 16; ++l) m[l] = -INFINITY;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+#pragma omp simd
+    for (int l = 0; l < 16; ++l) m[l] = x[j + l] > m[l] ? x[j + l] : m[l];
+  }
+  float mx = -INFINITY;
+  for (int l = 0; l < 16; ++l) mx = m[l] > mx ? m[l] : mx;
+  for (; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+  return mx;
+}
+
 static void attentionTiled(const float* q, const float* k, const float* v, float* out,
                            float* lse, const AttnArgs& p) {
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
@@ -767,9 +783,7 @@ static void attentionTiled(const float* q, const float* k, const float* v, float
           lrow[r] = -INFINITY;
           continue;
         }
-        float mx = -INFINITY;
-#pragma omp simd reduction(max : mx)
-        for (int64_t j = 0; j < ni; ++j) mx = std::max(mx, sr[j]);
+        const float mx = rowMax(sr, ni);
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
         for (int64_t j = 0; j < ni; ++j) {
