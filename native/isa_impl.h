@@ -722,6 +722,13 @@ static inline void gemmRows(int64_t m, int64_t n, int64_t k, bool transA, bool t
   sgemm(g);
 }
 
+// Element offset of batch entry b in k and v (dense [batch, seqK, kvHeads, headDim]). The tiled
+// kernels address k and v only through this: a layout with another batch stride (a KV cache
+// read in place) changes this one line.
+static inline int64_t kvBatchOffset(const AttnArgs& p, int64_t b) {
+  return b * p.seqK * p.kvHeads * p.headDim;
+}
+
 // Maximum of x[0..n) in 16 lanes (GCC leaves an `omp simd reduction(max)` over std::max as a
 // scalar, latency-bound maxss chain).
 static inline float rowMax(const float* x, int64_t n) {
@@ -770,8 +777,8 @@ static void attentionTiled(const float* q, const float* k, const float* v, float
         continue;
       }
       const int64_t n = hiMax - lo;
-      const float* kb = k + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
-      const float* vb = v + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+      const float* kb = k + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
+      const float* vb = v + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
       gemmRows(m, n, D, false, true, qb0, qStride, kb, kStride, S, ldS, p.scale, false);
       for (int64_t r = 0; r < m; ++r) {
         int64_t l2, hi;
@@ -846,8 +853,8 @@ static void attentionBackwardTiled(const float* q, const float* k, const float* 
           continue;
         }
         const int64_t n = hiMax - lo;
-        const float* kb = k + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
-        const float* vb = v + ((b * p.seqK + lo) * p.kvHeads + kvh) * D;
+        const float* kb = k + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
+        const float* vb = v + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
         gemmRows(m, n, D, false, true, q + o0, qStride, kb, kStride, S, ldS, p.scale, false);
         gemmRows(m, n, D, false, true, gOut + o0, qStride, vb, kStride, DP, ldS, 1.0f, false);
         for (int64_t r = 0; r < m; ++r) {
