@@ -310,7 +310,7 @@ static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
 // op(B) is copied once into a k × NB block (NB = 8 or 16, zero-padded) and each group of 8 rows
 // of C accumulates 8 vectors of NB columns over k.
 template <int NB>
-static void sgemmNarrow(const SgemmArgs& g) {
+static void sgemmNarrow(const SgemmArgs& g, bool transC = false) {
   float* Bp = scratch(10, (size_t)(g.k * NB));
   for (int64_t p = 0; p < g.k; ++p)
     for (int c = 0; c < NB; ++c)
@@ -350,8 +350,11 @@ static void sgemmNarrow(const SgemmArgs& g) {
       }
     }
     for (int r = 0; r < rb; ++r) {
-      float* cr = g.c + (i0 + r) * g.ldc;
-      for (int64_t c = 0; c < g.n; ++c) cr[c] = g.alpha * acc[r][c] + (g.accumulate ? cr[c] : 0.0f);
+      // transC: this product is Cᵀ of the caller's; element (i, c) goes to c[c·ldc + i].
+      const int64_t rs = transC ? 1 : g.ldc, cs = transC ? g.ldc : 1;
+      float* cr = g.c + (i0 + r) * rs;
+      for (int64_t c = 0; c < g.n; ++c)
+        cr[c * cs] = g.alpha * acc[r][c] + (g.accumulate ? cr[c * cs] : 0.0f);
     }
   }
 }
@@ -406,6 +409,13 @@ static void sgemm(const SgemmArgs& g) {
     return sgemmShortK<8>(g);
   if (g.n <= 16 && g.m >= 16 && g.k > 0)  // narrow C: LoRA's rank-r products
     return g.n <= 8 ? sgemmNarrow<8>(g) : sgemmNarrow<16>(g);
+  if (g.transA && g.m <= 8 && g.n >= 16 && g.k >= 16) {  // LoRA's dA = dYᵀ·X: a wide, short C
+    SgemmArgs t = g;  // Cᵀ = op(B)ᵀ·op(A)ᵀ, narrow, stored transposed
+    t.m = g.n, t.n = g.m;
+    t.a = g.b, t.lda = g.ldb, t.transA = !g.transB;
+    t.b = g.a, t.ldb = g.lda, t.transB = false;
+    return sgemmNarrow<8>(t, true);
+  }
   if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
     const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
     sgemmSmallMNT(g, threads);

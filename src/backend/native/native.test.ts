@@ -282,6 +282,8 @@ test(
       // Narrow and short-k products large enough to be split over the threads.
       [600, 300, 8],
       [1000, 8, 100],
+      // Few rows with Aᵀ (LoRA's dA = dYᵀ·X), through the narrow path transposed, and split.
+      [8, 700, 100],
     ];
     try {
       for (const kernel of info.kernels) {
@@ -431,6 +433,7 @@ test('narrow, short-k and attention results do not depend on the thread count', 
   const gemms = [
     { m: 700, k: 576, n: 8, transA: false, transB: true }, // narrow, split over threads
     { m: 700, k: 8, n: 576, transA: false, transB: true }, // short k, split over threads
+    { m: 8, k: 700, n: 300, transA: true, transB: false }, // few rows with Aᵀ, split
   ];
   const ap = { batch: 2, seqQ: 100, seqK: 100, heads: 4, kvHeads: 2, headDim: 32 };
   const attn = { ...ap, scale: 0.2, causal: true };
