@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <iterator>
 #include <vector>
 
 #include "kernels.h"
@@ -202,15 +203,58 @@ std::unordered_map<void*, Block*> g_live;
 int64_t g_liveBytes = 0;
 std::mutex g_liveMutex;
 
+// Released memory is kept for reuse, by exact size: a training step allocates the same sizes
+// every step, and a fresh multi-megabyte malloc costs page faults (glibc maps and unmaps large
+// blocks; ~0.8 ms for 1.5 MB, more than the kernel that fills it) while V8 sees external-memory
+// churn and runs extra full GCs. V8 is told about memory when it is really malloc'd or freed, so
+// pooled blocks still count as external memory. At most RL4QE_POOL_MB (default 1024; 0 turns
+// the pool off) is kept; to fit a new block, pooled blocks are freed until it fits.
+std::unordered_map<size_t, std::vector<void*>> g_pool;
+size_t g_poolBytes = 0;
+
+size_t poolCap() {
+  static const size_t cap = [] {
+    const char* e = std::getenv("RL4QE_POOL_MB");
+    const long mb = e && *e ? std::strtol(e, nullptr, 10) : 1024;
+    return mb > 0 ? (size_t)mb << 20 : (size_t)0;
+  }();
+  return cap;
+}
+
+// Called with g_liveMutex held; returns the bytes really freed (to tell V8).
+int64_t poolPutLocked(void* p, size_t bytes) {
+  const size_t cap = poolCap();
+  if (bytes > cap) {
+    std::free(p);
+    return (int64_t)bytes;
+  }
+  // Over the cap: free pooled blocks (any size) until this one fits.
+  int64_t freed = 0;
+  for (auto it = g_pool.begin(); it != g_pool.end() && g_poolBytes + bytes > cap;) {
+    auto& list = it->second;
+    while (!list.empty() && g_poolBytes + bytes > cap) {
+      std::free(list.back());
+      list.pop_back();
+      g_poolBytes -= it->first;
+      freed += (int64_t)it->first;
+    }
+    it = list.empty() ? g_pool.erase(it) : std::next(it);
+  }
+  g_pool[bytes].push_back(p);
+  g_poolBytes += bytes;
+  return freed;
+}
+
 void freeBlock(Env env, Block* blk) {
+  int64_t freed;
   {
     std::lock_guard<std::mutex> lock(g_liveMutex);
     g_live.erase(blk->ptr);
     g_liveBytes -= (int64_t)blk->bytes;
+    freed = poolPutLocked(blk->ptr, blk->bytes);
   }
-  std::free(blk->ptr);
   blk->freed = true;
-  MemoryManagement::AdjustExternalMemory(env, -(int64_t)blk->bytes);
+  if (freed) MemoryManagement::AdjustExternalMemory(env, -freed);
 }
 
 Value Alloc(const CallbackInfo& info) {
@@ -220,16 +264,30 @@ Value Alloc(const CallbackInfo& info) {
   // V8 drops the pointer of an empty external buffer; an empty JS array needs no freeing anyway.
   if (len == 0) return Float32Array::New(env, 0);
   const size_t bytes = std::max<size_t>(64, ((size_t)len * sizeof(float) + 63) / 64 * 64);
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, bytes);
+  void* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    auto it = g_pool.find(bytes);
+    if (it != g_pool.end() && !it->second.empty()) {
+      p = it->second.back();
+      it->second.pop_back();
+      g_poolBytes -= bytes;
+    }
+  }
+  if (!p) {
+    p = std::aligned_alloc(64, bytes);
+    if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
+    MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
+  }
+  // alloc(length, zero = true): false skips the zero fill (outputs a kernel overwrites).
+  const bool zero = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
+  if (zero) ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
   Block* blk = new Block{p, bytes, false};
   {
     std::lock_guard<std::mutex> lock(g_liveMutex);
     g_live[p] = blk;
     g_liveBytes += (int64_t)bytes;
   }
-  MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
   ArrayBuffer ab = ArrayBuffer::New(
       env, p, (size_t)len * sizeof(float),
       [](Env e, void*, Block* b) {

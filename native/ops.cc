@@ -16,11 +16,74 @@ namespace ops {
 
 namespace {
 // Below this much work (≈ elements, weighted by cost) waking the team costs more than it saves.
-constexpr int64_t kParallelMin = 1 << 18;
+constexpr int64_t kParallelMin = 1 << 17;
 
 inline int teamFor(int64_t work) { return work >= kParallelMin ? numThreads() : 1; }
 
 inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// SiLU and sigmoid over large activations (the MLP's gate: batch·seq·inner elements) were bound by
+// the scalar libm expf call. These loops use a polynomial exp the compiler vectorises (Cephes
+// expf, about 2 ulp, the same as the attention kernels use) and are compiled for AVX-512, AVX2
+// and the baseline, chosen once at load by the CPU (GCC function multiversioning).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RL4QE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RL4QE_CLONES
+#endif
+
+inline float expPoly(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+inline float sigmoidPoly(float x) { return 1.0f / (1.0f + expPoly(-x)); }
+
+// out may equal x (in place): element i is read before it is written.
+RL4QE_CLONES void siluRange(const float* x, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * sigmoidPoly(x[i]);
+}
+RL4QE_CLONES void sigmoidRange(const float* x, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = sigmoidPoly(x[i]);
+}
+// gx = gy · silu'(x) (+ gx when acc).
+RL4QE_CLONES void siluBackwardRange(const float* x, const float* gy, float* gx, int64_t n,
+                                    bool acc) {
+  if (acc) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = sigmoidPoly(x[i]);
+      gx[i] += gy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = sigmoidPoly(x[i]);
+      gx[i] = gy[i] * (s * (1.0f + x[i] * (1.0f - s)));
+    }
+  }
+}
+
+constexpr int64_t kChunk = 4096;
+template <typename F>
+void chunked(int64_t n, int64_t cost, F f) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for num_threads(teamFor(n * cost)) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) f(c * kChunk, std::min(kChunk, n - c * kChunk));
+}
 
 template <int OP>
 inline float bin(float a, float b) {
@@ -88,6 +151,12 @@ inline float un(float x) {
 
 template <int OP>
 void unaryT(const float* x, float* out, int64_t n) {
+  if constexpr (OP == U_SILU) {
+    return chunked(n, 8, [&](int64_t i, int64_t len) { siluRange(x + i, out + i, len); });
+  }
+  if constexpr (OP == U_SIGMOID) {
+    return chunked(n, 8, [&](int64_t i, int64_t len) { sigmoidRange(x + i, out + i, len); });
+  }
 #pragma omp parallel for num_threads(teamFor(n * 8)) schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = un<OP>(x[i]);
 }
@@ -116,6 +185,11 @@ inline float der(float x, float y) {
 template <int OP>
 void unaryBackwardT(const float* x, const float* y, const float* gy, float* gx, int64_t n,
                     bool acc) {
+  if constexpr (OP == U_SILU) {
+    return chunked(n, 8, [&](int64_t i, int64_t len) {
+      siluBackwardRange(x + i, gy + i, gx + i, len, acc);
+    });
+  }
 #pragma omp parallel for num_threads(teamFor(n * 8)) schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float g = gy[i] * der<OP>(x ? x[i] : 0.0f, y ? y[i] : 0.0f);
@@ -201,6 +275,15 @@ void affine(const float* x, float s, float t, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * s + t;
 }
 
+namespace {
+RL4QE_CLONES double sumRow(const float* r, int64_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t a = 0; a < n; ++a) s += r[a];
+  return s;
+}
+}  // namespace
+
 void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, float* out) {
   if (outer == 0 || inner == 0) return;
   if (inner == 1) {
@@ -208,9 +291,7 @@ void reduce(int op, const float* x, int64_t outer, int64_t axis, int64_t inner, 
     for (int64_t o = 0; o < outer; ++o) {
       const float* r = x + o * axis;
       if (op == R_SUM) {
-        double s = 0.0;
-        for (int64_t a = 0; a < axis; ++a) s += r[a];
-        out[o] = (float)s;
+        out[o] = (float)sumRow(r, axis);
       } else {
         float m = -INFINITY;
         for (int64_t a = 0; a < axis; ++a) m = (r[a] > m || std::isnan(r[a])) ? r[a] : m;
@@ -321,18 +402,40 @@ void logsumexp(const float* x, int64_t rows, int64_t cols, float* out) {
   }
 }
 
+namespace {
+// One RMSNorm row (sum of squares in double, as before), multiversioned like the SiLU loops so
+// the double accumulation runs 8 lanes wide on AVX-512 instead of 2 on the baseline ISA.
+RL4QE_CLONES float rmsRow(const float* xr, const float* w, int64_t cols, float eps, float* o) {
+  double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t c = 0; c < cols; ++c) ss += (double)xr[c] * xr[c];
+  const float rs = (float)(1.0 / std::sqrt(ss / (double)cols + (double)eps));
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) o[c] = xr[c] * rs * w[c];
+  return rs;
+}
+}  // namespace
+
+namespace {
+RL4QE_CLONES void rmsBackRow(const float* xr, const float* g, const float* w, float rs,
+                             int64_t cols, float* o, double* mine) {
+  double dotv = 0.0;
+#pragma omp simd reduction(+ : dotv)
+  for (int64_t c = 0; c < cols; ++c) dotv += (double)g[c] * w[c] * xr[c];
+  const float k = (float)(dotv / (double)cols) * rs * rs * rs;
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) o[c] = rs * w[c] * g[c] - k * xr[c];
+  if (mine) {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) mine[c] += (double)g[c] * xr[c] * rs;
+  }
+}
+}  // namespace
+
 void rmsnorm(const float* x, const float* w, int64_t rows, int64_t cols, float eps, float* out,
              float* rstd) {
 #pragma omp parallel for num_threads(teamFor(rows * cols * 2)) schedule(static)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* o = out + r * cols;
-    double ss = 0.0;
-    for (int64_t c = 0; c < cols; ++c) ss += (double)xr[c] * xr[c];
-    const float rs = (float)(1.0 / std::sqrt(ss / (double)cols + (double)eps));
-    rstd[r] = rs;
-    for (int64_t c = 0; c < cols; ++c) o[c] = xr[c] * rs * w[c];
-  }
+  for (int64_t r = 0; r < rows; ++r) rstd[r] = rmsRow(x + r * cols, w, cols, eps, out + r * cols);
 }
 
 void rmsnormBackward(const float* x, const float* w, const float* rstd, const float* gy,
@@ -345,16 +448,7 @@ void rmsnormBackward(const float* x, const float* w, const float* rstd, const fl
     double* mine = gw ? partial.data() + (size_t)omp_get_thread_num() * cols : nullptr;
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < rows; ++r) {
-      const float* xr = x + r * cols;
-      const float* g = gy + r * cols;
-      float* o = gx + r * cols;
-      const float rs = rstd[r];
-      double dotv = 0.0;
-      for (int64_t c = 0; c < cols; ++c) dotv += (double)g[c] * w[c] * xr[c];
-      const float k = (float)(dotv / (double)cols) * rs * rs * rs;
-      for (int64_t c = 0; c < cols; ++c) o[c] = rs * w[c] * g[c] - k * xr[c];
-      if (mine)
-        for (int64_t c = 0; c < cols; ++c) mine[c] += (double)g[c] * xr[c] * rs;
+      rmsBackRow(x + r * cols, gy + r * cols, w, rstd[r], cols, gx + r * cols, mine);
     }
   }
   if (gw) {

@@ -6,6 +6,8 @@
 # Versions (the oracle venv ~/.cache/rl4qe/oracle): torch 2.15.0, transformers 5.24.0, peft 0.21.2.
 # Run: ~/.cache/rl4qe/oracle/bin/python scripts/bench_block_torch.py --seq 256 --runs 5 [--threads N]
 # Prints one JSON line: {"forward_s", "forward_backward_s", "loss", "torch", "threads", "attn"}.
+# With --serve it prints {"ready": true}, then one such line per line read from stdin ("quit"
+# ends it): the bench interleaves rounds of PyTorch with rounds of rl4qe.
 # The bench runs it as a subprocess and prints a note instead of the ratio when torch is missing.
 import argparse
 import json
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    ap.add_argument("--serve", action="store_true", help="time one round per stdin line")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     from transformers import LlamaConfig
@@ -96,10 +99,22 @@ def main():
         loss.backward()
         loss_box.append(loss.item())
 
-    tf = time_it(forward_only)
-    tfb = time_it(forward_backward)
-    print(json.dumps({"forward_s": tf, "forward_backward_s": tfb, "loss": loss_box[-1], "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "attn": a.attn, "seq": T}))
+    def report():
+        tf = time_it(forward_only)
+        tfb = time_it(forward_backward)
+        print(json.dumps({"forward_s": tf, "forward_backward_s": tfb, "loss": loss_box[-1], "torch": torch.__version__,
+                          "threads": torch.get_num_threads(), "attn": a.attn, "seq": T}), flush=True)
+
+    if not a.serve:
+        report()
+        return
+    # --serve: one timing round (one JSON line) per input line, so the caller can interleave
+    # rounds of its own with ours under the same machine load.
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        report()
 
 
 if __name__ == "__main__":

@@ -371,6 +371,30 @@ test('attention forward and backward: causal, GQA, KV-cache offset, keyStart', {
       keyStart: [1, 3],
     },
     { batch: 1, seqQ: 64, seqK: 64, heads: 9, kvHeads: 3, headDim: 64, causal: true },
+    // Blocks of query rows through the GEMM (seqQ ≥ 16): several blocks, a KV offset, left
+    // padding that leaves early rows with no key, odd head sizes, non-causal.
+    {
+      batch: 2,
+      seqQ: 150,
+      seqK: 170,
+      heads: 4,
+      kvHeads: 2,
+      headDim: 24,
+      causal: true,
+      keyStart: [0, 37],
+    },
+    {
+      batch: 2,
+      seqQ: 20,
+      seqK: 20,
+      heads: 2,
+      kvHeads: 1,
+      headDim: 8,
+      causal: true,
+      keyStart: [0, 12],
+    },
+    { batch: 1, seqQ: 70, seqK: 70, heads: 3, kvHeads: 1, headDim: 7, causal: false },
+    { batch: 1, seqQ: 16, seqK: 300, heads: 2, kvHeads: 2, headDim: 33, causal: true },
     // Decoding one token against a KV cache, with left padding.
     {
       batch: 2,

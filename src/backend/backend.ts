@@ -201,6 +201,12 @@ export interface Backend {
   argmax?(x: Buf, outer: number, axis: number, inner: number, out: Int32Array): void;
   /** Bytes currently allocated by alloc() and not yet release()d (memory accounting, leak tests). */
   liveBytes?(): number;
+  /**
+   * Like alloc, but the contents are unspecified (not zero-filled): for outputs a kernel
+   * overwrites entirely. Saves a pass over memory per op; the native backend reuses released
+   * blocks, so this is recycled memory. A backend without it gets its own alloc (withFallback).
+   */
+  allocUninit?(dtype: DType, length: number): Buf;
 }
 
 /** A backend with every optional kernel present (what the tensor layer calls). */

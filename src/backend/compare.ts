@@ -16,7 +16,15 @@ export interface CompareOptions {
 
 const DEFAULT_TOL = 1e-3;
 /** Kernels passed straight through (memory management, no numerical result). */
-const PASS_THROUGH = new Set(['name', 'supports', 'alloc', 'release', 'liveBytes', 'fill']);
+const PASS_THROUGH = new Set([
+  'name',
+  'supports',
+  'alloc',
+  'allocUninit',
+  'release',
+  'liveBytes',
+  'fill',
+]);
 
 function isBuf(x: unknown): x is Buf {
   return x instanceof Float32Array || x instanceof Float64Array;

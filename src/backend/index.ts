@@ -3,19 +3,28 @@
 //   RL4QE_BACKEND=native     → native, or an error saying why the addon did not load
 //   unset                    → native when the addon loaded, otherwise reference with ONE warning
 // RL4QE_DEBUG_COMPARE=1 wraps the active backend so every kernel also runs on reference in
-// float64 and a disagreement throws (src/backend/compare.ts).
+// float64 and a disagreement throws (src/backend/compare.ts). RL4QE_PROFILE=1 times every kernel
+// call and prints a table at exit (src/backend/profile.ts).
 // A native backend that lacks a kernel gets the reference one (withFallback), so kernels can be
 // added to the interface and made fast later.
 import { ConfigError, NotFoundError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import type { Backend, FullBackend } from './backend.js';
 import { compareBackend } from './compare.js';
+import { printProfileAtExit, profileBackend, profileEnabled } from './profile.js';
 import { loadNative, type NativeLoadResult } from './native/index.js';
 import { referenceBackend } from './reference/index.js';
 
 export * from './backend.js';
 export { referenceBackend } from './reference/index.js';
 export { compareBackend, type CompareOptions } from './compare.js';
+export {
+  profileBackend,
+  profileEntries,
+  profileTable,
+  resetProfile,
+  type ProfileEntry,
+} from './profile.js';
 
 export type BackendName = 'reference' | 'native';
 
@@ -34,6 +43,8 @@ export function withFallback(b: Backend): FullBackend {
     out[key] = own === undefined ? fn : typeof own === 'function' ? own.bind(b) : own;
   }
   out.name = b.name;
+  // Never the reference allocator for another backend's memory.
+  if (b.allocUninit === undefined) out.allocUninit = out.alloc;
   // The reference counter knows nothing of another backend's memory.
   if (b.liveBytes === undefined) out.liveBytes = () => NaN;
   return out as unknown as FullBackend;
@@ -75,7 +86,10 @@ function resolve(name: BackendName): FullBackend {
 }
 
 function wrap(b: FullBackend): FullBackend {
-  return debugCompareEnabled() ? compareBackend(b) : b;
+  const c = debugCompareEnabled() ? compareBackend(b) : b;
+  if (!profileEnabled()) return c;
+  printProfileAtExit();
+  return profileBackend(c);
 }
 
 /** Select the backend for float32 ops. Float64 always runs on reference. */

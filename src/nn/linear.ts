@@ -95,8 +95,9 @@ export function linear(x: Tensor, p: LinearParts, ctx: ForwardContext = {}): Ten
     }
     const xin = training ? dropout(x, l.dropout, ctx.rng as Rng, true) : x; // [..., in]
     const down = matmul(xin, l.a, { transB: true }); // [..., r]
-    const up = matmul(down, l.b, { transB: true }); // [..., out]
-    y = add(y, scale(up, l.scaling)); // [..., out]
+    // α/r scales the rank-r activation rather than the [..., out] one: r/out of the work.
+    const up = matmul(scale(down, l.scaling), l.b, { transB: true }); // [..., out]
+    y = add(y, up); // [..., out]
   }
   return y;
 }

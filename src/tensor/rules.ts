@@ -11,6 +11,7 @@ import type { Rng } from '../util/rng.js';
 import {
   backendFor,
   emptyOn,
+  uninitOn,
   sizeOf,
   stridesOf,
   type Forward,
@@ -57,7 +58,7 @@ function reduceAxes(
     const inner = sizeOf(shape.slice(ax + 1));
     const next = [...shape];
     next[ax] = 1;
-    const out = emptyOn(be, next, x.dtype);
+    const out = uninitOn(be, next, x.dtype);
     be.reduce(op, cur.data, outer, shape[ax], inner, out.data);
     if (cur !== x) cur.release();
     cur = out;
@@ -68,7 +69,7 @@ function reduceAxes(
 
 /** Broadcast g (shape `from`, same rank or fewer) to `to` by copying. */
 function expandTo(be: FullBackend, g: Tensor, to: readonly number[]): Tensor {
-  const out = emptyOn(be, to, g.dtype);
+  const out = uninitOn(be, to, g.dtype);
   be.copyStrided(g.data, 0, broadcastStrides(g.shape, to), out.data, 0, stridesOf(to), to);
   return out;
 }
@@ -80,7 +81,7 @@ function bin(
   b: Tensor,
   outShape: readonly number[],
 ): Tensor {
-  const out = emptyOn(be, outShape, a.dtype);
+  const out = uninitOn(be, outShape, a.dtype);
   be.binary(
     op,
     a.data,
@@ -94,7 +95,7 @@ function bin(
 }
 
 function affineT(be: FullBackend, x: Tensor, s: number, t: number): Tensor {
-  const out = emptyOn(be, x.shape, x.dtype);
+  const out = uninitOn(be, x.shape, x.dtype);
   be.affine(x.data, s, t, out.data);
   return out;
 }
@@ -102,7 +103,7 @@ function affineT(be: FullBackend, x: Tensor, s: number, t: number): Tensor {
 function permuteT(be: FullBackend, x: Tensor, perm: readonly number[]): Tensor {
   const xs = stridesOf(x.shape);
   const shape = perm.map((p) => x.shape[p]);
-  const out = emptyOn(be, shape, x.dtype);
+  const out = uninitOn(be, shape, x.dtype);
   be.copyStrided(
     x.data,
     0,
@@ -119,7 +120,7 @@ function sliceT(be: FullBackend, x: Tensor, axis: number, start: number, end: nu
   const shape = [...x.shape];
   shape[axis] = end - start;
   const xs = stridesOf(x.shape);
-  const out = emptyOn(be, shape, x.dtype);
+  const out = uninitOn(be, shape, x.dtype);
   be.copyStrided(x.data, start * xs[axis], xs, out.data, 0, stridesOf(shape), shape);
   return out;
 }
@@ -161,7 +162,11 @@ export const rules = {
     const rb = b.shape.length;
     const n = p.transB ? b.shape[rb - 2] : b.shape[rb - 1];
     const shared = rb === 2;
-    const out = emptyOn(be, [...batchShape, m, n], a.dtype);
+    // Every element is written when the inner dimension is non-empty (k = 0 gives zeros).
+    const out =
+      k > 0
+        ? uninitOn(be, [...batchShape, m, n], a.dtype)
+        : emptyOn(be, [...batchShape, m, n], a.dtype);
     // A shared b and a row-major a: the batch folds into m (one big product).
     const fold = shared && !p.transA;
     be.matmul(a.data, b.data, out.data, {
@@ -181,7 +186,7 @@ export const rules = {
         let ga: Tensor | null = null;
         let gb: Tensor | null = null;
         if (a.requiresGrad) {
-          ga = emptyOn(be, a.shape, a.dtype);
+          ga = n > 0 ? uninitOn(be, a.shape, a.dtype) : emptyOn(be, a.shape, a.dtype);
           if (!p.transA) {
             // dA = g · op(b)ᵀ
             be.matmul(g.data, b.data, ga.data, {
@@ -347,12 +352,12 @@ export const rules = {
   },
 
   unary(be: FullBackend, [x]: Tensor[], p: { op: UnaryOp }): Forward {
-    const out = emptyOn(be, x.shape, x.dtype);
+    const out = uninitOn(be, x.shape, x.dtype);
     be.unary(p.op, x.data, out.data);
     return {
       out,
       backward: (g) => {
-        const gx = emptyOn(be, x.shape, x.dtype);
+        const gx = uninitOn(be, x.shape, x.dtype);
         be.unaryBackward(p.op, x.data, out.data, g.data, gx.data, false);
         return [gx];
       },
@@ -385,7 +390,7 @@ export const rules = {
   concat(be: FullBackend, xs: Tensor[], p: { axis: number }): Forward {
     const shape = [...xs[0].shape];
     shape[p.axis] = xs.reduce((s, x) => s + x.shape[p.axis], 0);
-    const out = emptyOn(be, shape, xs[0].dtype);
+    const out = uninitOn(be, shape, xs[0].dtype);
     const os = stridesOf(shape);
     let at = 0;
     const starts: number[] = [];
@@ -454,12 +459,12 @@ export const rules = {
   softmax(be: FullBackend, [x]: Tensor[], p: { log: boolean }): Forward {
     const cols = x.shape[x.shape.length - 1];
     const rows = cols === 0 ? 0 : x.size / cols;
-    const out = emptyOn(be, x.shape, x.dtype);
+    const out = uninitOn(be, x.shape, x.dtype);
     be.softmax(x.data, rows, cols, out.data, p.log);
     return {
       out,
       backward: (g) => {
-        const gx = emptyOn(be, x.shape, x.dtype);
+        const gx = uninitOn(be, x.shape, x.dtype);
         be.softmaxBackward(out.data, g.data, rows, cols, gx.data, p.log);
         return [gx];
       },
@@ -470,14 +475,14 @@ export const rules = {
   rmsnorm(be: FullBackend, [x, w]: Tensor[], p: { eps: number }): Forward {
     const cols = x.shape[x.shape.length - 1];
     const rows = cols === 0 ? 0 : x.size / cols;
-    const out = emptyOn(be, x.shape, x.dtype);
-    const rstd = emptyOn(be, [rows], x.dtype);
+    const out = uninitOn(be, x.shape, x.dtype);
+    const rstd = uninitOn(be, [rows], x.dtype);
     be.rmsnorm(x.data, w.data, rows, cols, p.eps, out.data, rstd.data);
     return {
       out,
       saved: [rstd],
       backward: (g) => {
-        const gx = emptyOn(be, x.shape, x.dtype);
+        const gx = uninitOn(be, x.shape, x.dtype);
         const gw = w.requiresGrad ? emptyOn(be, w.shape, w.dtype) : null;
         be.rmsnormBackward(
           x.data,
@@ -515,12 +520,12 @@ export const rules = {
       cos: f64 ? p.table.cos64 : p.table.cos,
       sin: f64 ? p.table.sin64 : p.table.sin,
     };
-    const out = emptyOn(be, x.shape, x.dtype);
+    const out = uninitOn(be, x.shape, x.dtype);
     be.rope(x.data, out.data, { ...params, inverse: false });
     return {
       out,
       backward: (g) => {
-        const gx = emptyOn(be, x.shape, x.dtype);
+        const gx = uninitOn(be, x.shape, x.dtype);
         be.rope(g.data, gx.data, { ...params, inverse: true });
         return [gx];
       },
@@ -543,16 +548,16 @@ export const rules = {
       causal: p.causal,
       keyStart: p.keyStart,
     };
-    const out = emptyOn(be, q.shape, q.dtype);
-    const lse = emptyOn(be, [batch, heads, seqQ], q.dtype);
+    const out = uninitOn(be, q.shape, q.dtype);
+    const lse = uninitOn(be, [batch, heads, seqQ], q.dtype);
     be.attention(q.data, k.data, v.data, out.data, lse.data, params);
     return {
       out,
       saved: [lse],
       backward: (g) => {
-        const gq = emptyOn(be, q.shape, q.dtype);
-        const gk = emptyOn(be, k.shape, k.dtype);
-        const gv = emptyOn(be, v.shape, v.dtype);
+        const gq = uninitOn(be, q.shape, q.dtype);
+        const gk = uninitOn(be, k.shape, k.dtype);
+        const gv = uninitOn(be, v.shape, v.dtype);
         be.attentionBackward(
           q.data,
           k.data,
@@ -582,7 +587,7 @@ export const rules = {
     p: { ids: Int32Array; idsShape: readonly number[] },
   ): Forward {
     const dim = table.shape[1];
-    const out = emptyOn(be, [...p.idsShape, dim], table.dtype);
+    const out = uninitOn(be, [...p.idsShape, dim], table.dtype);
     be.embedding(table.data, p.ids, dim, out.data);
     return {
       out,

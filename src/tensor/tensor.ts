@@ -282,6 +282,30 @@ export function emptyOn(be: FullBackend, shape: readonly number[], dtype: DType)
   return new Tensor({ buf, owner: be, refs: 0 }, shape, dtype);
 }
 
+/**
+ * Like emptyOn, for an output the kernel overwrites entirely: the memory is not zero-filled
+ * (recycled native memory). With the NaN check on it is filled with NaN instead, so an element a
+ * kernel failed to write is reported as that op's NaN.
+ */
+export function uninitOn(be: FullBackend, shape: readonly number[], dtype: DType): Tensor {
+  if (checkNan) {
+    const t = emptyOn(be, shape, dtype);
+    t.data.fill(NaN);
+    return t;
+  }
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0) {
+      throw new ShapeError('invalid shape', {
+        where: 'alloc',
+        expected: 'non-negative integer dimensions',
+        found: fmtShape(shape),
+      });
+    }
+  }
+  const buf = be.allocUninit(dtype, sizeOf(shape));
+  return new Tensor({ buf, owner: be, refs: 0 }, shape, dtype);
+}
+
 /** Wrap a caller-owned buffer (no copy; release() does not free it). */
 export function wrapBuf(buf: Buf, shape: readonly number[]): Tensor {
   return new Tensor(
@@ -397,7 +421,7 @@ function accumulate(dst: Tensor, src: Tensor): Tensor {
     src.release();
     return dst;
   }
-  const sum = emptyOn(be, shape, dst.dtype);
+  const sum = uninitOn(be, shape, dst.dtype);
   be.binary('add', dst.data, strides, src.data, strides, sum.data, shape);
   dst.release();
   src.release();

@@ -84,7 +84,8 @@ export interface NativeTools {
 
 // The raw addon surface (positional arguments; validated again in C++).
 interface Addon {
-  alloc(length: number): Float32Array;
+  /** zero = false leaves the contents unspecified (default true: zero-filled). */
+  alloc(length: number, zero?: boolean): Float32Array;
   release(buf: Buf): boolean;
   isNative(buf: Buf): boolean;
   alignment(buf: Buf): number;
@@ -306,7 +307,7 @@ function rethrow(op: string, e: unknown): never {
 export function createNativeBackend(
   addon: unknown,
   fallback: Backend | null = null,
-): Backend & Required<Pick<Backend, 'argmax' | 'liveBytes'>> {
+): Backend & Required<Pick<Backend, 'argmax' | 'liveBytes' | 'allocUninit'>> {
   const a = addon as Addon;
   const fb = (op: string, dtype: string): Backend => {
     if (fallback) return fallback;
@@ -315,13 +316,21 @@ export function createNativeBackend(
       hint: 'float64 runs on the reference backend',
     });
   };
-  const backend: Backend & Required<Pick<Backend, 'argmax' | 'liveBytes'>> = {
+  const backend: Backend & Required<Pick<Backend, 'argmax' | 'liveBytes' | 'allocUninit'>> = {
     name: 'native',
     supports: (dtype: DType) => dtype === 'f32',
     alloc(dtype, length) {
       if (dtype !== 'f32') return fb('alloc', dtype).alloc(dtype, length);
       try {
         return a.alloc(length);
+      } catch (e) {
+        return rethrow('alloc', e);
+      }
+    },
+    allocUninit(dtype, length) {
+      if (dtype !== 'f32') return fb('alloc', dtype).alloc(dtype, length);
+      try {
+        return a.alloc(length, false);
       } catch (e) {
         return rethrow('alloc', e);
       }

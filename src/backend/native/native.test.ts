@@ -153,6 +153,28 @@ test(
   },
 );
 
+test('released memory is reused: alloc zero-fills it again, allocUninit does not', { skip }, () => {
+  const { backend, tools } = native();
+  const before = tools!.liveBytes();
+  const n = 300_000; // large enough that a fresh block would be mmap'd
+  for (let round = 0; round < 3; round++) {
+    const a = backend.alloc('f32', n) as Float32Array;
+    assert.ok(
+      a.every((x) => x === 0),
+      `round ${round}: alloc is zero-filled`,
+    );
+    a.fill(7);
+    backend.release(a);
+    const u = backend.allocUninit!('f32', n) as Float32Array;
+    assert.equal(u.length, n);
+    assert.equal(tools!.alignment(u), 0);
+    assert.equal(tools!.isNative(u), true);
+    u.fill(5);
+    backend.release(u);
+    assert.equal(tools!.liveBytes(), before, 'pooled blocks are not live');
+  }
+});
+
 test('out-of-range arguments are ShapeErrors, not memory errors', { skip }, () => {
   const { backend } = native();
   const t = backend.alloc('f32', 12);
@@ -249,6 +271,19 @@ test(
       [5, 64, 40],
       [97, 513, 65],
       [130, 260, 34],
+      // Narrow C (n ≤ 16, m ≥ 16: LoRA's rank-r products).
+      [300, 77, 8],
+      [33, 40, 13],
+      [16, 5, 16],
+      [57, 576, 1],
+      // Short k (k ≤ 8, m ≥ 16: LoRA's up-projection).
+      [40, 8, 70],
+      [300, 5, 17],
+      // Narrow and short-k products large enough to be split over the threads.
+      [600, 300, 8],
+      [1000, 8, 100],
+      // Few rows with Aᵀ (LoRA's dA = dYᵀ·X), through the narrow path transposed, and split.
+      [8, 700, 100],
     ];
     try {
       for (const kernel of info.kernels) {
@@ -385,6 +420,61 @@ test(
     }
   },
 );
+
+test('narrow, short-k and attention results do not depend on the thread count', { skip }, () => {
+  const { backend, tools } = native();
+  const threads = tools!.info().threads;
+  const rng = new Rng(4);
+  const fill = (n: number): Float32Array => {
+    const x = new Float32Array(n);
+    for (let i = 0; i < n; i++) x[i] = rng.uniform(-1, 1);
+    return x;
+  };
+  const gemms = [
+    { m: 700, k: 576, n: 8, transA: false, transB: true }, // narrow, split over threads
+    { m: 700, k: 8, n: 576, transA: false, transB: true }, // short k, split over threads
+    { m: 8, k: 700, n: 300, transA: true, transB: false }, // few rows with Aᵀ, split
+  ];
+  const ap = { batch: 2, seqQ: 100, seqK: 100, heads: 4, kvHeads: 2, headDim: 32 };
+  const attn = { ...ap, scale: 0.2, causal: true };
+  const nq = ap.batch * ap.seqQ * ap.heads * ap.headDim;
+  const nk = ap.batch * ap.seqK * ap.kvHeads * ap.headDim;
+  const [q, kk, v, g] = [fill(nq), fill(nk), fill(nk), fill(nq)];
+  const ins = gemms.map((p) => ({ a: fill(p.m * p.k), b: fill(p.k * p.n) }));
+  const results: Float32Array[][] = [];
+  try {
+    for (const t of [1, 2, 3]) {
+      tools!.setThreads(t);
+      const res: Float32Array[] = [];
+      gemms.forEach((p, i) => {
+        const o = new Float32Array(p.m * p.n);
+        backend.matmul(ins[i]!.a, ins[i]!.b, o, {
+          ...p,
+          batch: 1,
+          strideA: 0,
+          strideB: 0,
+          strideOut: 0,
+        });
+        res.push(o);
+      });
+      const o = new Float32Array(nq);
+      const lse = new Float32Array(ap.batch * ap.heads * ap.seqQ);
+      backend.attention(q, kk, v, o, lse, attn);
+      const gq = new Float32Array(nq);
+      const gk = new Float32Array(nk);
+      const gv = new Float32Array(nk);
+      backend.attentionBackward(q, kk, v, o, lse, g, gq, gk, gv, attn);
+      res.push(o, lse, gq, gk, gv);
+      results.push(res);
+    }
+  } finally {
+    tools!.setThreads(threads);
+  }
+  for (let t = 1; t < results.length; t++)
+    results[t]!.forEach((r, i) =>
+      assert.deepEqual(r, results[0]![i], `output ${i}, ${t + 1} threads`),
+    );
+});
 
 test('GEMM results do not depend on the thread count', { skip }, () => {
   const { backend, tools } = native();

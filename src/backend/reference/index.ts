@@ -18,6 +18,7 @@ export const referenceBackend: FullBackend = {
   name: 'reference',
   supports: () => true,
   alloc,
+  allocUninit: alloc,
   release,
   liveBytes,
   copyStrided,
