@@ -480,6 +480,12 @@ test(
       [1, 33, 65, 17],
       [3, 12, 32, 32],
       [2, 50, 129, 70],
+      // Decoding shapes (the small-M path of x·Wᵀ): 1–16 rows, odd k and n.
+      [1, 1, 577, 37],
+      [1, 6, 33, 23],
+      [2, 8, 100, 13],
+      [1, 13, 47, 66],
+      [1, 16, 16, 9],
     ] as [number, number, number, number][]) {
       for (const transA of [false, true])
         for (const transB of [false, true])
