@@ -24,6 +24,12 @@ export interface GenerateOptions extends SamplingParams {
   seed?: number;
   /** One seed per sequence (overrides seed). */
   seeds?: readonly number[];
+  /**
+   * Prefill in chunks of about this many rows (batch × tokens, default 64): the forward keeps
+   * every layer's activations until it returns, so a whole 8 × 512 prompt at once would hold
+   * gigabytes; chunks through the KV cache give the same result with bounded memory.
+   */
+  prefillRows?: number;
 }
 
 export type FinishReason = 'stop-token' | 'stop-string' | 'length';
@@ -68,6 +74,16 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       where: 'generate',
       expected: 'integer ≥ 0',
       found: String(opts.maxNewTokens),
+    });
+  }
+  if (
+    opts.prefillRows !== undefined &&
+    !(Number.isInteger(opts.prefillRows) && opts.prefillRows > 0)
+  ) {
+    throw new ConfigError('prefillRows must be a positive integer', {
+      where: 'generate',
+      expected: 'integer ≥ 1',
+      found: String(opts.prefillRows),
     });
   }
   opts.prompts.forEach((p, i) => {
@@ -147,7 +163,7 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
     const D = cfg.hiddenSize;
     const V = cfg.vocabSize;
     let rowStart = keyStart;
-    const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array): Float32Array =>
+    const forward = (stepIds: Int32Array, B: number, T: number, pos: Int32Array, head: boolean) =>
       tidy(() => {
         const h = model.forward({
           ids: stepIds,
@@ -156,13 +172,30 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
           cache,
           keyStart: rowStart,
         }); // [B, T, D]
+        if (!head) return new Float32Array(0);
         const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [B, D]); // [B, D]
         return Float32Array.from(headLogits(last, model.headWeight()).data); // [B·V]
       });
+    const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array) =>
+      forward(stepIds, B, T, pos, true);
+    // Prefill in chunks of tokens through the cache (query i of a chunk sits at key position
+    // past + i, so causal attention over the cache is exactly the one-shot result).
+    const prefillRows = opts.prefillRows ?? 64;
+    const chunk = Math.max(1, Math.floor(prefillRows / n));
+    let data = new Float32Array(0);
+    for (let t0 = 0; t0 < Tp; t0 += chunk) {
+      const T = Math.min(chunk, Tp - t0);
+      const cIds = new Int32Array(n * T);
+      const cPos = new Int32Array(n * T);
+      for (let b = 0; b < n; b++) {
+        cIds.set(ids.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
+        cPos.set(positions.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
+      }
+      data = forward(cIds, n, T, cPos, t0 + T === Tp);
+    }
     // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
     // KV cache) so the rest decode at the cost of a smaller batch.
     let active = Array.from({ length: n }, (_, i) => i);
-    let data = nextLogits(ids, n, Tp, positions);
     for (let s = 0; s < opts.maxNewTokens; s++) {
       const next = new Map<number, number>();
       active.forEach((b, r) => {

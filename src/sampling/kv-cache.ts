@@ -1,8 +1,10 @@
 // KV cache for incremental decoding: per layer, keys and values [B, capacity, KVH, Dh] in
-// preallocated float32 buffers. append() writes this step's rows after the stored ones and hands
-// the attention op a contiguous [B, Tk, KVH, Dh] tensor (tensors here are always contiguous, so
-// for B > 1 that is one copy per layer and step; for B = 1 too, to keep ownership simple).
-import { zeros, type Tensor } from '../tensor/index.js';
+// preallocated float32 buffers. append() writes this step's rows after the stored ones (in place)
+// and hands the attention op a contiguous [B, Tk, KVH, Dh] tensor. For B = 1 the stored rows
+// already are that tensor: a view of the cache, no copy (the cache keeps ownership; release()
+// of the view frees nothing). For B > 1 the rows of each sequence are C apart, so they are
+// copied into one [B, Tk, KVH, Dh] tensor per layer and step.
+import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -55,6 +57,17 @@ export class KvCache implements KvCacheLike {
     }
     const row = KVH * Dh;
     const total = past + T;
+    if (B === 1) {
+      const ck = this.k[layer] as Float32Array;
+      const cv = this.v[layer] as Float32Array;
+      ck.set(k.data.subarray(0, T * row), past * row);
+      cv.set(v.data.subarray(0, T * row), past * row);
+      this.lens[layer] = total;
+      return {
+        k: fromBuf(ck.subarray(0, total * row), [1, total, KVH, Dh]), // [1, Tk, KVH, Dh]
+        v: fromBuf(cv.subarray(0, total * row), [1, total, KVH, Dh]), // [1, Tk, KVH, Dh]
+      };
+    }
     const outK = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
     const outV = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
     const kd_ = k.data;

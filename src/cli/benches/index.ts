@@ -7,6 +7,7 @@ import { benchTokenizer } from './tokenizer.js';
 import { benchRewards } from './rewards.js';
 import { benchSandbox } from './sandbox.js';
 import { runGeneratorBench } from './generator.js';
+import { benchGenerate } from './generate.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -36,5 +37,9 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   generator: {
     description: 'requests/s through rl4qe serve at concurrency 1 and 8; cache-hit latency',
     run: runGeneratorBench,
+  },
+  generate: {
+    description: 'greedy tokens/s at batch 1 and 8 vs transformers and llama.cpp; load, peak RSS',
+    run: benchGenerate,
   },
 };
