@@ -5,6 +5,9 @@
 // (detached) buffer has length 0 and so fails these checks rather than crashing.
 #define NAPI_VERSION 8
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <napi.h>
 
 #include <cmath>
@@ -684,6 +687,18 @@ Value Adamw(const CallbackInfo& info) {
 }
 
 Object Init(Env env, Object exports) {
+#if defined(__GLIBC__)
+  // Tensors come and go in sizes that grow step by step (KV cache views, prefill chunks): with
+  // glibc's dynamic mmap threshold, freed blocks of one step did not fit the next step's and the
+  // heap grew without bound (8 × 512-token prefill: 5.9 GB RSS for 0.7 GB live). A fixed
+  // threshold of 64 KiB maps every tensor-sized block on its own and unmaps it on release
+  // (RSS 1.0 GB for the same run). RL4QE_MMAP_THRESHOLD overrides it (bytes; 0 keeps glibc's).
+  {
+    const char* e = std::getenv("RL4QE_MMAP_THRESHOLD");
+    const long t = e ? std::atol(e) : 64 * 1024;
+    if (t > 0) mallopt(M_MMAP_THRESHOLD, (int)t);
+  }
+#endif
   const std::pair<const char*, Value (*)(const CallbackInfo&)> fns[] = {
       {"alloc", Alloc},
       {"release", Release},
