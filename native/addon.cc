@@ -600,6 +600,11 @@ AttnArgs attnArgs(const CallbackInfo& info, size_t at, const char* W) {
     fail(info.Env(), W, "heads (" + std::to_string(p.heads) + ") must be a multiple of kvHeads (" + std::to_string(p.kvHeads) + ")");
   const Value ks = info[at + 8];
   p.keyStart = ks.IsNull() || ks.IsUndefined() ? nullptr : i32need(info, at + 8, W, "keyStart", (double)p.batch);
+  const int64_t dense = p.seqK * p.kvHeads * p.headDim;
+  const Value st = info[at + 9];
+  p.kvStride = st.IsNull() || st.IsUndefined() ? dense : intArg(info, at + 9, W, "kvStride");
+  if (p.kvStride < dense)
+    fail(info.Env(), W, "kvStride (" + std::to_string(p.kvStride) + ") must be at least seqK·kvHeads·headDim (" + std::to_string(dense) + ")");
   return p;
 }
 
@@ -608,7 +613,8 @@ Value Attention(const CallbackInfo& info) {
   const char* W = "native.attention";
   const AttnArgs p = attnArgs(info, 5, W);
   const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
-  const double nk = (double)p.batch * p.seqK * p.kvHeads * p.headDim;
+  const double nk = p.batch == 0 ? 0.0
+                                 : (double)(p.batch - 1) * p.kvStride + (double)p.seqK * p.kvHeads * p.headDim;
   const float* q = f32need(info, 0, W, "q", nq);
   const float* k = f32need(info, 1, W, "k", nk);
   const float* v = f32need(info, 2, W, "v", nk);
@@ -623,6 +629,8 @@ Value Attention(const CallbackInfo& info) {
 Value AttentionBackward(const CallbackInfo& info) {
   const char* W = "native.attentionBackward";
   const AttnArgs p = attnArgs(info, 9, W);
+  if (p.kvStride != p.seqK * p.kvHeads * p.headDim)
+    fail(info.Env(), W, "the backward needs contiguous k and v (kvStride = seqK·kvHeads·headDim)");
   const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
   const double nk = (double)p.batch * p.seqK * p.kvHeads * p.headDim;
   const float* q = f32need(info, 0, W, "q", nq);

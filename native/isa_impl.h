@@ -694,8 +694,8 @@ static void attention(const float* q, const float* k, const float* v, float* out
       const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
       int64_t lo, hiMax;
       keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
-      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;  // key 0 of this (b, kvh)
-      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      const float* kb = k + b * p.kvStride + kvh * D;  // key 0 of this (b, kvh)
+      const float* vb = v + b * p.kvStride + kvh * D;
       const int64_t kStride = p.kvHeads * D;
       // Fewer than 4 rows (decoding one token): transposing the keys would cost more than it
       // saves, so take one dot product per key instead.

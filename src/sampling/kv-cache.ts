@@ -1,10 +1,10 @@
 // KV cache for incremental decoding: per layer, keys and values [B, capacity, KVH, Dh] in
 // preallocated float32 buffers. append() writes this step's rows after the stored ones (in place)
-// and hands the attention op a contiguous [B, Tk, KVH, Dh] tensor. For B = 1 the stored rows
-// already are that tensor: a view of the cache, no copy (the cache keeps ownership; release()
-// of the view frees nothing). For B > 1 the rows of each sequence are C apart, so they are
-// copied into one [B, Tk, KVH, Dh] tensor per layer and step.
-import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
+// and hands attention the storage itself, [B, capacity, KVH, Dh] with keyLen = tokens stored:
+// attention reads the first keyLen keys of each sequence in place, so a decoding step copies
+// only its own new rows, never the whole cache. The cache keeps ownership (release() of the
+// returned views frees nothing).
+import { fromBuf, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -36,7 +36,7 @@ export class KvCache implements KvCacheLike {
     return this.lens[0] ?? 0;
   }
 
-  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; keyLen: number } {
     const { batch: B, capacity: C, kvHeads: KVH, headDim: Dh } = this.opts;
     const [kb, T, kh, kd] = k.shape as [number, number, number, number];
     if (kb !== B || kh !== KVH || kd !== Dh) {
@@ -57,34 +57,21 @@ export class KvCache implements KvCacheLike {
     }
     const row = KVH * Dh;
     const total = past + T;
-    if (B === 1) {
-      const ck = this.k[layer] as Float32Array;
-      const cv = this.v[layer] as Float32Array;
-      ck.set(k.data.subarray(0, T * row), past * row);
-      cv.set(v.data.subarray(0, T * row), past * row);
-      this.lens[layer] = total;
-      return {
-        k: fromBuf(ck.subarray(0, total * row), [1, total, KVH, Dh]), // [1, Tk, KVH, Dh]
-        v: fromBuf(cv.subarray(0, total * row), [1, total, KVH, Dh]), // [1, Tk, KVH, Dh]
-      };
-    }
-    const outK = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
-    const outV = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
-    const kd_ = k.data;
-    const vd_ = v.data;
     const ck = this.k[layer] as Float32Array;
     const cv = this.v[layer] as Float32Array;
-    const ok = outK.data;
-    const ov = outV.data;
+    const kData = k.data;
+    const vData = v.data;
     for (let b = 0; b < B; b++) {
-      const base = b * C * row;
-      ck.set(kd_.subarray(b * T * row, (b + 1) * T * row), base + past * row);
-      cv.set(vd_.subarray(b * T * row, (b + 1) * T * row), base + past * row);
-      ok.set(ck.subarray(base, base + total * row), b * total * row);
-      ov.set(cv.subarray(base, base + total * row), b * total * row);
+      const at = (b * C + past) * row;
+      ck.set(kData.subarray(b * T * row, (b + 1) * T * row), at);
+      cv.set(vData.subarray(b * T * row, (b + 1) * T * row), at);
     }
     this.lens[layer] = total;
-    return { k: outK, v: outV };
+    return {
+      k: fromBuf(ck, [B, C, KVH, Dh]), // [B, C, KVH, Dh], first `total` keys valid
+      v: fromBuf(cv, [B, C, KVH, Dh]), // [B, C, KVH, Dh]
+      keyLen: total,
+    };
   }
 
   /**

@@ -146,6 +146,8 @@ export interface AttentionP {
   causal: boolean;
   scale: number;
   keyStart?: Int32Array;
+  /** Keys in use per sequence when k/v are a KV cache's [B, capacity, KVH, D] storage. */
+  keyLen?: number;
 }
 
 // ---- the table ----
@@ -530,8 +532,8 @@ export const rules = {
   /** Fused attention; the per-row logsumexp is the only thing saved besides q, k, v, out. */
   attention(be: FullBackend, [q, k, v]: Tensor[], p: AttentionP): Forward {
     const [batch, seqQ, heads, headDim] = q.shape;
-    const seqK = k.shape[1];
     const kvHeads = k.shape[2];
+    const seqK = p.keyLen ?? k.shape[1];
     const params = {
       batch,
       seqQ,
@@ -542,6 +544,7 @@ export const rules = {
       scale: p.scale,
       causal: p.causal,
       keyStart: p.keyStart,
+      ...(p.keyLen !== undefined ? { kvStride: k.shape[1] * kvHeads * headDim } : {}),
     };
     const out = emptyOn(be, q.shape, q.dtype);
     const lse = emptyOn(be, [batch, heads, seqQ], q.dtype);
