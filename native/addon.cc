@@ -206,11 +206,12 @@ std::unordered_map<void*, Block*> g_live;
 int64_t g_liveBytes = 0;
 std::mutex g_liveMutex;
 
-// Freed blocks of at least kCacheMin bytes, by exact size, for the next alloc of that size: a
+// Freed blocks of at least kCacheMin bytes (the mmap threshold), by exact size, for the next
+// alloc of that size: a
 // model step (a prefill chunk, a decoding step) allocates the same sizes as the one before, and
 // a fresh mapping costs a page fault per 4 KiB (it was 15% of prefill time). At most
 // g_cacheMax bytes (RL4QE_ALLOC_CACHE_MB, default 64) wait here; the rest go back to the OS.
-constexpr size_t kCacheMin = 64 * 1024;
+constexpr size_t kCacheMin = 16 * 1024;
 std::unordered_map<size_t, std::vector<void*>> g_cache;
 size_t g_cachedBytes = 0;
 size_t g_cacheMax = []() {
@@ -732,12 +733,12 @@ Object Init(Env env, Object exports) {
 #if defined(__GLIBC__)
   // Tensors come and go in sizes that grow step by step (KV cache views, prefill chunks): with
   // glibc's dynamic mmap threshold, freed blocks of one step did not fit the next step's and the
-  // heap grew without bound (8 × 512-token prefill: 5.9 GB RSS for 0.7 GB live). A fixed
-  // threshold of 64 KiB maps every tensor-sized block on its own and unmaps it on release
-  // (RSS 1.0 GB for the same run). RL4QE_MMAP_THRESHOLD overrides it (bytes; 0 keeps glibc's).
+  // heap grew without bound (8 × 512-token prefill: 5.9 GB RSS for 0.7 GB live; 64 KiB still
+  // let 16–64 KiB decode-step blocks fragment it). A fixed threshold of 16 KiB maps every
+  // tensor-sized block on its own and unmaps it on release (or parks it in the cache below). RL4QE_MMAP_THRESHOLD overrides it (bytes; 0 keeps glibc's).
   {
     const char* e = std::getenv("RL4QE_MMAP_THRESHOLD");
-    const long t = e ? std::atol(e) : 64 * 1024;
+    const long t = e ? std::atol(e) : 16 * 1024;
     if (t > 0) mallopt(M_MMAP_THRESHOLD, (int)t);
   }
 #endif

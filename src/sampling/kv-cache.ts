@@ -4,7 +4,7 @@
 // attention reads the first keyLen keys of each sequence in place, so a decoding step copies
 // only its own new rows, never the whole cache. The cache keeps ownership (release() of the
 // returned views frees nothing).
-import { fromBuf, type Tensor } from '../tensor/index.js';
+import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -19,6 +19,10 @@ export interface KvCacheOptions {
 
 export class KvCache implements KvCacheLike {
   opts: KvCacheOptions;
+  // Backend memory (native when loaded), freed by release(): a finished generation's cache must
+  // not wait for the garbage collector (several uncollected caches tripled peak RSS).
+  private kt: Tensor[];
+  private vt: Tensor[];
   private k: Float32Array[];
   private v: Float32Array[];
   private readonly lens: number[];
@@ -26,8 +30,10 @@ export class KvCache implements KvCacheLike {
   constructor(opts: KvCacheOptions) {
     this.opts = opts;
     const n = opts.batch * opts.capacity * opts.kvHeads * opts.headDim;
-    this.k = Array.from({ length: opts.numLayers }, () => new Float32Array(n));
-    this.v = Array.from({ length: opts.numLayers }, () => new Float32Array(n));
+    this.kt = Array.from({ length: opts.numLayers }, () => zeros([n]));
+    this.vt = Array.from({ length: opts.numLayers }, () => zeros([n]));
+    this.k = this.kt.map((t) => t.data as Float32Array);
+    this.v = this.vt.map((t) => t.data as Float32Array);
     this.lens = new Array<number>(opts.numLayers).fill(0);
   }
 
@@ -90,14 +96,28 @@ export class KvCache implements KvCacheLike {
         });
       }
     }
-    const pick = (bufs: Float32Array[]): Float32Array[] =>
-      bufs.map((buf) => {
-        const out = new Float32Array(rows.length * rowSize);
-        rows.forEach((r, i) => out.set(buf.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+    const pick = (ts: Tensor[]): Tensor[] =>
+      ts.map((t) => {
+        const buf = t.data as Float32Array;
+        const out = zeros([Math.max(1, rows.length) * rowSize]);
+        const od = out.data as Float32Array;
+        rows.forEach((r, i) => od.set(buf.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+        t.release();
         return out;
       });
-    this.k = pick(this.k);
-    this.v = pick(this.v);
+    this.kt = pick(this.kt);
+    this.vt = pick(this.vt);
+    this.k = this.kt.map((t) => t.data as Float32Array);
+    this.v = this.vt.map((t) => t.data as Float32Array);
     this.opts = { ...this.opts, batch: rows.length };
+  }
+
+  /** Frees the cache's memory now (it must not be used afterwards). */
+  release(): void {
+    for (const t of [...this.kt, ...this.vt]) t.release();
+    this.kt = [];
+    this.vt = [];
+    this.k = [];
+    this.v = [];
   }
 }

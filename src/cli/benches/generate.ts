@@ -105,7 +105,11 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         runs: Number(process.env.RL4QE_BENCH_RUNS ?? 3),
       };
   const batches = [1, 8];
-  const models = opts.quick ? MODELS.slice(0, 1) : MODELS;
+  // RL4QE_BENCH_MODELS=smollm2-135m (comma-separated ids) runs a subset.
+  const only = process.env.RL4QE_BENCH_MODELS?.split(',').filter(Boolean);
+  const models = (opts.quick ? MODELS.slice(0, 1) : MODELS).filter(
+    (m) => !only || only.includes(m.id),
+  );
   const notes: string[] = [];
   const note = (s: string) => {
     notes.push(s);
