@@ -207,10 +207,10 @@ int64_t g_liveBytes = 0;
 std::mutex g_liveMutex;
 
 // Freed blocks of at least kCacheMin bytes (the mmap threshold), by exact size, for the next
-// alloc of that size: a
-// model step (a prefill chunk, a decoding step) allocates the same sizes as the one before, and
-// a fresh mapping costs a page fault per 4 KiB (it was 15% of prefill time). At most
-// g_cacheMax bytes (RL4QE_ALLOC_CACHE_MB, default 64) wait here; the rest go back to the OS.
+// alloc of that size: a model step (a prefill chunk, a decoding step) allocates the same sizes
+// as the one before, and a fresh mapping costs a page fault per 4 KiB (it was 15% of prefill
+// time). At most g_cacheMax bytes (RL4QE_ALLOC_CACHE_MB, default 64) wait here; the rest go
+// back to the OS.
 constexpr size_t kCacheMin = 16 * 1024;
 std::unordered_map<size_t, std::vector<void*>> g_cache;
 size_t g_cachedBytes = 0;
