@@ -65,12 +65,10 @@ function runRl4qe(job: WorkerJob): WorkerResult {
     }
     firstTokens = out[0]?.tokens.slice(0, 8) ?? [];
   }
-  const pre: number[] = [];
-  for (let r = 0; r < Math.min(job.runs, 2); r++) {
-    const t = performance.now();
-    gen(1);
-    pre.push((performance.now() - t) / 1000);
-  }
+  // Prefill alone (one new token), once: an estimate for the report, not a median.
+  const t1 = performance.now();
+  gen(1);
+  const pre = [(performance.now() - t1) / 1000];
   let weights = 0;
   for (const s of model.slots()) weights += s.shape.reduce((a, b) => a * b, 1) * 4;
   const kv =
