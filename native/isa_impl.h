@@ -289,18 +289,109 @@ static void packB(const SgemmArgs& g, int64_t j0, int64_t p0, int64_t kc, float*
   }
 }
 
-// C = alpha·A·Bᵀ (+C) for a few rows of A (decoding: y = x·Wᵀ with W stored [out, in]). Packing
-// B would cost as much as the product itself, so each thread streams its own rows of B once and
-// takes dot products with every row of A, which stay in cache.
-static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
-  const int64_t m = g.m;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-  for (int64_t j = 0; j < g.n; ++j) {
-    const float* bj = g.b + j * g.ldb;
-    for (int64_t i = 0; i < m; ++i) {
-      float* cij = g.c + i * g.ldc + j;
-      const float x = g.alpha * dot(g.a + i * g.lda, bj, g.k);
+// C = alpha·A·Bᵀ (+C) for a few rows of A (decoding: y = x·Wᵀ with W stored [out, in], one row
+// of A per sequence in the batch). Packing B would cost as much as the product itself and the
+// product is memory-bound: each thread streams its own rows of B (W) exactly once, four rows at a
+// time, and multiplies them with up to four rows of A held in cache, in 4×4 blocks of vector
+// accumulators (one horizontal sum per output). More than four rows of A re-read the four rows of
+// B from L1, not from memory.
+constexpr int64_t kSmallM = 16;
+
+#if defined(__AVX512F__)
+template <int R>
+static inline void smallBlock(const SgemmArgs& g, int64_t i0, int64_t j0, int nc) {
+  const int64_t k = g.k;
+  __m512 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_setzero_ps();
+  const float* brow[4];
+  for (int c = 0; c < 4; ++c) brow[c] = g.b + (j0 + std::min(c, nc - 1)) * g.ldb;
+  const float* arow[R];
+  for (int r = 0; r < R; ++r) arow[r] = g.a + (i0 + r) * g.lda;
+  int64_t p = 0;
+  for (; p + 16 <= k; p += 16) {
+    __m512 w[4];
+    for (int c = 0; c < 4; ++c) w[c] = _mm512_loadu_ps(brow[c] + p);
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_loadu_ps(arow[r] + p);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(x, w[c], acc[r][c]);
+    }
+  }
+  if (p < k) {
+    const __mmask16 mk = (__mmask16)((1u << (k - p)) - 1u);
+    __m512 w[4];
+    for (int c = 0; c < 4; ++c) w[c] = _mm512_maskz_loadu_ps(mk, brow[c] + p);
+    for (int r = 0; r < R; ++r) {
+      const __m512 x = _mm512_maskz_loadu_ps(mk, arow[r] + p);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(x, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < nc; ++c) {
+      float* cij = g.c + (i0 + r) * g.ldc + j0 + c;
+      const float x = g.alpha * _mm512_reduce_add_ps(acc[r][c]);
       *cij = g.accumulate ? *cij + x : x;
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+static inline float hsum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+template <int R>
+static inline void smallBlock(const SgemmArgs& g, int64_t i0, int64_t j0, int nc) {
+  const int64_t k = g.k;
+  __m256 acc[R][4];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_setzero_ps();
+  const float* brow[4];
+  for (int c = 0; c < 4; ++c) brow[c] = g.b + (j0 + std::min(c, nc - 1)) * g.ldb;
+  const float* arow[R];
+  for (int r = 0; r < R; ++r) arow[r] = g.a + (i0 + r) * g.lda;
+  int64_t p = 0;
+  for (; p + 8 <= k; p += 8) {
+    __m256 w[4];
+    for (int c = 0; c < 4; ++c) w[c] = _mm256_loadu_ps(brow[c] + p);
+    for (int r = 0; r < R; ++r) {
+      const __m256 x = _mm256_loadu_ps(arow[r] + p);
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm256_fmadd_ps(x, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < nc; ++c) {
+      float s = hsum256(acc[r][c]);
+      for (int64_t q = p; q < k; ++q) s += arow[r][q] * brow[c][q];
+      float* cij = g.c + (i0 + r) * g.ldc + j0 + c;
+      const float x = g.alpha * s;
+      *cij = g.accumulate ? *cij + x : x;
+    }
+}
+#else
+template <int R>
+static inline void smallBlock(const SgemmArgs& g, int64_t i0, int64_t j0, int nc) {
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < nc; ++c) {
+      float* cij = g.c + (i0 + r) * g.ldc + j0 + c;
+      const float x = g.alpha * dot(g.a + (i0 + r) * g.lda, g.b + (j0 + c) * g.ldb, g.k);
+      *cij = g.accumulate ? *cij + x : x;
+    }
+}
+#endif
+
+static void sgemmSmallMNT(const SgemmArgs& g, int threads) {
+  const int64_t jBlocks = (g.n + 3) / 4;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+  for (int64_t jb = 0; jb < jBlocks; ++jb) {
+    const int64_t j0 = jb * 4;
+    const int nc = (int)std::min<int64_t>(4, g.n - j0);
+    int64_t i0 = 0;
+    for (; i0 + 4 <= g.m; i0 += 4) smallBlock<4>(g, i0, j0, nc);
+    switch (g.m - i0) {
+      case 3: smallBlock<3>(g, i0, j0, nc); break;
+      case 2: smallBlock<2>(g, i0, j0, nc); break;
+      case 1: smallBlock<1>(g, i0, j0, nc); break;
+      default: break;
     }
   }
 }
@@ -416,7 +507,7 @@ static void sgemm(const SgemmArgs& g) {
     t.b = g.a, t.ldb = g.lda, t.transB = false;
     return sgemmNarrow<8>(t, true);
   }
-  if (g.m <= 4 && !g.transA && g.transB && g.k > 0) {
+  if (g.m <= kSmallM && !g.transA && g.transB && g.k > 0) {
     const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
     sgemmSmallMNT(g, threads);
     return;
@@ -736,7 +827,7 @@ static inline void gemmRows(int64_t m, int64_t n, int64_t k, bool transA, bool t
 // kernels address k and v only through this: a layout with another batch stride (a KV cache
 // read in place) changes this one line.
 static inline int64_t kvBatchOffset(const AttnArgs& p, int64_t b) {
-  return b * p.seqK * p.kvHeads * p.headDim;
+  return b * p.kvStride;  // dense (seqK·kvHeads·headDim) unless k/v are views into a KV cache
 }
 
 // Maximum of x[0..n) in 16 lanes (GCC leaves an `omp simd reduction(max)` over std::max as a
@@ -938,8 +1029,8 @@ static void attention(const float* q, const float* k, const float* v, float* out
       const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
       int64_t lo, hiMax;
       keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
-      const float* kb = k + (b * p.seqK * p.kvHeads + kvh) * D;  // key 0 of this (b, kvh)
-      const float* vb = v + (b * p.seqK * p.kvHeads + kvh) * D;
+      const float* kb = k + b * p.kvStride + kvh * D;  // key 0 of this (b, kvh)
+      const float* vb = v + b * p.kvStride + kvh * D;
       const int64_t kStride = p.kvHeads * D;
       // Fewer than 4 rows (decoding one token): transposing the keys would cost more than it
       // saves, so take one dot product per key instead.

@@ -41,6 +41,7 @@ struct AttnArgs {
   float scale;
   bool causal;
   const int32_t* keyStart;  // may be null
+  int64_t kvStride;         // elements between batch entries of k and v (forward; a KV cache)
 };
 
 struct KernelTable {

@@ -440,6 +440,64 @@ test('attention forward and backward: causal, GQA, KV-cache offset, keyStart', {
   }
 });
 
+test(
+  'attention reads a KV cache in place (kvStride) exactly as a contiguous copy',
+  { skip },
+  () => {
+    const rng = new Rng(18);
+    for (const c of [
+      {
+        batch: 3,
+        seqQ: 1,
+        seqK: 9,
+        cap: 14,
+        heads: 4,
+        kvHeads: 2,
+        headDim: 16,
+        keyStart: [0, 3, 5],
+      },
+      { batch: 2, seqQ: 5, seqK: 12, cap: 12, heads: 6, kvHeads: 3, headDim: 8, keyStart: [2, 0] },
+      { batch: 2, seqQ: 4, seqK: 7, cap: 30, heads: 9, kvHeads: 3, headDim: 64 },
+    ]) {
+      const { cap, ...shape } = c;
+      const row = c.kvHeads * c.headDim;
+      const kc = rand(rng, c.batch * cap * row);
+      const vc = rand(rng, c.batch * cap * row);
+      // The first seqK keys of each sequence, copied out contiguously.
+      const kd = new Float32Array(c.batch * c.seqK * row);
+      const vd = new Float32Array(c.batch * c.seqK * row);
+      for (let b = 0; b < c.batch; b++) {
+        kd.set(kc.subarray(b * cap * row, (b * cap + c.seqK) * row), b * c.seqK * row);
+        vd.set(vc.subarray(b * cap * row, (b * cap + c.seqK) * row), b * c.seqK * row);
+      }
+      const p = {
+        ...shape,
+        causal: true,
+        scale: 1 / Math.sqrt(c.headDim),
+        keyStart: c.keyStart ? Int32Array.from(c.keyStart) : undefined,
+      };
+      const nq = c.batch * c.seqQ * c.heads * c.headDim;
+      const q = rand(rng, nq);
+      const nl = c.batch * c.heads * c.seqQ;
+      const label = `attention kvStride ${JSON.stringify(c)}`;
+      const strided = { ...p, kvStride: cap * row };
+      both(
+        [new Float32Array(nq), new Float32Array(nl)],
+        (b, [o, lse]) => b.attention(q, kc, vc, o, lse, strided),
+        1e-5,
+        1e-5,
+        label,
+      );
+      // In place and copied agree exactly on the reference backend.
+      const o1 = new Float32Array(nq);
+      const o2 = new Float32Array(nq);
+      ref.attention(q, kc, vc, o1, new Float32Array(nl), strided);
+      ref.attention(q, kd, vd, o2, new Float32Array(nl), p);
+      assert.deepEqual(o1, o2, label);
+    }
+  },
+);
+
 test('embedding gather and scatter-add (repeated ids)', { skip }, () => {
   const rng = new Rng(9);
   for (const [rows, dim, n] of [
@@ -504,6 +562,12 @@ test(
       [1, 33, 65, 17],
       [3, 12, 32, 32],
       [2, 50, 129, 70],
+      // Decoding shapes (the small-M path of x·Wᵀ): 1–16 rows, odd k and n.
+      [1, 1, 577, 37],
+      [1, 6, 33, 23],
+      [2, 8, 100, 13],
+      [1, 13, 47, 66],
+      [1, 16, 16, 9],
     ] as [number, number, number, number][]) {
       for (const transA of [false, true])
         for (const transB of [false, true])

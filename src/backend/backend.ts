@@ -89,6 +89,13 @@ export interface AttentionParams {
    * are masked. Query rows that see no key at all produce zeros.
    */
   keyStart?: Int32Array;
+  /**
+   * Optional elements between batch entries of k and v (default seqK·kvHeads·headDim, i.e.
+   * contiguous). A KV cache of capacity C ≥ seqK passes C·kvHeads·headDim so attention reads the
+   * first seqK keys of each sequence in place instead of a copy. Forward only: the backward
+   * requires contiguous k and v.
+   */
+  kvStride?: number;
 }
 
 export interface AdamWParams {

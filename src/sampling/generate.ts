@@ -24,6 +24,12 @@ export interface GenerateOptions extends SamplingParams {
   seed?: number;
   /** One seed per sequence (overrides seed). */
   seeds?: readonly number[];
+  /**
+   * Prefill in chunks of about this many rows (batch × tokens, default 64): the forward keeps
+   * every layer's activations until it returns, so a whole 8 × 512 prompt at once would hold
+   * gigabytes; chunks through the KV cache give the same result with bounded memory.
+   */
+  prefillRows?: number;
 }
 
 export type FinishReason = 'stop-token' | 'stop-string' | 'length';
@@ -68,6 +74,16 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       where: 'generate',
       expected: 'integer ≥ 0',
       found: String(opts.maxNewTokens),
+    });
+  }
+  if (
+    opts.prefillRows !== undefined &&
+    !(Number.isInteger(opts.prefillRows) && opts.prefillRows > 0)
+  ) {
+    throw new ConfigError('prefillRows must be a positive integer', {
+      where: 'generate',
+      expected: 'integer ≥ 1',
+      found: String(opts.prefillRows),
     });
   }
   opts.prompts.forEach((p, i) => {
@@ -130,70 +146,97 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       headDim: cfg.headDim,
       capacity,
     });
-    // Prefill: left-padded prompts [n, Tp]; pad id 0 is never attended to.
-    const keyStart = Int32Array.from(lens, (l) => Tp - l);
-    const ids = new Int32Array(n * Tp);
-    const positions = new Int32Array(n * Tp);
-    for (let b = 0; b < n; b++) {
-      const p = opts.prompts[b] as readonly number[];
-      const s = keyStart[b] as number;
-      for (let t = 0; t < Tp; t++) {
-        ids[b * Tp + t] = t >= s ? (p[t - s] as number) : 0;
-        positions[b * Tp + t] = Math.max(0, t - s);
-      }
-    }
-    // One forward step → next-token logits of every row, copied out; tidy() frees every
-    // intermediate (including the K/V tensors handed to attention) before the next step.
-    const D = cfg.hiddenSize;
-    const V = cfg.vocabSize;
-    let rowStart = keyStart;
-    const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array): Float32Array =>
-      tidy(() => {
-        const h = model.forward({
-          ids: stepIds,
-          shape: [B, T],
-          positions: pos,
-          cache,
-          keyStart: rowStart,
-        }); // [B, T, D]
-        const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [B, D]); // [B, D]
-        return Float32Array.from(headLogits(last, model.headWeight()).data); // [B·V]
-      });
-    // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
-    // KV cache) so the rest decode at the cost of a smaller batch.
-    let active = Array.from({ length: n }, (_, i) => i);
-    let data = nextLogits(ids, n, Tp, positions);
-    for (let s = 0; s < opts.maxNewTokens; s++) {
-      const next = new Map<number, number>();
-      active.forEach((b, r) => {
-        const row = data.subarray(r * V, (r + 1) * V);
-        const tok = sampleRow(row, opts, rngs[b] as Rng);
-        const g = out[b] as Generation;
-        g.tokens.push(tok);
-        g.logProbs.push(logSoftmaxAt(row, tok));
-        next.set(b, tok);
-        if ((stopTokens[b] as Set<number>).has(tok)) {
-          g.finishReason = 'stop-token';
-          done[b] = true;
-        } else if ((stopStrings[b] as readonly string[]).length > 0 && opts.decode) {
-          const text = opts.decode(g.tokens);
-          if ((stopStrings[b] as readonly string[]).some((ss) => text.includes(ss))) {
-            g.finishReason = 'stop-string';
-            done[b] = true;
-          }
+    try {
+      // Prefill: left-padded prompts [n, Tp]; pad id 0 is never attended to.
+      const keyStart = Int32Array.from(lens, (l) => Tp - l);
+      const ids = new Int32Array(n * Tp);
+      const positions = new Int32Array(n * Tp);
+      for (let b = 0; b < n; b++) {
+        const p = opts.prompts[b] as readonly number[];
+        const s = keyStart[b] as number;
+        for (let t = 0; t < Tp; t++) {
+          ids[b * Tp + t] = t >= s ? (p[t - s] as number) : 0;
+          positions[b * Tp + t] = Math.max(0, t - s);
         }
-      });
-      if (done.every(Boolean) || s === opts.maxNewTokens - 1) break;
-      const keep = active.map((b, r) => [b, r] as const).filter(([b]) => !done[b]);
-      if (keep.length < active.length) {
-        cache.keepRows(keep.map(([, r]) => r));
-        rowStart = Int32Array.from(keep, ([, r]) => rowStart[r] as number);
-        active = keep.map(([b]) => b);
       }
-      // Decode one token for every unfinished sequence.
-      const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
-      const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
-      data = nextLogits(stepIds, active.length, 1, pos);
+      // One forward step → next-token logits of every row, copied out; tidy() frees every
+      // intermediate (including the K/V tensors handed to attention) before the next step.
+      const D = cfg.hiddenSize;
+      const V = cfg.vocabSize;
+      let rowStart = keyStart;
+      const logitsBuf = new Float32Array(n * V);
+      const forward = (stepIds: Int32Array, B: number, T: number, pos: Int32Array, head: boolean) =>
+        tidy(() => {
+          const h = model.forward({
+            ids: stepIds,
+            shape: [B, T],
+            positions: pos,
+            cache,
+            keyStart: rowStart,
+          }); // [B, T, D]
+          if (!head) return new Float32Array(0);
+          const last = reshape(T > 1 ? slice(h, 1, T - 1, T) : h, [B, D]); // [B, D]
+          const lg = headLogits(last, model.headWeight()).data; // [B·V]
+          // One buffer for every step (a step's rows are consumed before the next step): a fresh
+          // copy per step was garbage the collector let pile up.
+          const dst = logitsBuf.subarray(0, B * V);
+          dst.set(lg);
+          return dst;
+        });
+      const nextLogits = (stepIds: Int32Array, B: number, T: number, pos: Int32Array) =>
+        forward(stepIds, B, T, pos, true);
+      // Prefill in chunks of tokens through the cache (query i of a chunk sits at key position
+      // past + i, so causal attention over the cache is exactly the one-shot result).
+      const prefillRows = opts.prefillRows ?? 64;
+      const chunk = Math.max(1, Math.floor(prefillRows / n));
+      let data = new Float32Array(0);
+      for (let t0 = 0; t0 < Tp; t0 += chunk) {
+        const T = Math.min(chunk, Tp - t0);
+        const cIds = new Int32Array(n * T);
+        const cPos = new Int32Array(n * T);
+        for (let b = 0; b < n; b++) {
+          cIds.set(ids.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
+          cPos.set(positions.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
+        }
+        data = forward(cIds, n, T, cPos, t0 + T === Tp);
+      }
+      // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
+      // KV cache) so the rest decode at the cost of a smaller batch.
+      let active = Array.from({ length: n }, (_, i) => i);
+      for (let s = 0; s < opts.maxNewTokens; s++) {
+        const next = new Map<number, number>();
+        active.forEach((b, r) => {
+          const row = data.subarray(r * V, (r + 1) * V);
+          const tok = sampleRow(row, opts, rngs[b] as Rng);
+          const g = out[b] as Generation;
+          g.tokens.push(tok);
+          g.logProbs.push(logSoftmaxAt(row, tok));
+          next.set(b, tok);
+          if ((stopTokens[b] as Set<number>).has(tok)) {
+            g.finishReason = 'stop-token';
+            done[b] = true;
+          } else if ((stopStrings[b] as readonly string[]).length > 0 && opts.decode) {
+            const text = opts.decode(g.tokens);
+            if ((stopStrings[b] as readonly string[]).some((ss) => text.includes(ss))) {
+              g.finishReason = 'stop-string';
+              done[b] = true;
+            }
+          }
+        });
+        if (done.every(Boolean) || s === opts.maxNewTokens - 1) break;
+        const keep = active.map((b, r) => [b, r] as const).filter(([b]) => !done[b]);
+        if (keep.length < active.length) {
+          cache.keepRows(keep.map(([, r]) => r));
+          rowStart = Int32Array.from(keep, ([, r]) => rowStart[r] as number);
+          active = keep.map(([b]) => b);
+        }
+        // Decode one token for every unfinished sequence.
+        const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
+        const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
+        data = nextLogits(stepIds, active.length, 1, pos);
+      }
+    } finally {
+      cache.release();
     }
   });
   return finish(out, opts);

@@ -1,8 +1,10 @@
 // KV cache for incremental decoding: per layer, keys and values [B, capacity, KVH, Dh] in
-// preallocated float32 buffers. append() writes this step's rows after the stored ones and hands
-// the attention op a contiguous [B, Tk, KVH, Dh] tensor (tensors here are always contiguous, so
-// for B > 1 that is one copy per layer and step; for B = 1 too, to keep ownership simple).
-import { zeros, type Tensor } from '../tensor/index.js';
+// preallocated float32 buffers. append() writes this step's rows after the stored ones (in place)
+// and hands attention the storage itself, [B, capacity, KVH, Dh] with keyLen = tokens stored:
+// attention reads the first keyLen keys of each sequence in place, so a decoding step copies
+// only its own new rows, never the whole cache. The cache keeps ownership (release() of the
+// returned views frees nothing).
+import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -17,6 +19,10 @@ export interface KvCacheOptions {
 
 export class KvCache implements KvCacheLike {
   opts: KvCacheOptions;
+  // Backend memory (native when loaded), freed by release(): a finished generation's cache must
+  // not wait for the garbage collector (several uncollected caches tripled peak RSS).
+  private kt: Tensor[];
+  private vt: Tensor[];
   private k: Float32Array[];
   private v: Float32Array[];
   private readonly lens: number[];
@@ -24,8 +30,10 @@ export class KvCache implements KvCacheLike {
   constructor(opts: KvCacheOptions) {
     this.opts = opts;
     const n = opts.batch * opts.capacity * opts.kvHeads * opts.headDim;
-    this.k = Array.from({ length: opts.numLayers }, () => new Float32Array(n));
-    this.v = Array.from({ length: opts.numLayers }, () => new Float32Array(n));
+    this.kt = Array.from({ length: opts.numLayers }, () => zeros([n]));
+    this.vt = Array.from({ length: opts.numLayers }, () => zeros([n]));
+    this.k = this.kt.map((t) => t.data as Float32Array);
+    this.v = this.vt.map((t) => t.data as Float32Array);
     this.lens = new Array<number>(opts.numLayers).fill(0);
   }
 
@@ -34,7 +42,7 @@ export class KvCache implements KvCacheLike {
     return this.lens[0] ?? 0;
   }
 
-  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
+  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; keyLen: number } {
     const { batch: B, capacity: C, kvHeads: KVH, headDim: Dh } = this.opts;
     const [kb, T, kh, kd] = k.shape as [number, number, number, number];
     if (kb !== B || kh !== KVH || kd !== Dh) {
@@ -55,23 +63,21 @@ export class KvCache implements KvCacheLike {
     }
     const row = KVH * Dh;
     const total = past + T;
-    const outK = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
-    const outV = zeros([B, total, KVH, Dh]); // [B, Tk, KVH, Dh]
-    const kd_ = k.data;
-    const vd_ = v.data;
     const ck = this.k[layer] as Float32Array;
     const cv = this.v[layer] as Float32Array;
-    const ok = outK.data;
-    const ov = outV.data;
+    const kData = k.data;
+    const vData = v.data;
     for (let b = 0; b < B; b++) {
-      const base = b * C * row;
-      ck.set(kd_.subarray(b * T * row, (b + 1) * T * row), base + past * row);
-      cv.set(vd_.subarray(b * T * row, (b + 1) * T * row), base + past * row);
-      ok.set(ck.subarray(base, base + total * row), b * total * row);
-      ov.set(cv.subarray(base, base + total * row), b * total * row);
+      const at = (b * C + past) * row;
+      ck.set(kData.subarray(b * T * row, (b + 1) * T * row), at);
+      cv.set(vData.subarray(b * T * row, (b + 1) * T * row), at);
     }
     this.lens[layer] = total;
-    return { k: outK, v: outV };
+    return {
+      k: fromBuf(ck, [B, C, KVH, Dh]), // [B, C, KVH, Dh], first `total` keys valid
+      v: fromBuf(cv, [B, C, KVH, Dh]), // [B, C, KVH, Dh]
+      keyLen: total,
+    };
   }
 
   /**
@@ -90,14 +96,28 @@ export class KvCache implements KvCacheLike {
         });
       }
     }
-    const pick = (bufs: Float32Array[]): Float32Array[] =>
-      bufs.map((buf) => {
-        const out = new Float32Array(rows.length * rowSize);
-        rows.forEach((r, i) => out.set(buf.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+    const pick = (ts: Tensor[]): Tensor[] =>
+      ts.map((t) => {
+        const buf = t.data as Float32Array;
+        const out = zeros([Math.max(1, rows.length) * rowSize]);
+        const od = out.data as Float32Array;
+        rows.forEach((r, i) => od.set(buf.subarray(r * rowSize, (r + 1) * rowSize), i * rowSize));
+        t.release();
         return out;
       });
-    this.k = pick(this.k);
-    this.v = pick(this.v);
+    this.kt = pick(this.kt);
+    this.vt = pick(this.vt);
+    this.k = this.kt.map((t) => t.data as Float32Array);
+    this.v = this.vt.map((t) => t.data as Float32Array);
     this.opts = { ...this.opts, batch: rows.length };
+  }
+
+  /** Frees the cache's memory now (it must not be used afterwards). */
+  release(): void {
+    for (const t of [...this.kt, ...this.vt]) t.release();
+    this.kt = [];
+    this.vt = [];
+    this.k = [];
+    this.v = [];
   }
 }

@@ -7,6 +7,7 @@ import { rules, type AttentionP, type RopeTableBufs } from './rules.js';
 import {
   backendFor,
   fmtShape,
+  isGradEnabled,
   noGrad,
   record,
   sizeOf,
@@ -377,6 +378,12 @@ export interface AttentionOptions {
   scale?: number;
   /** Per-batch first valid key (left padding). */
   keyStart?: Int32Array;
+  /**
+   * Use only the first keyLen keys of each sequence: k and v are then a KV cache's storage
+   * [B, capacity, KVH, D] read in place (no copy per step); Tk = keyLen in the causal rule.
+   * Inference only (no gradient through k and v).
+   */
+  keyLen?: number;
 }
 
 /**
@@ -393,10 +400,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (k.shape.length !== 4 || k.shape[0] !== B || k.shape[3] !== D) {
     bad(op, 'k', `[${B}, seqK, kvHeads, ${D}] (q is ${fmtShape(q.shape)})`, fmtShape(k.shape));
   }
-  const [, Tk, KVH] = k.shape;
+  const [, C, KVH] = k.shape;
   if (v.shape.join(',') !== k.shape.join(','))
     bad(op, 'v', `the shape of k ${fmtShape(k.shape)}`, fmtShape(v.shape));
   if (KVH === 0 || H % KVH !== 0) bad(op, 'k', `kvHeads dividing heads = ${H}`, `kvHeads = ${KVH}`);
+  const Tk = opts.keyLen ?? C;
+  if (opts.keyLen !== undefined) {
+    if (!Number.isInteger(Tk) || Tk < 0 || Tk > C)
+      bad(op, 'keyLen', `an integer in [0, ${C}] (k holds ${C} keys)`, String(opts.keyLen));
+    if (isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad))
+      bad(op, 'keyLen', 'inference (noGrad, or inputs without grad)', 'a graph being recorded');
+  }
   if (Tq > Tk) bad(op, 'q', `seqQ ≤ seqK = ${Tk}`, `seqQ = ${Tq}`);
   if (opts.keyStart && opts.keyStart.length !== B)
     bad(op, 'keyStart', `${B} entries`, `${opts.keyStart.length}`);
@@ -404,6 +418,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     causal: opts.causal,
     scale: opts.scale ?? 1 / Math.sqrt(D),
     keyStart: opts.keyStart,
+    keyLen: opts.keyLen,
   };
   return run(op, 'attention', { q, k, v }, p);
 }

@@ -147,6 +147,8 @@ export interface AttentionP {
   causal: boolean;
   scale: number;
   keyStart?: Int32Array;
+  /** Keys in use per sequence when k/v are a KV cache's [B, capacity, KVH, D] storage. */
+  keyLen?: number;
 }
 
 // ---- the table ----
@@ -535,8 +537,8 @@ export const rules = {
   /** Fused attention; the per-row logsumexp is the only thing saved besides q, k, v, out. */
   attention(be: FullBackend, [q, k, v]: Tensor[], p: AttentionP): Forward {
     const [batch, seqQ, heads, headDim] = q.shape;
-    const seqK = k.shape[1];
     const kvHeads = k.shape[2];
+    const seqK = p.keyLen ?? k.shape[1];
     const params = {
       batch,
       seqQ,
@@ -547,6 +549,7 @@ export const rules = {
       scale: p.scale,
       causal: p.causal,
       keyStart: p.keyStart,
+      ...(p.keyLen !== undefined ? { kvStride: k.shape[1] * kvHeads * headDim } : {}),
     };
     const out = uninitOn(be, q.shape, q.dtype);
     const lse = uninitOn(be, [batch, heads, seqQ], q.dtype);

@@ -246,6 +246,7 @@ type AttnTail = [
   scale: number,
   causal: boolean,
   keyStart: Int32Array | null,
+  kvStride: number | null,
 ];
 
 // Op codes: the enum order of native/ops.h.
@@ -290,6 +291,7 @@ function attnTail(p: AttentionParams): AttnTail {
     p.scale,
     p.causal,
     p.keyStart ?? null,
+    p.kvStride ?? null,
   ];
 }
 

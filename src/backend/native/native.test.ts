@@ -284,6 +284,13 @@ test(
       [1000, 8, 100],
       // Few rows with Aᵀ (LoRA's dA = dYᵀ·X), through the narrow path transposed, and split.
       [8, 700, 100],
+      // The small-M (decoding) path: up to 16 rows of A, row blocks of 4 with tails, k tails.
+      [3, 17, 6],
+      [7, 37, 9],
+      [8, 64, 40],
+      [9, 15, 5],
+      [16, 33, 18],
+      [17, 40, 7],
     ];
     try {
       for (const kernel of info.kernels) {

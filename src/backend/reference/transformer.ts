@@ -1,6 +1,7 @@
 // Transformer kernels of the reference backend: RoPE, fused attention (flash-style: one row of
 // scores at a time, the per-row logsumexp saved for the backward), embedding, AdamW.
 import type { AdamWParams, AttentionParams, Buf, RopeParams } from '../backend.js';
+import { UnsupportedError } from '../../util/errors.js';
 
 /**
  * Rotate-half RoPE (HF Llama/Qwen2): for i < D/2, with angle θ = pos · invFreq[i],
@@ -41,6 +42,7 @@ function keyRange(p: AttentionParams, b: number, i: number): [number, number] {
 export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: AttentionParams): void {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
   const group = heads / kvHeads;
+  const kvStride = p.kvStride ?? seqK * kvHeads * D;
   const s = new Float64Array(seqK);
   const acc = new Float64Array(D);
   for (let b = 0; b < batch; b++) {
@@ -52,7 +54,7 @@ export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: Attenti
         acc.fill(0);
         let mx = -Infinity;
         for (let j = lo; j < hi; j++) {
-          const ko = ((b * seqK + j) * kvHeads + kh) * D;
+          const ko = b * kvStride + (j * kvHeads + kh) * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
           s[j] = dot * scale;
@@ -62,7 +64,7 @@ export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: Attenti
         for (let j = lo; j < hi; j++) {
           const e = Math.exp(s[j] - mx);
           l += e;
-          const vo = ((b * seqK + j) * kvHeads + kh) * D;
+          const vo = b * kvStride + (j * kvHeads + kh) * D;
           for (let d = 0; d < D; d++) acc[d] += e * v[vo + d];
         }
         const li = (b * heads + h) * seqQ + i;
@@ -97,6 +99,13 @@ export function attentionBackward(
   p: AttentionParams,
 ): void {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
+  if (p.kvStride !== undefined && p.kvStride !== seqK * kvHeads * D) {
+    throw new UnsupportedError('attention backward needs contiguous k and v', {
+      where: 'attentionBackward',
+      expected: `kvStride = seqK·kvHeads·headDim = ${seqK * kvHeads * D}`,
+      found: String(p.kvStride),
+    });
+  }
   const group = heads / kvHeads;
   gq.fill(0);
   gk.fill(0);

@@ -8,6 +8,7 @@ import { benchRewards } from './rewards.js';
 import { benchSandbox } from './sandbox.js';
 import { runGeneratorBench } from './generator.js';
 import { benchLocalGenerator } from './local-generator.js';
+import { benchGenerate } from './generate.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -41,5 +42,9 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
   'local-generator': {
     description: 'local-engine generator on SmolLM2-135M: 8 requests batched vs one at a time',
     run: benchLocalGenerator,
+  },
+  generate: {
+    description: 'greedy tokens/s at batch 1 and 8 vs transformers and llama.cpp; load, peak RSS',
+    run: benchGenerate,
   },
 };
