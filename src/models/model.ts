@@ -1,6 +1,6 @@
 // What every architecture file provides (llama.ts, qwen2.ts), and the pieces they share that are
 // not model code: weight slots by Hugging Face name, loading them, and adding LoRA by target.
-import { tensor, type Tensor } from '../tensor/index.js';
+import { fromBuf, tensor, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import type { Linear, LoraOptions } from '../nn/linear.js';
 import type { Rng } from '../util/rng.js';
@@ -89,7 +89,16 @@ export function loadWeights(model: CausalLM, source: WeightSource, where = 'weig
         found: `[${w.shape.join(', ')}]`,
       });
     }
-    s.set(tensor(w.data, [...s.shape], { name: s.name }));
+    // A standalone Float32Array (what the GGUF and safetensors loaders hand over) becomes the
+    // weight as it is: the native backend works zero-copy on any Float32Array, and a copy would
+    // hold every weight twice until the garbage collector runs (peak RSS of a model load ≈ 2×).
+    // A view into a larger buffer is copied, so the rest of that buffer can be freed.
+    const standalone = w.data.byteOffset === 0 && w.data.byteLength === w.data.buffer.byteLength;
+    s.set(
+      standalone
+        ? fromBuf(w.data, [...s.shape], { name: s.name })
+        : tensor(w.data, [...s.shape], { name: s.name }),
+    );
   }
 }
 

@@ -139,7 +139,9 @@ describe('LocalEngineGenerator + PEFT adapter vs transformers + PEFT (tiny model
     await g.generate([{ id: 'm', prompt: 'abc', params: { maxTokens: 4 } }]);
     await g.dispose();
     const b2 = live();
-    assert.ok(b1 - b0 > 400_000, `the model holds ${b1 - b0} bytes`); // 430 KB of weights
+    // The base weights are the loader's own Float32Arrays (zero-copy, not native allocations);
+    // the adapter's LoRA parameters (and the KV cache while generating) are native memory.
+    assert.ok(b1 - b0 > 0, `the model holds ${b1 - b0} native bytes`);
     // ≤, not =: the finalizers of other tests' unreleased intermediates may free memory meanwhile.
     assert.ok(b2 <= b0, `${b2 - b0} bytes still held after dispose()`);
   });
