@@ -342,6 +342,24 @@ Value LiveBytes(const CallbackInfo& info) {
   return Number::New(info.Env(), (double)g_liveBytes);
 }
 
+// Frees every pooled block (released memory kept for reuse) and returns the bytes freed. Called
+// after a model load: the placeholders a model is created with are replaced by the loaded
+// weights, and without a trim up to RL4QE_POOL_MB of them would stay resident for nothing.
+Value TrimPool(const CallbackInfo& info) {
+  int64_t freed = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_liveMutex);
+    for (auto& [bytes, list] : g_pool) {
+      for (void* p : list) std::free(p);
+      freed += (int64_t)(bytes * list.size());
+    }
+    g_pool.clear();
+    g_poolBytes = 0;
+  }
+  if (freed) MemoryManagement::AdjustExternalMemory(info.Env(), -freed);
+  return Number::New(info.Env(), (double)freed);
+}
+
 // ---- info -------------------------------------------------------------------------------------
 
 void* openblasHandle(std::string* pathOut = nullptr);
@@ -797,6 +815,7 @@ Object Init(Env env, Object exports) {
       {"embedding", Embedding},
       {"embeddingBackward", EmbeddingBackward},
       {"adamw", Adamw},
+      {"trimPool", TrimPool},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Function::New(env, fn, name));
   return exports;

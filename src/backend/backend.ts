@@ -209,6 +209,12 @@ export interface Backend {
   /** Bytes currently allocated by alloc() and not yet release()d (memory accounting, leak tests). */
   liveBytes?(): number;
   /**
+   * Return released memory that the backend keeps for reuse to the OS (the native buffer pool);
+   * returns the bytes freed. Called after a model load, whose replaced placeholders would
+   * otherwise stay pooled.
+   */
+  trimPool?(): number;
+  /**
    * Like alloc, but the contents are unspecified (not zero-filled): for outputs a kernel
    * overwrites entirely. Saves a pass over memory per op; the native backend reuses released
    * blocks, so this is recycled memory. A backend without it gets its own alloc (withFallback).

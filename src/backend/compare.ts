@@ -23,6 +23,7 @@ const PASS_THROUGH = new Set([
   'allocUninit',
   'release',
   'liveBytes',
+  'trimPool',
   'fill',
 ]);
 

@@ -47,6 +47,8 @@ export function withFallback(b: Backend): FullBackend {
   if (b.allocUninit === undefined) out.allocUninit = out.alloc;
   // The reference counter knows nothing of another backend's memory.
   if (b.liveBytes === undefined) out.liveBytes = () => NaN;
+  // Nor may it trim another backend's pool.
+  if (b.trimPool === undefined) out.trimPool = () => 0;
   return out as unknown as FullBackend;
 }
 

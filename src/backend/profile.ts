@@ -17,7 +17,7 @@ export interface ProfileEntry {
 const table = new Map<string, ProfileEntry>();
 
 /** Kernels not worth timing (no arithmetic) — still counted, under their own name. */
-const PLAIN = new Set(['name', 'supports', 'liveBytes']);
+const PLAIN = new Set(['name', 'supports', 'liveBytes', 'trimPool']);
 
 function keyOf(kernel: string, args: unknown[]): string {
   switch (kernel) {

@@ -1,6 +1,6 @@
 // What every architecture file provides (llama.ts, qwen2.ts), and the pieces they share that are
 // not model code: weight slots by Hugging Face name, loading them, and adding LoRA by target.
-import { fromBuf, tensor, type Tensor } from '../tensor/index.js';
+import { fromBuf, getBackend, tensor, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import type { Linear, LoraOptions } from '../nn/linear.js';
 import type { Rng } from '../util/rng.js';
@@ -99,6 +99,9 @@ export function loadWeights(model: CausalLM, source: WeightSource, where = 'weig
         ? fromBuf(w.data, [...s.shape], { name: s.name })
         : tensor(w.data, [...s.shape], { name: s.name }),
     );
+    // set() released the placeholder the model was created with: free it now rather than keep
+    // it in the native pool, or the model's size is held twice at the end of a load.
+    getBackend().trimPool?.();
   }
 }
 

@@ -90,6 +90,8 @@ interface Addon {
   isNative(buf: Buf): boolean;
   alignment(buf: Buf): number;
   liveBytes(): number;
+  /** Free the pool of released blocks kept for reuse; returns the bytes freed. */
+  trimPool?(): number;
   info(): NativeInfo;
   setThreads(n: number): number;
   setKernel(name: string): string;
@@ -440,6 +442,7 @@ export function createNativeBackend(
       }
     },
     liveBytes: () => a.liveBytes(),
+    trimPool: () => a.trimPool?.() ?? 0,
     softmax(x, rows, cols, out, log) {
       if (!isF32(x) || !isF32(out)) return fb('softmax', 'f64').softmax(x, rows, cols, out, log);
       try {

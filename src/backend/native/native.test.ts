@@ -175,6 +175,21 @@ test('released memory is reused: alloc zero-fills it again, allocUninit does not
   }
 });
 
+test('trimPool frees the pooled blocks and reports their bytes', { skip }, () => {
+  const { backend } = native();
+  backend.trimPool!();
+  const n = 300_000;
+  const a = backend.alloc('f32', n) as Float32Array;
+  backend.release(a);
+  // The released block is pooled, so a trim frees at least its bytes, and a second trim nothing.
+  assert.ok(backend.trimPool!() >= n * 4);
+  assert.equal(backend.trimPool!(), 0);
+  // The pool still works after a trim.
+  const b = backend.alloc('f32', n) as Float32Array;
+  assert.ok(b.every((x) => x === 0));
+  backend.release(b);
+});
+
 test('out-of-range arguments are ShapeErrors, not memory errors', { skip }, () => {
   const { backend } = native();
   const t = backend.alloc('f32', 12);

@@ -21,6 +21,8 @@ export const referenceBackend: FullBackend = {
   allocUninit: alloc,
   release,
   liveBytes,
+  // No pool: released reference buffers are the garbage collector's.
+  trimPool: () => 0,
   copyStrided,
   fill,
   matmul,
