@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "exp_poly.h"
 #include "kernels.h"
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -717,25 +718,8 @@ static double peak(double seconds, int threads) {
 // Attention, flash-style: one query row at a time against its visible keys, scores kept only for
 // that row (seqK floats per thread), logsumexp saved; the backward recomputes the scores.
 
-// exp(x) for finite x ≤ 88 that the compiler can vectorise (Cephes expf: 2ⁿ·P(r), about 2 ulp);
-// inputs below −87 give ~1e-38 instead of a denormal. std::exp is a scalar libm call and was
-// half of the attention time.
-static inline float expVec(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
-}
+// exp for the softmax rows: the vectorisable polynomial of exp_poly.h.
+static inline float expVec(float x) { return expPoly(x); }
 
 static inline float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
   float s = 0.0f;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "exp_poly.h"
 #include "kernels.h"
 
 namespace rl4qe {
@@ -32,22 +33,6 @@ inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 #define RL4QE_CLONES
 #endif
 
-inline float expPoly(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
-}
 inline float sigmoidPoly(float x) { return 1.0f / (1.0f + expPoly(-x)); }
 
 // out may equal x (in place): element i is read before it is written.

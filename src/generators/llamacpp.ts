@@ -5,9 +5,10 @@
 // cache, so the next request that shares a prefix (the same system prompt, the same problem)
 // re-evaluates only the new tokens ("context reuse").
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hashHeadAndTail } from './file-digest.js';
 import { NotFoundError, UnsupportedError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { cachePaths } from '../util/paths.js';
@@ -97,17 +98,7 @@ export async function loadNodeLlamaCpp(): Promise<NlcModule> {
 function fileIdentity(file: string): string {
   const size = statSync(file).size;
   const h = createHash('sha256');
-  const fd = openSync(file, 'r');
-  try {
-    const n = Math.min(size, 1 << 20);
-    const buf = Buffer.alloc(n);
-    readSync(fd, buf, 0, n, 0);
-    h.update(buf);
-    readSync(fd, buf, 0, n, Math.max(0, size - n));
-    h.update(buf);
-  } finally {
-    closeSync(fd);
-  }
+  hashHeadAndTail(h, file, size);
   return `${path.basename(file)}:${size}:${h.digest('hex').slice(0, 16)}`;
 }
 

@@ -10,16 +10,9 @@
 // exactly as it would alone. Each request has its own stop strings and random stream (its
 // seed), so results do not depend on batching.
 import { createHash, randomInt } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readFileSync,
-  readSync,
-  readdirSync,
-  statSync,
-} from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { hashHeadAndTail } from './file-digest.js';
 import { Worker } from 'node:worker_threads';
 import { nativeStatus } from '../backend/index.js';
 import {
@@ -213,17 +206,7 @@ export interface LocalEngine {
 function fileDigest(h: ReturnType<typeof createHash>, file: string): void {
   const size = statSync(file).size;
   h.update(`${path.basename(file)}:${size}:`);
-  const fd = openSync(file, 'r');
-  try {
-    const n = Math.min(size, 1 << 20);
-    const buf = Buffer.alloc(n);
-    readSync(fd, buf, 0, n, 0);
-    h.update(buf);
-    readSync(fd, buf, 0, n, Math.max(0, size - n));
-    h.update(buf);
-  } finally {
-    closeSync(fd);
-  }
+  hashHeadAndTail(h, file, size);
 }
 
 /** A model identity for the cache: GGUF file digest, or config.json + every safetensors digest. */
