@@ -1,7 +1,7 @@
 // Random-access byte sources for the format readers: a file read by offset (never copied whole;
 // multi-GB models stay on disk until a tensor is asked for) or an in-memory buffer (tests, fuzz).
 import fs from 'node:fs';
-import { FormatError, NotFoundError } from '../util/errors.js';
+import { FormatError, NotFoundError, ShapeError } from '../util/errors.js';
 
 export interface ByteSource {
   /** Name used in error messages (the file path). */
@@ -99,4 +99,23 @@ function checkRange(src: ByteSource, length: number, position: number): void {
       found: `${length} bytes at offset ${position}`,
     });
   }
+}
+
+/** A tensor's raw bytes (`nBytes` at `offset`) into `dest` (allocated when absent); `where` names the file. */
+export function readTensorBytesFrom(
+  src: ByteSource,
+  t: { name: string; nBytes: number; offset: number },
+  where: string,
+  dest?: Uint8Array,
+): Uint8Array {
+  const out = dest ?? new Uint8Array(t.nBytes);
+  if (out.length < t.nBytes) {
+    throw new ShapeError('destination too small for tensor bytes', {
+      where: `${where}: ${t.name}`,
+      expected: `${t.nBytes} bytes`,
+      found: `${out.length}`,
+    });
+  }
+  src.readInto(out, 0, t.nBytes, t.offset);
+  return out;
 }

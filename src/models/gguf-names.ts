@@ -58,19 +58,24 @@ export function ggufNameOfHf(name: string): string | null {
 }
 
 /**
- * Rows of a [heads·Dh, cols] matrix (or a [heads·Dh] bias, cols = 1) from llama.cpp's adjacent
- * -pair order back to HF's rotate-half order.
+ * Moves the rows of each head between llama.cpp's adjacent-pair order (row 2i + j) and HF's
+ * rotate-half order (row j·Dh/2 + i) of a [heads·Dh, cols] matrix (or a [heads·Dh] bias, cols = 1).
  */
-export function unpermuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
-  const rows = data.length / cols;
-  const dh = rows / heads;
+function movePairRows(
+  data: Float32Array,
+  heads: number,
+  cols: number,
+  to: 'rotate-half' | 'adjacent-pairs',
+): Float32Array {
+  const dh = data.length / cols / heads;
   const half = dh / 2;
   const out = new Float32Array(data.length);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const src = h * dh + 2 * i + j;
-        const dst = h * dh + j * half + i;
+        const pair = h * dh + 2 * i + j;
+        const rot = h * dh + j * half + i;
+        const [src, dst] = to === 'rotate-half' ? [pair, rot] : [rot, pair];
         out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
       }
     }
@@ -78,22 +83,14 @@ export function unpermuteQK(data: Float32Array, heads: number, cols: number): Fl
   return out;
 }
 
+/** Q/K rows from llama.cpp's adjacent-pair order back to HF's rotate-half order. */
+export function unpermuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
+  return movePairRows(data, heads, cols, 'rotate-half');
+}
+
 /** HF-order permutation llama.cpp applies (for tests and for writing GGUF). */
 export function permuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
-  const rows = data.length / cols;
-  const dh = rows / heads;
-  const half = dh / 2;
-  const out = new Float32Array(data.length);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const dst = h * dh + 2 * i + j;
-        const src = h * dh + j * half + i;
-        out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
-      }
-    }
-  }
-  return out;
+  return movePairRows(data, heads, cols, 'adjacent-pairs');
 }
 
 /**

@@ -2,33 +2,16 @@
 // one result per request and fills the cache, bad JSONL names file:line.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startFaultServer, type FaultServer } from './fault-server.js';
-
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+import { runGenerateCli } from './run-cli.js';
 
 describe('rl4qe generate', () => {
   let fs: FaultServer;
   let dir: string;
-  // Asynchronous on purpose: the fault server lives in this process and must keep answering.
-  const run = (...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [cli, 'generate', ...args],
-        { env: { ...process.env, RL4QE_HOME: dir } },
-        (err, stdout, stderr) =>
-          resolve({
-            status: err ? Number((err as { code?: number }).code ?? 1) : 0,
-            stdout,
-            stderr,
-          }),
-      );
-    });
+  const run = (...args: string[]) => runGenerateCli(dir, ...args);
   before(async () => {
     fs = await startFaultServer();
     dir = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-gen-cli-'));

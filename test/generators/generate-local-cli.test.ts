@@ -3,14 +3,12 @@
 // are refused.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LocalEngineGenerator, type Completion } from '../../src/generators/index.js';
+import { runGenerateCli } from './run-cli.js';
 
-const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const FIX = 'test/fixtures/generators/local';
 const MODEL = 'test/fixtures/models/tiny-llama';
 const ADAPTER = path.join(FIX, 'adapter-tiny-llama');
@@ -18,20 +16,7 @@ const TOKENIZER = path.join(FIX, 'tokenizer');
 
 describe('rl4qe generate --local', () => {
   let dir: string;
-  const run = (...args: string[]): Promise<{ status: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [cli, 'generate', ...args],
-        { env: { ...process.env, RL4QE_HOME: dir } },
-        (err, stdout, stderr) =>
-          resolve({
-            status: err ? Number((err as { code?: number }).code ?? 1) : 0,
-            stdout,
-            stderr,
-          }),
-      );
-    });
+  const run = (...args: string[]) => runGenerateCli(dir, ...args);
   const reqs = [
     { id: 'a', messages: [{ role: 'user', content: 'sum a list' }], params: { maxTokens: 5 } },
     {

@@ -7,7 +7,7 @@
 // Layout: magic "GGUF" u32 | version u32 | n_tensors u64 | n_kv u64 | kv* | tensor_info* |
 // padding to alignment | tensor data. Strings are u64 length + UTF-8 bytes; everything LE.
 import { FormatError, NotFoundError, UnsupportedError, ShapeError } from '../../util/errors.js';
-import { BufferSource, FileSource, type ByteSource } from '../source.js';
+import { BufferSource, FileSource, readTensorBytesFrom, type ByteSource } from '../source.js';
 import { canDequantize, dequantize } from './dequant.js';
 import {
   GGML_TYPES,
@@ -356,16 +356,7 @@ export class GgufFile {
   /** Raw bytes of a tensor, read by offset into `dest` (allocated when absent). */
   readTensorBytes(name: string | GgufTensorInfo, dest?: Uint8Array): Uint8Array {
     const t = typeof name === 'string' ? this.tensor(name) : name;
-    const out = dest ?? new Uint8Array(t.nBytes);
-    if (out.length < t.nBytes) {
-      throw new ShapeError('destination too small for tensor bytes', {
-        where: `${this.path}: ${t.name}`,
-        expected: `${t.nBytes} bytes`,
-        found: `${out.length}`,
-      });
-    }
-    this.src.readInto(out, 0, t.nBytes, t.offset);
-    return out;
+    return readTensorBytesFrom(this.src, t, this.path, dest);
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   UnsupportedError,
 } from '../../util/errors.js';
 import { decodeBf16Array, decodeF16Array, f32ToBf16Bits, f32ToF16Bits } from '../half.js';
-import { BufferSource, FileSource, type ByteSource } from '../source.js';
+import { BufferSource, FileSource, readTensorBytesFrom, type ByteSource } from '../source.js';
 
 export type SafetensorsDtype =
   | 'BOOL'
@@ -130,16 +130,7 @@ export class SafetensorsFile {
 
   readBytes(name: string | SafetensorsTensorInfo, dest?: Uint8Array): Uint8Array {
     const t = typeof name === 'string' ? this.tensor(name) : name;
-    const out = dest ?? new Uint8Array(t.nBytes);
-    if (out.length < t.nBytes) {
-      throw new ShapeError('destination too small', {
-        where: `${this.path}: ${t.name}`,
-        expected: `${t.nBytes} bytes`,
-        found: `${out.length}`,
-      });
-    }
-    this.src.readInto(out, 0, t.nBytes, t.offset);
-    return out;
+    return readTensorBytesFrom(this.src, t, this.path, dest);
   }
 
   /** A F32, F16 or BF16 tensor as float32 (row-major over `shape`). */
