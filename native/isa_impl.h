@@ -509,7 +509,10 @@ static void sgemm(const SgemmArgs& g) {
     return sgemmNarrow<8>(t, true);
   }
   if (g.m <= kSmallM && !g.transA && g.transB && g.k > 0) {
-    const int threads = omp_in_parallel() || (double)g.m * g.n * g.k < kParallelFmas / 4 ? 1 : numThreads();
+    // A few rows of x against all of W is bound by reading W, not by multiply-adds: split it
+    // over the team once W is more than a few hundred KiB (one thread streams ~10 GB/s here,
+    // two ~19), however few the rows.
+    const int threads = omp_in_parallel() || (double)g.n * g.k < 64.0 * 1024 ? 1 : numThreads();
     sgemmSmallMNT(g, threads);
     return;
   }
@@ -1001,7 +1004,9 @@ static void attention(const float* q, const float* k, const float* v, float* out
   const int64_t tasks = p.batch * p.heads * qBlocks;
   const int64_t ldB = (p.seqK + 15) / 16 * 16 + 16;
   const double work = (double)p.batch * p.heads * p.seqQ * p.seqK * std::max<int64_t>(1, D);
-  const int threads = work < kParallelFmas ? 1 : numThreads();
+  // Decoding (one query row) reads the whole KV cache for few multiply-adds: split it over the
+  // team once that cache is more than a few hundred KiB.
+  const int threads = work < (p.seqQ < 4 ? kParallelFmas / 64 : kParallelFmas) ? 1 : numThreads();
 #pragma omp parallel num_threads(threads)
   {
     float* S = scratch(2, (size_t)(4 * ldB));

@@ -98,6 +98,23 @@ export interface AttentionParams {
   kvStride?: number;
 }
 
+/**
+ * A 2-D weight kept in a ggml block-quantised format exactly as GGUF stores it (the frozen base
+ * weights of a model loaded with `weights: 'quantized'`): `rows` rows of `cols` values; each row
+ * is cols / blockSize blocks of typeSize bytes, rows contiguous. Its values are by definition the
+ * float32 numbers ggml's dequantize_row_* gives (src/backend/quant.ts is that definition), so
+ * arithmetic on it equals arithmetic on the dequantised float32 matrix up to summation order.
+ */
+export interface QuantWeight {
+  /** ggml type id (GgmlType in src/io/gguf/types.ts: Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7,
+   * Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, F16 = 1, BF16 = 30). */
+  type: number;
+  rows: number;
+  cols: number;
+  /** rows · (cols / blockSize) · typeSize bytes. */
+  data: Uint8Array;
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -220,6 +237,16 @@ export interface Backend {
    * blocks, so this is recycled memory. A backend without it gets its own alloc (withFallback).
    */
   allocUninit?(dtype: DType, length: number): Buf;
+
+  // ---- quantised frozen weights (QuantWeight) ----
+  /** Whether qmatmul/qmatmulT/qembedding accept weights of this ggml type. */
+  qsupports?(type: number): boolean;
+  /** out [m, w.rows] = x [m, w.cols] · dequant(w)ᵀ (+ out when accumulate): a linear layer. */
+  qmatmul?(x: Buf, w: QuantWeight, out: Buf, m: number, accumulate: boolean): void;
+  /** out [m, w.cols] = g [m, w.rows] · dequant(w) (+ out when accumulate): qmatmul's input gradient. */
+  qmatmulT?(g: Buf, w: QuantWeight, out: Buf, m: number, accumulate: boolean): void;
+  /** out [n, w.cols]: row ids[i] of dequant(w) (an embedding table kept quantised). */
+  qembedding?(w: QuantWeight, ids: Int32Array, out: Buf): void;
 }
 
 /** A backend with every optional kernel present (what the tensor layer calls). */

@@ -9,6 +9,7 @@ import { Linear } from '../nn/linear.js';
 import type { ModelConfig } from './config.js';
 import {
   defaultPositions,
+  runLayers,
   slot,
   type CausalLM,
   type ForwardInput,
@@ -83,9 +84,9 @@ export class Llama implements CausalLM {
     const [B, T] = input.shape;
     const positions = input.positions ?? defaultPositions(B, T);
     let x = this.embed.forward(input.ids, [B, T]); // [B, T, D]
-    this.layers.forEach((layer, i) => {
-      x = layer.forward(x, this.rope, { ...input, positions, layer: i }); // [B, T, D]
-    });
+    x = runLayers(x, this.layers.length, (h, i) =>
+      (this.layers[i] as LlamaBlock).forward(h, this.rope, { ...input, positions, layer: i }),
+    ); // [B, T, D]
     return this.norm.forward(x); // [B, T, D]
   }
 

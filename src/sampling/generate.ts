@@ -187,7 +187,7 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
         forward(stepIds, B, T, pos, true);
       // Prefill in chunks of tokens through the cache (query i of a chunk sits at key position
       // past + i, so causal attention over the cache is exactly the one-shot result).
-      const prefillRows = opts.prefillRows ?? 64;
+      const prefillRows = opts.prefillRows ?? 512;
       const chunk = Math.max(1, Math.floor(prefillRows / n));
       let data = new Float32Array(0);
       for (let t0 = 0; t0 < Tp; t0 += chunk) {
