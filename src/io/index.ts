@@ -34,4 +34,4 @@ export {
   f32ToBf16Bits,
   decodeF16Array,
   decodeBf16Array,
-} from './half.js';
+} from '../util/half.js';

@@ -4,6 +4,7 @@ import type { FullBackend } from '../backend.js';
 import { affine, argmax, binary, reduce, unary, unaryBackward } from './elementwise.js';
 import { matmul } from './matmul.js';
 import { alloc, copyStrided, fill, liveBytes, release } from './memory.js';
+import { qembedding, qmatmul, qmatmulT, qsupports } from './quant.js';
 import { logsumexp, rmsnorm, rmsnormBackward, softmax, softmaxBackward } from './rows.js';
 import {
   adamw,
@@ -43,4 +44,8 @@ export const referenceBackend: FullBackend = {
   embedding,
   embeddingBackward,
   adamw,
+  qsupports,
+  qmatmul,
+  qmatmulT,
+  qembedding,
 };

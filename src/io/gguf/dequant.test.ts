@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { GgufFile } from './reader.js';
 import { dequantize, canDequantize } from './dequant.js';
-import { GgmlType } from './types.js';
-import { f32ToBf16Bits, f32ToF16Bits, bf16ToF32, f16ToF32Table } from '../half.js';
+import { GGML_TYPES, GgmlType } from './types.js';
+import { QUANT_BLOCKS } from '../../backend/quant.js';
+import { f32ToBf16Bits, f32ToF16Bits, bf16ToF32, f16ToF32Table } from '../../util/half.js';
 
 const FIXTURE = fileURLToPath(
   new URL('../../../../test/fixtures/io/gguf/dequant.gguf', import.meta.url),
@@ -82,4 +83,14 @@ test('half conversions round-trip and round to nearest even', () => {
   assert.equal(bf16ToF32(f32ToBf16Bits(1.5)), 1.5);
   assert.equal(f32ToBf16Bits(1 + 2 ** -8), 0x3f80); // tie -> even
   assert.equal(f32ToBf16Bits(1 + 3 * 2 ** -8), 0x3f82);
+});
+
+test("the backend's block table (QuantWeight formats) agrees with the GGUF type table", () => {
+  for (const [type, b] of QUANT_BLOCKS) {
+    const g = GGML_TYPES.get(type);
+    assert.ok(g, `type ${type}`);
+    assert.equal(b.blockSize, g.blockSize, `${g.name} block size`);
+    assert.equal(b.typeSize, g.typeSize, `${g.name} bytes per block`);
+    assert.ok(canDequantize(type), g.name);
+  }
 });

@@ -1,30 +1,14 @@
-// Dequantisation of ggml block formats to float32, transcribed from ggml-quants.c
-// (dequantize_row_*). Plain typed-array loops; intermediate products are rounded to float32 with
-// Math.fround where ggml computes in float, so results match ggml and gguf-py to the last ulp or
-// so (checked against gguf-py on fixtures in dequant.test.ts).
+// Dequantisation of a GGUF tensor's bytes to float32: validates the type and the sizes (errors name
+// the tensor) and decodes with the block decoders of src/backend/quant.ts, which define the
+// values of every ggml block format we read (checked against gguf-py on fixtures in
+// dequant.test.ts).
 import { UnsupportedError, ShapeError } from '../../util/errors.js';
-import { decodeBf16Array, decodeF16Array, f16ToF32Table } from '../half.js';
-import { GGML_TYPES, GgmlType, ggmlTypeName } from './types.js';
-
-const fr = Math.fround;
-
-const SUPPORTED = new Set<number>([
-  GgmlType.F32,
-  GgmlType.F16,
-  GgmlType.BF16,
-  GgmlType.Q8_0,
-  GgmlType.Q4_0,
-  GgmlType.Q4_1,
-  GgmlType.Q5_0,
-  GgmlType.Q5_1,
-  GgmlType.Q4_K,
-  GgmlType.Q5_K,
-  GgmlType.Q6_K,
-]);
+import { decodeBlocks, QUANT_BLOCKS } from '../../backend/quant.js';
+import { GGML_TYPES, ggmlTypeName } from './types.js';
 
 /** Types {@link dequantize} can convert to float32. */
 export function canDequantize(type: number): boolean {
-  return SUPPORTED.has(type);
+  return QUANT_BLOCKS.has(type);
 }
 
 /** Bytes that n elements of `type` occupy (n must be a multiple of the block size). */
@@ -58,10 +42,10 @@ export interface DequantizeOptions {
 export function dequantize(opts: DequantizeOptions): Float32Array {
   const { type, src, n } = opts;
   const where = opts.where;
-  if (!SUPPORTED.has(type)) {
+  if (!QUANT_BLOCKS.has(type)) {
     throw new UnsupportedError(`cannot dequantize ggml type ${ggmlTypeName(type)}`, {
       where,
-      expected: [...SUPPORTED].map(ggmlTypeName).join(', '),
+      expected: [...QUANT_BLOCKS.keys()].map(ggmlTypeName).join(', '),
       found: ggmlTypeName(type),
       hint: 're-quantize the model to one of the supported types (e.g. Q4_K_M, Q8_0 or F16) with llama-quantize',
     });
@@ -83,229 +67,6 @@ export function dequantize(opts: DequantizeOptions): Float32Array {
       found: `${out.length}`,
     });
   }
-  const y = outOffset;
-  const nb = n / GGML_TYPES.get(type)!.blockSize;
-  switch (type) {
-    case GgmlType.F32: {
-      if ((src.byteOffset & 3) === 0) {
-        out.set(new Float32Array(src.buffer, src.byteOffset, n), y);
-      } else {
-        new Uint8Array(out.buffer, out.byteOffset + 4 * y, 4 * n).set(src.subarray(0, 4 * n));
-      }
-      break;
-    }
-    case GgmlType.F16:
-      decodeF16Array(src, 0, n, out, y);
-      break;
-    case GgmlType.BF16:
-      decodeBf16Array(src, 0, n, out, y);
-      break;
-    case GgmlType.Q8_0:
-      q8_0(src, nb, out, y);
-      break;
-    case GgmlType.Q4_0:
-      q4_0(src, nb, out, y);
-      break;
-    case GgmlType.Q4_1:
-      q4_1(src, nb, out, y);
-      break;
-    case GgmlType.Q5_0:
-      q5_0(src, nb, out, y);
-      break;
-    case GgmlType.Q5_1:
-      q5_1(src, nb, out, y);
-      break;
-    case GgmlType.Q4_K:
-      q4_k(src, nb, out, y);
-      break;
-    case GgmlType.Q5_K:
-      q5_k(src, nb, out, y);
-      break;
-    case GgmlType.Q6_K:
-      q6_k(src, nb, out, y);
-      break;
-  }
+  decodeBlocks(type, src, n, out, outOffset);
   return out;
-}
-
-function h(t: Float32Array, b: Uint8Array, p: number): number {
-  return t[b[p] | (b[p + 1] << 8)];
-}
-
-// block_q8_0 { half d; int8 qs[32]; }  y = qs * d
-function q8_0(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 34;
-    const d = h(t, b, p);
-    for (let j = 0; j < 32; j++) out[y++] = ((b[p + 2 + j] << 24) >> 24) * d;
-  }
-}
-
-// block_q4_0 { half d; uint8 qs[16]; }  low nibbles -> y[0..15], high -> y[16..31]; (q - 8) * d
-function q4_0(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 18;
-    const d = h(t, b, p);
-    for (let j = 0; j < 16; j++) {
-      const q = b[p + 2 + j];
-      out[y + j] = ((q & 0xf) - 8) * d;
-      out[y + j + 16] = ((q >> 4) - 8) * d;
-    }
-    y += 32;
-  }
-}
-
-// block_q4_1 { half d; half m; uint8 qs[16]; }  q * d + m
-function q4_1(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 20;
-    const d = h(t, b, p);
-    const m = h(t, b, p + 2);
-    for (let j = 0; j < 16; j++) {
-      const q = b[p + 4 + j];
-      out[y + j] = fr((q & 0xf) * d) + m;
-      out[y + j + 16] = fr((q >> 4) * d) + m;
-    }
-    y += 32;
-  }
-}
-
-// block_q5_0 { half d; uint8 qh[4]; uint8 qs[16]; }  5th bit from qh; (q - 16) * d
-function q5_0(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 22;
-    const d = h(t, b, p);
-    const qh = (b[p + 2] | (b[p + 3] << 8) | (b[p + 4] << 16) | (b[p + 5] << 24)) >>> 0;
-    for (let j = 0; j < 16; j++) {
-      const q = b[p + 6 + j];
-      const xh0 = ((qh >>> j) << 4) & 0x10;
-      const xh1 = (qh >>> (j + 12)) & 0x10;
-      out[y + j] = (((q & 0xf) | xh0) - 16) * d;
-      out[y + j + 16] = (((q >> 4) | xh1) - 16) * d;
-    }
-    y += 32;
-  }
-}
-
-// block_q5_1 { half d; half m; uint8 qh[4]; uint8 qs[16]; }  q * d + m
-function q5_1(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 24;
-    const d = h(t, b, p);
-    const m = h(t, b, p + 2);
-    const qh = (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0;
-    for (let j = 0; j < 16; j++) {
-      const q = b[p + 8 + j];
-      const xh0 = ((qh >>> j) << 4) & 0x10;
-      const xh1 = (qh >>> (j + 12)) & 0x10;
-      out[y + j] = fr(((q & 0xf) | xh0) * d) + m;
-      out[y + j + 16] = fr(((q >> 4) | xh1) * d) + m;
-    }
-    y += 32;
-  }
-}
-
-// 6-bit scales and mins of the K-quants, packed in 12 bytes (get_scale_min_k4).
-function scaleMin(b: Uint8Array, s: number, j: number, sm: Int32Array): void {
-  if (j < 4) {
-    sm[0] = b[s + j] & 63;
-    sm[1] = b[s + j + 4] & 63;
-  } else {
-    sm[0] = (b[s + j + 4] & 0xf) | ((b[s + j - 4] >> 6) << 4);
-    sm[1] = (b[s + j + 4] >> 4) | ((b[s + j] >> 6) << 4);
-  }
-}
-
-// block_q4_K { half d; half dmin; uint8 scales[12]; uint8 qs[128]; }  256 elements, 8 sub-blocks
-function q4_k(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  const sm = new Int32Array(2);
-  for (let i = 0; i < nb; i++) {
-    const p = i * 144;
-    const d = h(t, b, p);
-    const dmin = h(t, b, p + 2);
-    const s = p + 4;
-    let q = p + 16;
-    for (let is = 0; is < 8; is += 2) {
-      scaleMin(b, s, is, sm);
-      const d1 = fr(d * sm[0]);
-      const m1 = fr(dmin * sm[1]);
-      scaleMin(b, s, is + 1, sm);
-      const d2 = fr(d * sm[0]);
-      const m2 = fr(dmin * sm[1]);
-      for (let l = 0; l < 32; l++) out[y + l] = fr(d1 * (b[q + l] & 0xf)) - m1;
-      for (let l = 0; l < 32; l++) out[y + 32 + l] = fr(d2 * (b[q + l] >> 4)) - m2;
-      q += 32;
-      y += 64;
-    }
-  }
-}
-
-// block_q5_K { half d; half dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128]; }
-function q5_k(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  const sm = new Int32Array(2);
-  for (let i = 0; i < nb; i++) {
-    const p = i * 176;
-    const d = h(t, b, p);
-    const dmin = h(t, b, p + 2);
-    const s = p + 4;
-    const qh = p + 16;
-    let ql = p + 48;
-    let u1 = 1;
-    let u2 = 2;
-    for (let is = 0; is < 8; is += 2) {
-      scaleMin(b, s, is, sm);
-      const d1 = fr(d * sm[0]);
-      const m1 = fr(dmin * sm[1]);
-      scaleMin(b, s, is + 1, sm);
-      const d2 = fr(d * sm[0]);
-      const m2 = fr(dmin * sm[1]);
-      for (let l = 0; l < 32; l++) {
-        out[y + l] = fr(d1 * ((b[ql + l] & 0xf) + (b[qh + l] & u1 ? 16 : 0))) - m1;
-      }
-      for (let l = 0; l < 32; l++) {
-        out[y + 32 + l] = fr(d2 * ((b[ql + l] >> 4) + (b[qh + l] & u2 ? 16 : 0))) - m2;
-      }
-      ql += 32;
-      y += 64;
-      u1 <<= 2;
-      u2 <<= 2;
-    }
-  }
-}
-
-// block_q6_K { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; half d; }
-function q6_k(b: Uint8Array, nb: number, out: Float32Array, y: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < nb; i++) {
-    const p = i * 210;
-    const d = h(t, b, p + 208);
-    let ql = p;
-    let qh = p + 128;
-    let sc = p + 192;
-    for (let n = 0; n < 256; n += 128) {
-      for (let l = 0; l < 32; l++) {
-        const is = l >> 4;
-        const hb = b[qh + l];
-        const q1 = ((b[ql + l] & 0xf) | ((hb & 3) << 4)) - 32;
-        const q2 = ((b[ql + l + 32] & 0xf) | (((hb >> 2) & 3) << 4)) - 32;
-        const q3 = ((b[ql + l] >> 4) | (((hb >> 4) & 3) << 4)) - 32;
-        const q4 = ((b[ql + l + 32] >> 4) | (((hb >> 6) & 3) << 4)) - 32;
-        out[y + l] = fr(d * ((b[sc + is] << 24) >> 24)) * q1;
-        out[y + l + 32] = fr(d * ((b[sc + is + 2] << 24) >> 24)) * q2;
-        out[y + l + 64] = fr(d * ((b[sc + is + 4] << 24) >> 24)) * q3;
-        out[y + l + 96] = fr(d * ((b[sc + is + 6] << 24) >> 24)) * q4;
-      }
-      y += 128;
-      ql += 64;
-      qh += 32;
-      sc += 8;
-    }
-  }
 }

@@ -5,7 +5,7 @@
 // our reader in tests, and follows gguf-py's layout (tensor data aligned, in order).
 import fs from 'node:fs';
 import { ConfigError, ShapeError } from '../../util/errors.js';
-import { f32ToBf16Bits, f32ToF16Bits } from '../half.js';
+import { f32ToBf16Bits, f32ToF16Bits } from '../../util/half.js';
 import {
   GGML_TYPES,
   GGUF_DEFAULT_ALIGNMENT,

@@ -12,7 +12,7 @@ import {
   ShapeError,
   UnsupportedError,
 } from '../../util/errors.js';
-import { decodeBf16Array, decodeF16Array, f32ToBf16Bits, f32ToF16Bits } from '../half.js';
+import { decodeBf16Array, decodeF16Array, f32ToBf16Bits, f32ToF16Bits } from '../../util/half.js';
 import { BufferSource, FileSource, readTensorBytesFrom, type ByteSource } from '../source.js';
 
 export type SafetensorsDtype =
