@@ -98,7 +98,7 @@ export function buildBlockFixture(opts: { seq: number }): BlockFixture {
   const mlp = block.mlp.projections();
   // Salt order = sorted PyTorch parameter names (see scripts/fixtures_models.py, saltOrder).
   const lin = (l: Linear): { t: Tensor; bound: number } => ({
-    t: l.weight,
+    t: l.weight as Tensor, // the fixture block is built in float32
     bound: 1 / Math.sqrt(l.inFeatures),
   });
   const order: Array<{ t: Tensor; bound: number; offset?: number }> = [

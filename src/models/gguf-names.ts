@@ -8,7 +8,7 @@
 // rl4qe's rope() uses the HF layout, so a Llama GGUF's attn_q/attn_k rows are permuted back here.
 // Qwen2 uses LLAMA_ROPE_TYPE_NEOX (rotate-half) in llama.cpp and is stored unpermuted.
 import type { ModelConfig } from './config.js';
-import type { WeightSource } from './weight-source.js';
+import type { WeightData, WeightSource } from './weight-source.js';
 
 const LAYER_MAP: Record<string, string> = {
   attn_norm: 'input_layernorm',
@@ -61,15 +61,17 @@ export function ggufNameOfHf(name: string): string | null {
  * Moves the rows of each head between llama.cpp's adjacent-pair order (row 2i + j) and HF's
  * rotate-half order (row j·Dh/2 + i) of a [heads·Dh, cols] matrix (or a [heads·Dh] bias, cols = 1).
  */
-function movePairRows(
-  data: Float32Array,
+function movePairRows<T extends Float32Array | Uint8Array>(
+  data: T,
   heads: number,
   cols: number,
   to: 'rotate-half' | 'adjacent-pairs',
-): Float32Array {
+): T {
   const dh = data.length / cols / heads;
   const half = dh / 2;
-  const out = new Float32Array(data.length);
+  const out = (
+    data instanceof Float32Array ? new Float32Array(data.length) : new Uint8Array(data.length)
+  ) as T;
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
@@ -93,13 +95,18 @@ export function permuteQK(data: Float32Array, heads: number, cols: number): Floa
   return movePairRows(data, heads, cols, 'adjacent-pairs');
 }
 
+/** The same row move on quantised rows (rows of `rowBytes` bytes: blocks run along a row). */
+export function unpermuteQKRows(data: Uint8Array, heads: number, rowBytes: number): Uint8Array {
+  return movePairRows(data, heads, rowBytes, 'rotate-half');
+}
+
 /**
  * A WeightSource in HF names over GGUF tensors. `get(ggufName)` returns float32 data with the
  * shape in PyTorch order ([out, in]; GGUF lists dims innermost first, so reverse them).
  */
 export function ggufWeightSource(
   config: ModelConfig,
-  get: (ggufName: string) => { data: Float32Array; shape: readonly number[] } | undefined,
+  get: (ggufName: string) => WeightData | undefined,
 ): WeightSource {
   return (hfName) => {
     const g = ggufNameOfHf(hfName);
@@ -110,6 +117,11 @@ export function ggufWeightSource(
     const isK = /\.attn_k\./.test(g);
     if (!isQ && !isK) return t;
     const heads = isQ ? config.numHeads : config.numKvHeads;
+    if ('quant' in t) {
+      const q = t.quant;
+      const data = unpermuteQKRows(q.data, heads, q.data.length / q.rows);
+      return { quant: { ...q, data }, shape: t.shape };
+    }
     const cols = t.shape.length === 2 ? (t.shape[1] as number) : 1;
     return { data: unpermuteQK(t.data, heads, cols), shape: t.shape };
   };

@@ -2,7 +2,7 @@
 // grouped-query attention and a SwiGLU MLP. Read top to bottom; shapes in the comments use
 // B batch, T new tokens, Tk keys so far, D hidden, H heads, KVH KV heads, Dh head dim, V vocab.
 // Weight names are Hugging Face's (model.layers.N.self_attn.q_proj.weight, ...).
-import { add, type Tensor } from '../tensor/index.js';
+import { add, type QTensor, type Tensor } from '../tensor/index.js';
 import { CausalSelfAttention, SwiGluMlp, type AttentionCall } from '../nn/attention.js';
 import { Embedding, RMSNorm, Rope } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -90,7 +90,7 @@ export class Llama implements CausalLM {
     return this.norm.forward(x); // [B, T, D]
   }
 
-  headWeight(): Tensor {
+  headWeight(): Tensor | QTensor {
     return this.lmHead ? this.lmHead.weight : this.embed.weight; // [V, D]
   }
 

@@ -4,7 +4,10 @@
 import { openGguf } from '../io/gguf/index.js';
 import type { GgufKV } from '../io/gguf/index.js';
 import { SafetensorsCheckpoint } from '../io/safetensors/index.js';
-import { FormatError, NotFoundError } from '../util/errors.js';
+import { ConfigError, FormatError, NotFoundError } from '../util/errors.js';
+import { GgmlType } from '../io/gguf/index.js';
+import { QUANT_BLOCKS } from '../backend/quant.js';
+import { getBackend } from '../tensor/index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import nodePath from 'node:path';
 import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
@@ -26,8 +29,27 @@ export function ggufMetadataValues(meta: ReadonlyMap<string, GgufKV>): Record<st
   return out;
 }
 
-/** Loads a Llama or Qwen2 GGUF into float32 weights on the active backend. */
-export function loadGgufModel(path: string, opts: ModelOptions = {}): LoadedModel {
+export interface GgufLoadOptions extends ModelOptions {
+  /**
+   * 'float32' (default): every weight dequantised to float32, what training and the parity
+   * fixtures use. 'quantized': linear and embedding weights stay in their GGUF block format
+   * (QTensor) where the backend can read it — 4–7× less memory and fewer bytes per decoding step,
+   * the same values (results differ from float32 only by summation order); LoRA adapters train
+   * beside them as usual. Norms, biases and unsupported formats are dequantised either way.
+   */
+  weights?: 'float32' | 'quantized';
+}
+
+/** Loads a Llama or Qwen2 GGUF onto the active backend (float32, or quantised blocks kept). */
+export function loadGgufModel(path: string, opts: GgufLoadOptions = {}): LoadedModel {
+  const keepQuant = (opts.weights ?? 'float32') === 'quantized';
+  if (opts.weights !== undefined && opts.weights !== 'float32' && opts.weights !== 'quantized') {
+    throw new ConfigError('unknown weights option', {
+      where: 'loadGgufModel',
+      expected: "'float32' or 'quantized'",
+      found: String(opts.weights),
+    });
+  }
   if (!existsSync(path)) {
     throw new NotFoundError('GGUF file not found', {
       where: path,
@@ -44,6 +66,17 @@ export function loadGgufModel(path: string, opts: ModelOptions = {}): LoadedMode
     const source = ggufWeightSource(config, (name) => {
       if (!file.hasTensor(name)) return undefined;
       const info = file.tensor(name);
+      const [rows, cols] = info.shape;
+      if (
+        keepQuant &&
+        info.shape.length === 2 &&
+        info.type !== GgmlType.F32 &&
+        QUANT_BLOCKS.has(info.type) &&
+        getBackend().qsupports(info.type)
+      ) {
+        const data = file.readTensorBytes(info);
+        return { quant: { type: info.type, rows: rows!, cols: cols!, data }, shape: info.shape };
+      }
       return { data: file.readTensorF32(info), shape: info.shape };
     });
     try {

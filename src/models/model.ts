@@ -4,12 +4,15 @@ import {
   fromBuf,
   getBackend,
   isGradEnabled,
+  QTensor,
   tensor,
   tidy,
   type Tensor,
 } from '../tensor/index.js';
+import { decodeBlocks } from '../backend/quant.js';
+import { Embedding } from '../nn/layers.js';
 import type { KvCacheLike } from '../nn/attention.js';
-import type { Linear, LoraOptions } from '../nn/linear.js';
+import { Linear, type LoraOptions } from '../nn/linear.js';
 import type { Rng } from '../util/rng.js';
 import { NotFoundError, ShapeError } from '../util/errors.js';
 import type { ModelConfig } from './config.js';
@@ -38,8 +41,9 @@ export interface CausalLM {
   readonly maxPositions: number;
   /** → hidden [B, T, hidden] after the final RMSNorm. */
   forward(input: ForwardInput): Tensor;
-  /** LM head weight [vocab, hidden] (the embedding table when tied). */
-  headWeight(): Tensor;
+  /** LM head weight [vocab, hidden] (the embedding table when tied); a QTensor when the model
+   * keeps its GGUF blocks. */
+  headWeight(): Tensor | QTensor;
   /** Every base weight by its Hugging Face name. */
   slots(): WeightSlot[];
   /** Every linear layer by its Hugging Face module name (model.layers.0.self_attn.q_proj, …). */
@@ -71,8 +75,10 @@ export function runLayers(x: Tensor, n: number, layer: (x: Tensor, i: number) =>
 export interface WeightSlot {
   name: string;
   shape: readonly number[];
-  get(): Tensor;
-  set(t: Tensor): void;
+  /** Whether the slot may hold GGUF blocks as they are (a linear or embedding weight). */
+  quantizable: boolean;
+  get(): Tensor | QTensor;
+  set(t: Tensor | QTensor): void;
 }
 
 export function slot<H extends object, K extends keyof H & string>(
@@ -81,12 +87,13 @@ export function slot<H extends object, K extends keyof H & string>(
   holder: H,
   key: K,
 ): WeightSlot {
-  const h = holder as unknown as Record<string, Tensor | null>;
+  const h = holder as unknown as Record<string, Tensor | QTensor | null>;
   return {
     name,
     shape,
-    get: () => h[key] as Tensor,
-    set: (t: Tensor) => {
+    quantizable: key === 'weight' && (holder instanceof Linear || holder instanceof Embedding),
+    get: () => h[key] as Tensor | QTensor,
+    set: (t: Tensor | QTensor) => {
       h[key]?.release();
       h[key] = t;
     },
@@ -115,6 +122,19 @@ export function loadWeights(model: CausalLM, source: WeightSource, where = 'weig
         expected: `[${s.shape.join(', ')}]`,
         found: `[${w.shape.join(', ')}]`,
       });
+    }
+    if ('quant' in w) {
+      // GGUF blocks kept as they are (weights: 'quantized'), where the slot can hold them; a
+      // norm or bias handed over quantised is decoded (GGUF stores those in F32 anyway).
+      if (s.quantizable) {
+        s.set(new QTensor(w.quant, s.name));
+      } else {
+        const f = new Float32Array(w.quant.rows * w.quant.cols);
+        decodeBlocks(w.quant.type, w.quant.data, f.length, f, 0);
+        s.set(fromBuf(f, [...s.shape], { name: s.name }));
+      }
+      getBackend().trimPool?.();
+      continue;
     }
     // A standalone Float32Array (what the GGUF and safetensors loaders hand over) becomes the
     // weight as it is: the native backend works zero-copy on any Float32Array, and a copy would

@@ -3,7 +3,7 @@
 // per config (tie_word_embeddings: true in the small 0.5B/1.5B checkpoints). Read top to bottom;
 // shapes in the comments use B batch, T new tokens, Tk keys so far, D hidden, H heads, KVH KV
 // heads, Dh head dim, V vocab. Weight names are Hugging Face's.
-import { add, type Tensor } from '../tensor/index.js';
+import { add, type QTensor, type Tensor } from '../tensor/index.js';
 import { CausalSelfAttention, SwiGluMlp, type AttentionCall } from '../nn/attention.js';
 import { Embedding, RMSNorm, Rope } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
@@ -96,7 +96,7 @@ export class Qwen2 implements CausalLM {
     return this.norm.forward(x); // [B, T, D]
   }
 
-  headWeight(): Tensor {
+  headWeight(): Tensor | QTensor {
     return this.lmHead ? this.lmHead.weight : this.embed.weight; // [V, D]
   }
 

@@ -2,6 +2,8 @@
 import {
   embedding,
   ones,
+  qembedding,
+  QTensor,
   rmsNorm,
   rope,
   ropeTable,
@@ -14,12 +16,14 @@ import { ropeScalingForTable } from './rope-scaling.js';
 
 /** Token embedding: table [vocab, dim]; forward(ids) → [...idsShape, dim]. */
 export class Embedding {
-  weight: Tensor;
+  /** [V, D]; a QTensor when the model keeps GGUF blocks (rows are then decoded on lookup). */
+  weight: Tensor | QTensor;
   constructor(opts: { vocab: number; dim: number }) {
     this.weight = zeros([opts.vocab, opts.dim]); // [V, D]
   }
   forward(ids: Int32Array, shape: readonly number[]): Tensor {
-    return embedding(this.weight, ids, shape); // [...shape, D]
+    const w = this.weight;
+    return w instanceof QTensor ? qembedding(w, ids, shape) : embedding(w, ids, shape); // [...shape, D]
   }
   release(): void {
     this.weight.release();

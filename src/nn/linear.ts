@@ -7,7 +7,17 @@
 // Initialisation follows PEFT (peft/tuners/lora/layer.py, init_lora_weights=True): B = 0, so the
 // adapted model starts equal to the base model, and A ~ kaiming_uniform_(a=√5), i.e.
 // U(−1/√in, 1/√in) (gain √(2/(1+5)), bound = √3·gain/√fan_in).
-import { add, dropout, matmul, scale, uniform, zeros, type Tensor } from '../tensor/index.js';
+import {
+  add,
+  dropout,
+  matmul,
+  qlinear,
+  QTensor,
+  scale,
+  uniform,
+  zeros,
+  type Tensor,
+} from '../tensor/index.js';
 import type { Rng } from '../util/rng.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -69,8 +79,8 @@ export interface ForwardContext {
 }
 
 export interface LinearParts {
-  /** [out, in] (the nn.Linear / safetensors layout). */
-  weight: Tensor;
+  /** [out, in] (the nn.Linear / safetensors layout); a QTensor when the model keeps GGUF blocks. */
+  weight: Tensor | QTensor;
   /** [out] or null. */
   bias: Tensor | null;
   lora: LoraAdapter | null;
@@ -81,7 +91,8 @@ export interface LinearParts {
  * Every model projection goes through here.
  */
 export function linear(x: Tensor, p: LinearParts, ctx: ForwardContext = {}): Tensor {
-  let y = matmul(x, p.weight, { transB: true }); // [..., out]
+  const w = p.weight;
+  let y = w instanceof QTensor ? qlinear(x, w) : matmul(x, w, { transB: true }); // [..., out]
   if (p.bias) y = add(y, p.bias); // [..., out]
   const l = p.lora;
   if (l) {
@@ -104,7 +115,7 @@ export function linear(x: Tensor, p: LinearParts, ctx: ForwardContext = {}): Ten
 
 /** nn.Linear with an optional LoRA adapter. Frozen base weights by default. */
 export class Linear implements LinearParts {
-  weight: Tensor;
+  weight: Tensor | QTensor;
   bias: Tensor | null;
   lora: LoraAdapter | null = null;
   readonly inFeatures: number;

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mean, mul, noGrad, randn, sum, tensor } from '../tensor/index.js';
+import { mean, mul, noGrad, randn, sum, tensor, type Tensor } from '../tensor/index.js';
 import { Linear, linear } from './linear.js';
 import { AdamW, clipGradNorm } from './optim.js';
 import { Rng } from '../util/rng.js';
 
 test('LoRA init: B is zero, A ~ U(−1/√in, 1/√in) like PEFT; the adapted layer starts equal', () => {
   const lin = new Linear({ inFeatures: 400, outFeatures: 30 });
-  lin.weight.data.set(randn([30, 400], new Rng(1)).data);
+  (lin.weight as Tensor).data.set(randn([30, 400], new Rng(1)).data);
   const x = randn([2, 5, 400], new Rng(2));
   const before = noGrad(() => Float32Array.from(lin.forward(x).data));
   const a = lin.addLora({ r: 8, alpha: 16, rng: new Rng(3) });
@@ -26,7 +26,7 @@ test('LoRA init: B is zero, A ~ U(−1/√in, 1/√in) like PEFT; the adapted la
 
 test('linear(): y = xWᵀ + b + (α/r)·x·Aᵀ·Bᵀ, and dropout applies only to the adapter input in training', () => {
   const lin = new Linear({ inFeatures: 3, outFeatures: 2, bias: true });
-  lin.weight.data.set([1, 0, 0, 0, 1, 0]);
+  (lin.weight as Tensor).data.set([1, 0, 0, 0, 1, 0]);
   lin.bias!.data.set([0.5, -0.5]);
   const l = lin.addLora({ r: 1, alpha: 2, dropout: 0.5, rng: new Rng(0) });
   l.a.data.set([1, 1, 1]);

@@ -20,6 +20,7 @@ export {
   type RandnOptions,
 } from './creation.js';
 export * from './ops.js';
+export { QTensor } from './qtensor.js';
 export { ropeTable, ropeInvFreq, type RopeScaling, type RopeTableOptions } from './rope.js';
 export {
   setBackend,
@@ -28,4 +29,4 @@ export {
   type BackendInfo,
   type BackendName,
 } from '../backend/index.js';
-export type { Buf, DType } from '../backend/backend.js';
+export type { Buf, DType, QuantWeight } from '../backend/backend.js';

@@ -1,7 +1,8 @@
 // The public ops of TENSOR_API.md: validate arguments (ShapeError naming the op, the argument and
 // the shapes), then run one primitive of rules.ts through the tape, or compose primitives.
-import type { UnaryOp } from '../backend/backend.js';
-import { ShapeError } from '../util/errors.js';
+import type { QuantWeight, UnaryOp } from '../backend/backend.js';
+import { ShapeError, UnsupportedError } from '../util/errors.js';
+import { QTensor } from './qtensor.js';
 import type { Rng } from '../util/rng.js';
 import { rules, type AttentionP, type RopeTableBufs } from './rules.js';
 import {
@@ -12,6 +13,7 @@ import {
   record,
   sizeOf,
   stridesOf,
+  uninitOn,
   type Forward,
   Tensor,
 } from './tensor.js';
@@ -483,12 +485,26 @@ function checkHead(op: string, hidden: Tensor, weight: Tensor): void {
  */
 export function tokenLogProbs(
   hidden: Tensor,
-  weight: Tensor,
+  weight: Tensor | QTensor,
   targets: Int32Array,
   opts: TokenLogProbOptions = {},
 ): Tensor {
   const op = 'tokenLogProbs';
-  checkHead(op, hidden, weight);
+  let qweight: QuantWeight | undefined;
+  if (weight instanceof QTensor) {
+    live(op, 'hidden', hidden);
+    qweight = quantFor(op, weight, hidden.dtype);
+    if (hidden.shape.length !== 2 || hidden.shape[1] !== qweight.cols) {
+      bad(
+        op,
+        'hidden',
+        `[N, ${qweight.cols}] (weight is [${weight.shape.join(', ')}])`,
+        fmtShape(hidden.shape),
+      );
+    }
+  } else {
+    checkHead(op, hidden, weight);
+  }
   const [N] = hidden.shape;
   const V = weight.shape[0];
   if (targets.length !== N)
@@ -497,7 +513,10 @@ export function tokenLogProbs(
   const chunkRows = opts.chunkRows ?? Math.max(1, Math.floor(2 ** 23 / Math.max(1, V)));
   if (!Number.isInteger(chunkRows) || chunkRows < 1)
     bad(op, 'chunkRows', 'a positive integer', String(chunkRows));
-  return run(op, 'tokenLogProbs', { hidden, weight }, { targets, chunkRows });
+  // A quantised head is a parameter of the rule, not an input: it gets no gradient.
+  return weight instanceof QTensor
+    ? run(op, 'tokenLogProbs', { hidden }, { targets, chunkRows, qweight })
+    : run(op, 'tokenLogProbs', { hidden, weight }, { targets, chunkRows });
 }
 
 /** −mean over non-ignored targets of tokenLogProbs. */
@@ -518,9 +537,72 @@ export function crossEntropy(
 }
 
 /** hidden [N, d] · weightᵀ → [N, V] logits, without recording a graph (for sampling). */
-export function logits(hidden: Tensor, weight: Tensor): Tensor {
+export function logits(hidden: Tensor, weight: Tensor | QTensor): Tensor {
+  if (weight instanceof QTensor) {
+    live('logits', 'hidden', hidden);
+    if (hidden.shape.length !== 2) bad('logits', 'hidden', '[N, d]', fmtShape(hidden.shape));
+    return noGrad(() => qlinear(hidden, weight));
+  }
   checkHead('logits', hidden, weight);
   return noGrad(() => matmul(hidden, weight, { transB: true }));
+}
+
+// ---- quantised frozen weights (QTensor) ----
+
+/** The blocks of w for `op`, after checking the backend of `dtype` can read its format. */
+function quantFor(op: string, w: QTensor, dtype: Tensor['dtype']): QuantWeight {
+  if (!(w instanceof QTensor)) bad(op, 'w', 'a QTensor', typeof w);
+  const q = w.weightFor(op);
+  if (!backendFor(dtype).qsupports(q.type)) {
+    throw new UnsupportedError('the backend cannot read this quantised format', {
+      where: `${op}${w.name ? ` (${w.name})` : ''}`,
+      expected: 'a ggml block type the backend supports',
+      found: `ggml type ${q.type}`,
+      hint: "load the model with weights: 'float32'",
+    });
+  }
+  return q;
+}
+
+/**
+ * x [..., in] · dequant(w)ᵀ → [..., out] for a quantised frozen weight w [out, in]: the base
+ * product of a linear layer whose model keeps its GGUF blocks. Differentiable in x only.
+ */
+export function qlinear(x: Tensor, w: QTensor): Tensor {
+  const op = 'qlinear';
+  live(op, 'x', x);
+  const q = quantFor(op, w, x.dtype);
+  if (x.shape.length < 1 || x.shape[x.shape.length - 1] !== q.cols) {
+    bad(op, 'x', `[..., ${q.cols}] (w is [${q.rows}, ${q.cols}])`, fmtShape(x.shape));
+  }
+  return run(op, 'qmatmul', { x }, { w: q });
+}
+
+/** Rows ids of a quantised table w [vocab, dim] as float32 → [...idsShape, dim] (no gradient). */
+export function qembedding(
+  w: QTensor,
+  ids: Int32Array,
+  idsShape: readonly number[] = [ids.length],
+): Tensor {
+  const op = 'qembedding';
+  const q = quantFor(op, w, 'f32');
+  if (sizeOf(idsShape) !== ids.length)
+    bad(op, 'idsShape', `${ids.length} elements (ids.length)`, fmtShape(idsShape));
+  checkIds(op, 'ids', ids, q.rows, false);
+  const be = backendFor('f32');
+  const out = uninitOn(be, [...idsShape, q.cols], 'f32');
+  be.qembedding(q, ids, out.data);
+  return out;
+}
+
+/** A float32 copy of dequant(w) [rows, cols] (for ops that take no QTensor). */
+export function dequantizeWeight(w: QTensor): Tensor {
+  const [rows] = w.shape;
+  return qembedding(
+    w,
+    Int32Array.from({ length: rows }, (_, i) => i),
+    [rows],
+  );
 }
 
 // ---- misc ----

@@ -6,7 +6,7 @@
 // Conventions: `be` is the backend chosen for the inputs' dtype (float64 → reference); every
 // output is freshly allocated (or a view sharing storage); backward returns one entry per input,
 // null where needs[i] is false.
-import type { BinaryOp, FullBackend, UnaryOp } from '../backend/backend.js';
+import type { BinaryOp, FullBackend, QuantWeight, UnaryOp } from '../backend/backend.js';
 import type { Rng } from '../util/rng.js';
 import {
   backendFor,
@@ -603,20 +603,44 @@ export const rules = {
   },
 
   /**
+   * x [..., k] · dequant(w)ᵀ → [..., n] for a quantised frozen weight w [n, k] (QuantWeight):
+   * a linear layer on a model loaded with quantised weights. Only x gets a gradient
+   * (g · dequant(w)); the weight is never trained.
+   */
+  qmatmul(be: FullBackend, [x]: Tensor[], p: { w: QuantWeight }): Forward {
+    const { rows: n, cols: k } = p.w;
+    const m = x.size / k;
+    const out = uninitOn(be, [...x.shape.slice(0, -1), n], x.dtype);
+    be.qmatmul(x.data, p.w, out.data, m, false);
+    return {
+      out,
+      backward: (g) => {
+        const gx = uninitOn(be, x.shape, x.dtype);
+        be.qmatmulT(g.data, p.w, gx.data, m, false);
+        return [gx];
+      },
+    };
+  },
+
+  /**
    * log softmax(hidden · weightᵀ)[target] per row, in chunks of rows: at most chunkRows × V
    * logits exist at once, forward and backward (which recomputes them). Targets < 0 give 0.
    */
   tokenLogProbs(
     be: FullBackend,
     [hidden, weight]: Tensor[],
-    p: { targets: Int32Array; chunkRows: number },
+    // qweight: a quantised frozen head (inputs are then [hidden] alone).
+    p: { targets: Int32Array; chunkRows: number; qweight?: QuantWeight },
   ): Forward {
     const [N, d] = hidden.shape;
-    const V = weight.shape[0];
+    const qw = p.qweight;
+    const V = qw ? qw.rows : weight.shape[0];
     const C = Math.max(1, Math.min(p.chunkRows, N));
     const out = emptyOn(be, [N], hidden.dtype);
     const chunkLogits = (scratch: Tensor, r0: number, rows: number): void => {
-      be.matmul(hidden.data.subarray(r0 * d, (r0 + rows) * d), weight.data, scratch.data, {
+      const h = hidden.data.subarray(r0 * d, (r0 + rows) * d);
+      if (qw) return be.qmatmul(h, qw, scratch.data, rows, false);
+      be.matmul(h, weight.data, scratch.data, {
         batch: 1,
         m: rows,
         k: d,
@@ -645,7 +669,7 @@ export const rules = {
       backward: (g) => {
         // d/dlogits of g·logp[target] = g · (onehot(target) − softmax)
         const gh = hidden.requiresGrad ? emptyOn(be, hidden.shape, hidden.dtype) : null;
-        const gw = weight.requiresGrad ? emptyOn(be, weight.shape, weight.dtype) : null;
+        const gw = !qw && weight.requiresGrad ? emptyOn(be, weight.shape, weight.dtype) : null;
         const sc = emptyOn(be, [C, V], hidden.dtype);
         const gRow = emptyOn(be, [C, 1], hidden.dtype);
         for (let r0 = 0; r0 < N; r0 += C) {
@@ -663,7 +687,9 @@ export const rules = {
             const t = p.targets[r0 + r];
             if (t >= 0) logits[r * V + t] -= gRow.data[r];
           }
-          if (gh) {
+          if (gh && qw) {
+            be.qmatmulT(logits, qw, gh.data.subarray(r0 * d, (r0 + rows) * d), rows, false);
+          } else if (gh) {
             be.matmul(logits, weight.data, gh.data.subarray(r0 * d, (r0 + rows) * d), {
               batch: 1,
               m: rows,
@@ -692,7 +718,7 @@ export const rules = {
           }
         }
         release(sc, gRow);
-        return [gh, gw];
+        return qw ? [gh] : [gh, gw];
       },
     };
   },
