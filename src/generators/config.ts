@@ -79,6 +79,8 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
       /** Jinja chat template text overriding the tokenizer's. */
       chatTemplate: z.string().min(1).optional(),
       contextSize: z.number().int().positive().optional(),
+      /** GGUF models: float32 weights (default) or the file's quantised blocks kept as they are. */
+      weights: z.enum(['float32', 'quantized']).optional(),
       maxBatchSize: z.number().int().positive().optional(),
       stopTokenIds: z.array(z.number().int().min(0)).min(1).optional(),
       threads: z.number().int().positive().optional(),
@@ -154,6 +156,7 @@ export function createGenerator(
         tokenizer: c.tokenizer,
         chatTemplate: c.chatTemplate,
         contextSize: c.contextSize,
+        weights: c.weights,
         maxBatchSize: c.maxBatchSize,
         stopTokenIds: c.stopTokenIds,
         threads: c.threads,

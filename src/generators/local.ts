@@ -82,6 +82,12 @@ export interface LocalEngineGeneratorOptions {
   chatTemplate?: string;
   /** Longest sequence (prompt + completion) in tokens. Default: the model's context (≤ 32768). */
   contextSize?: number;
+  /**
+   * GGUF models: 'float32' (default) dequantises every weight; 'quantized' keeps the file's
+   * blocks (several times less memory and faster decoding, the same values: results differ only
+   * by float32 summation order). Hugging Face directories are float32 only.
+   */
+  weights?: 'float32' | 'quantized';
   /** Requests decoded together in one batch. Default 8. */
   maxBatchSize?: number;
   /** Token ids that end a completion. Default: the model's EOS ids + its end-of-turn tokens. */
@@ -315,6 +321,8 @@ export class LocalEngineGenerator implements Generator {
     if (opts.chatTemplate !== undefined)
       model += `+template:${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 16)}`;
     if (opts.stopTokenIds !== undefined) model += `+stop:${opts.stopTokenIds.join(',')}`;
+    // Summation order differs from float32, so near-ties may decode differently: its own entries.
+    if (opts.weights === 'quantized') model += '+weights:quantized';
     this.identity = { backend: 'local', model, params: opts.defaultParams };
     this.where = `local backend ${path.basename(this.modelPath)}${
       this.adapterPath ? ` + ${path.basename(this.adapterPath)}` : ''
@@ -360,9 +368,17 @@ export class LocalEngineGenerator implements Generator {
     const tokenizer = statSync(tokSrc).isDirectory()
       ? await Tokenizer.fromDirectory(tokSrc)
       : Tokenizer.fromGgufFile(tokSrc);
+    if (isDir && this.opts.weights === 'quantized') {
+      throw new ConfigError('quantized weights need a GGUF model', {
+        where: this.where,
+        expected: "a GGUF file with weights: 'quantized'",
+        found: 'a Hugging Face model directory (float32 safetensors)',
+        hint: "drop weights: 'quantized', or convert the model to GGUF",
+      });
+    }
     const loaded: LoadedModel = isDir
       ? loadSafetensorsModel(this.modelPath, mopts)
-      : loadGgufModel(this.modelPath, mopts);
+      : loadGgufModel(this.modelPath, { ...mopts, weights: this.opts.weights ?? 'float32' });
     const { model, config } = loaded;
     try {
       checkCompatible(tokenizer, config.vocabSize, { where: tokSrc });

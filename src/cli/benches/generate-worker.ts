@@ -17,6 +17,8 @@ export interface WorkerJob {
   newTokens: number;
   runs: number;
   threads: number;
+  /** rl4qe only: float32 weights (default) or the GGUF blocks kept (loadGgufModel weights). */
+  weights?: 'float32' | 'quantized';
 }
 
 export interface WorkerResult {
@@ -48,7 +50,7 @@ function vmHwmBytes(): number {
 
 function runRl4qe(job: WorkerJob): WorkerResult {
   const t0 = performance.now();
-  const { model, config } = loadGgufModel(job.model);
+  const { model, config } = loadGgufModel(job.model, { weights: job.weights ?? 'float32' });
   const loadMs = performance.now() - t0;
   const prompts = benchPrompts(job.batch, job.prompt);
   const gen = (n: number, ps = prompts) =>

@@ -27,6 +27,9 @@ const MODELS = [
   { id: 'qwen2.5-coder-0.5b', file: 'qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf' },
 ];
 
+type Weights = 'float32' | 'quantized';
+const suffix = (w: Weights): string => (w === 'quantized' ? '/quantized' : '');
+
 function runChild(job: WorkerJob, log: (l: string) => void): WorkerResult | string {
   const r = spawnSync(process.execPath, [WORKER, JSON.stringify(job)], {
     encoding: 'utf8',
@@ -40,7 +43,7 @@ function runChild(job: WorkerJob, log: (l: string) => void): WorkerResult | stri
   }
   const res = JSON.parse(last) as WorkerResult;
   log(
-    `generate: ${job.engine} ${path.basename(job.model)} batch ${job.batch}: ${res.tokensPerS.toFixed(2)} tok/s (runs ${res.runsS.map((s) => s.toFixed(2)).join(', ')} s)`,
+    `generate: ${job.engine} ${path.basename(job.model)} batch ${job.batch}${job.weights ? ` (${job.weights})` : ''}: ${res.tokensPerS.toFixed(2)} tok/s (runs ${res.runsS.map((s) => s.toFixed(2)).join(', ')} s)`,
   );
   return res;
 }
@@ -105,6 +108,11 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         runs: Number(process.env.RL4QE_BENCH_RUNS ?? 3),
       };
   const batches = [1, 8];
+  const envWeights = process.env.RL4QE_BENCH_WEIGHTS;
+  const weightModes: Weights[] =
+    envWeights === 'float32' || envWeights === 'quantized'
+      ? [envWeights]
+      : ['float32', 'quantized'];
   // RL4QE_BENCH_MODELS=smollm2-135m (comma-separated ids) runs a subset.
   const only = process.env.RL4QE_BENCH_MODELS?.split(',').filter(Boolean);
   const models = (opts.quick ? MODELS.slice(0, 1) : MODELS).filter(
@@ -127,12 +135,16 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
       continue;
     }
     const base = { model: file, threads, ...shape };
-    const ours = new Map<number, WorkerResult>();
-    for (const b of batches) {
-      opts.log(`generate: rl4qe ${m.id} batch ${b}`);
-      const r = runChild({ ...base, engine: 'rl4qe', batch: b }, opts.log);
-      if (typeof r === 'string') note(`${m.id}/batch${b}: ${r}`);
-      else ours.set(b, r);
+    // rl4qe runs twice: float32 weights (the issue's cases) and the GGUF blocks kept as they are
+    // (cases with a /quantized suffix); RL4QE_BENCH_WEIGHTS=float32 or quantized runs one.
+    const ours = new Map<string, WorkerResult>();
+    for (const w of weightModes) {
+      for (const b of batches) {
+        opts.log(`generate: rl4qe ${m.id} batch ${b} (${w} weights)`);
+        const r = runChild({ ...base, engine: 'rl4qe', batch: b, weights: w }, opts.log);
+        if (typeof r === 'string') note(`${m.id}/batch${b}${suffix(w)}: ${r}`);
+        else ours.set(`${w}:${b}`, r);
+      }
     }
     opts.log(`generate: transformers ${m.id}`);
     const torch = runTorch(file, batches, { threads, ...shape });
@@ -147,9 +159,9 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
       }
     }
 
-    for (const b of batches) {
-      const o = ours.get(b);
-      if (!o) continue;
+    for (const [key, o] of ours) {
+      const [w, bs] = key.split(':') as [Weights, string];
+      const b = Number(bs);
       const ratios: Record<string, number> = {};
       const extra: Record<string, unknown> = {
         prompt: shape.prompt,
@@ -162,6 +174,7 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
           o.prefillS !== undefined
             ? ((o.medianS - o.prefillS) / Math.max(1, shape.newTokens - 1)) * 1000
             : undefined,
+        weights: w,
         firstTokens: o.firstTokens,
       };
       const t = typeof torch === 'string' ? undefined : torch.cases[String(b)];
@@ -176,15 +189,16 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         extra.llamaCppTokensPerS = l.tokensPerS;
       }
       cases.push({
-        case: `${m.id}/batch${b}`,
+        case: `${m.id}/batch${b}${suffix(w)}`,
         value: o.tokensPerS,
         unit: 'tokens/s',
         ratios,
         extra,
       });
     }
-    const o1 = ours.get(1);
-    if (o1) {
+    for (const w of weightModes) {
+      const o1 = ours.get(`${w}:1`);
+      if (!o1) continue;
       const ratios: Record<string, number> = {};
       const extra: Record<string, unknown> = {};
       if (typeof torch !== 'string') {
@@ -196,9 +210,11 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         ratios['llama.cpp'] = l.loadMs / o1.loadMs;
         extra.llamaCppLoadMs = l.loadMs;
       }
-      cases.push({ case: `${m.id}/load`, value: o1.loadMs, unit: 'ms', ratios, extra });
+      cases.push({ case: `${m.id}/load${suffix(w)}`, value: o1.loadMs, unit: 'ms', ratios, extra });
     }
-    for (const [b, o] of ours) {
+    for (const [key, o] of ours) {
+      const [w, bs] = key.split(':') as [Weights, string];
+      const b = Number(bs);
       const bound = (o.weightBytes ?? 0) + (o.kvBytes ?? 0);
       const extra: Record<string, unknown> = {
         peakRssMiB: o.peakRssBytes / 2 ** 20,
@@ -209,7 +225,7 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
       const l = llama.get(b);
       if (l) extra.llamaCppPeakRssMiB = l.peakRssBytes / 2 ** 20;
       cases.push({
-        case: `${m.id}/batch${b}/peak-rss`,
+        case: `${m.id}/batch${b}${suffix(w)}/peak-rss`,
         value: o.peakRssBytes / bound,
         unit: '× (float32 weights + KV cache)',
         ratios: {},

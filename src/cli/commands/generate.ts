@@ -87,6 +87,7 @@ interface GenerateFlags {
   adapter?: string;
   tokenizer?: string;
   contextSize?: string;
+  weights?: string;
   maxBatchSize?: string;
   out?: string;
   dryRun?: boolean;
@@ -128,6 +129,7 @@ function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
         adapter: f.adapter,
         tokenizer: f.tokenizer,
         contextSize: num(f.contextSize),
+        weights: f.weights,
         maxBatchSize: num(f.maxBatchSize),
       },
       'flags',
@@ -137,6 +139,7 @@ function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
     ['--adapter', f.adapter],
     ['--tokenizer', f.tokenizer],
     ['--context-size', f.contextSize],
+    ['--weights', f.weights],
     ['--max-batch-size', f.maxBatchSize],
   ] as const)
     if (v !== undefined)
@@ -169,6 +172,10 @@ export function registerGenerate(program: Command): void {
       "with --local: tokenizer.json directory or GGUF (default: the model's)",
     )
     .option('--context-size <n>', 'with --local: longest prompt + completion in tokens')
+    .option(
+      '--weights <kind>',
+      "with --local GGUF: 'float32' (default) or 'quantized' (keep the file's blocks: less memory, faster decoding)",
+    )
     .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
     .option('--out <file>', 'write one result per line here (default: stdout)')
     .option('--dry-run', 'estimate calls, tokens and cost; send nothing')

@@ -26,6 +26,7 @@ interface ServeFlags {
   refinerAdapter?: string;
   refinerTokenizer?: string;
   refinerContextSize?: string;
+  refinerWeights?: string;
   refineFormat?: string;
   refinerInProcess?: boolean;
   threads?: string;
@@ -58,6 +59,14 @@ function int(name: string, v: string, min: number): number {
       found: v,
     });
   return n;
+}
+
+function weightsFlag(v: string | undefined): 'float32' | 'quantized' | undefined {
+  if (v === undefined || v === 'float32' || v === 'quantized') return v;
+  throw new ConfigError("--refiner-weights must be 'float32' or 'quantized'", {
+    where: '--refiner-weights',
+    found: v,
+  });
 }
 
 export function registerServe(program: Command): void {
@@ -105,6 +114,10 @@ export function registerServe(program: Command): void {
       "local refiner tokenizer: directory with tokenizer.json or a GGUF (default: the model's)",
     )
     .option('--refiner-context-size <n>', 'local refiner: longest prompt + refinement in tokens')
+    .option(
+      '--refiner-weights <kind>',
+      "local GGUF refiner: 'float32' (default) or 'quantized' (keep the file's blocks: less memory, faster decoding)",
+    )
     .option(
       '--refiner-in-process',
       'local refiner: decode on the main thread instead of a worker thread (the server then answers nothing else while it refines)',
@@ -187,6 +200,7 @@ export function registerServe(program: Command): void {
             f.refinerContextSize !== undefined
               ? int('refiner-context-size', f.refinerContextSize, 1)
               : undefined,
+          weights: weightsFlag(f.refinerWeights),
           threads,
           // A worker thread keeps the server responsive (health, 429s, deadlines) while it decodes.
           worker: f.refinerInProcess !== true,
@@ -196,6 +210,7 @@ export function registerServe(program: Command): void {
           ['--refiner-adapter', f.refinerAdapter],
           ['--refiner-tokenizer', f.refinerTokenizer],
           ['--refiner-context-size', f.refinerContextSize],
+          ['--refiner-weights', f.refinerWeights],
           ['--refiner-in-process', f.refinerInProcess],
         ] as const)
           if (v !== undefined)
