@@ -69,35 +69,32 @@ function movePairRows<T extends Float32Array | Uint8Array>(
 ): T {
   const dh = data.length / cols / heads;
   const half = dh / 2;
-  const out = (
-    data instanceof Float32Array ? new Float32Array(data.length) : new Uint8Array(data.length)
-  ) as T;
+  // In place, one head at a time through a copy of that head's rows: a whole second matrix per
+  // Q/K weight was garbage that raised a model load's peak memory.
+  const head = data.slice(0, dh * cols) as T;
   for (let h = 0; h < heads; h++) {
+    const base = h * dh * cols;
+    head.set(data.subarray(base, base + dh * cols));
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const pair = h * dh + 2 * i + j;
-        const rot = h * dh + j * half + i;
+        const pair = 2 * i + j;
+        const rot = j * half + i;
         const [src, dst] = to === 'rotate-half' ? [pair, rot] : [rot, pair];
-        out.set(data.subarray(src * cols, (src + 1) * cols), dst * cols);
+        data.set(head.subarray(src * cols, (src + 1) * cols), base + dst * cols);
       }
     }
   }
-  return out;
+  return data;
 }
 
-/** Q/K rows from llama.cpp's adjacent-pair order back to HF's rotate-half order. */
+/** Q/K rows from llama.cpp's adjacent-pair order back to HF's rotate-half order (a copy). */
 export function unpermuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
-  return movePairRows(data, heads, cols, 'rotate-half');
+  return movePairRows(data.slice(), heads, cols, 'rotate-half');
 }
 
-/** HF-order permutation llama.cpp applies (for tests and for writing GGUF). */
+/** HF-order permutation llama.cpp applies (a copy; for tests and for writing GGUF). */
 export function permuteQK(data: Float32Array, heads: number, cols: number): Float32Array {
-  return movePairRows(data, heads, cols, 'adjacent-pairs');
-}
-
-/** The same row move on quantised rows (rows of `rowBytes` bytes: blocks run along a row). */
-export function unpermuteQKRows(data: Uint8Array, heads: number, rowBytes: number): Uint8Array {
-  return movePairRows(data, heads, rowBytes, 'rotate-half');
+  return movePairRows(data.slice(), heads, cols, 'adjacent-pairs');
 }
 
 /**
@@ -119,10 +116,12 @@ export function ggufWeightSource(
     const heads = isQ ? config.numHeads : config.numKvHeads;
     if ('quant' in t) {
       const q = t.quant;
-      const data = unpermuteQKRows(q.data, heads, q.data.length / q.rows);
-      return { quant: { ...q, data }, shape: t.shape };
+      // Quantised rows move as bytes (blocks run along a row), in place in the fresh read.
+      movePairRows(q.data, heads, q.data.length / q.rows, 'rotate-half');
+      return t;
     }
     const cols = t.shape.length === 2 ? (t.shape[1] as number) : 1;
-    return { data: unpermuteQK(t.data, heads, cols), shape: t.shape };
+    movePairRows(t.data, heads, cols, 'rotate-half'); // in place: the data is a fresh read
+    return t;
   };
 }

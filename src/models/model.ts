@@ -106,6 +106,11 @@ import type { WeightSource } from './weight-source.js';
 /** Fills every slot from `source`; missing or mis-shaped weights are typed errors. */
 export function loadWeights(model: CausalLM, source: WeightSource, where = 'weights'): void {
   for (const s of model.slots()) {
+    // Free the zero placeholder the model was built with before reading its replacement: the
+    // placeholders hold the model's whole size until replaced, so keeping one while its
+    // replacement is read added the largest tensor (the embedding) to the load's peak.
+    s.get().release();
+    getBackend().trimPool?.();
     const w = source(s.name);
     if (!w) {
       throw new NotFoundError(`weight ${s.name} is missing`, {
