@@ -177,6 +177,9 @@ static void decodeScalar(int type, const uint8_t* b, int64_t n, float* y) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
 #define RL4QE_QVEC 1
 #if defined(__AVX512F__)
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+#define RL4QE_QTABLES 1
+#endif
 constexpr int QW = 16;
 using QV = __m512;
 static inline QV qset1(float a) { return _mm512_set1_ps(a); }
@@ -273,6 +276,7 @@ RL4QE_QINL void blkQ8_0(const uint8_t* b, E& e, int o) {
   emitI8(e, o, qld16(b + 2), d);
   emitI8(e, o + 16, qld16(b + 18), d);
 }
+#if !defined(RL4QE_QTABLES)
 template <class E>
 RL4QE_QINL void blkQ4_0(const uint8_t* b, E& e, int o) {
   const QV d = qset1(qHalf(b));
@@ -338,6 +342,8 @@ RL4QE_QINL void blkQ45_K(const uint8_t* b, E& e, int o) {
     emitI8m(e, o + 64 * t + 48, h1, d2, m2);
   }
 }
+#endif  // !RL4QE_QTABLES
+#if !defined(RL4QE_QTABLES)
 template <class E>
 RL4QE_QINL void blkQ6_K(const uint8_t* b, E& e, int o) {
   const float d = qHalf(b + 208);
@@ -366,6 +372,138 @@ RL4QE_QINL void blkQ6_K(const uint8_t* b, E& e, int o) {
                qset1(d * (float)s[u + 2 * r]));
   }
 }
+#endif  // !RL4QE_QTABLES
+
+#if defined(RL4QE_QTABLES)
+// AVX-512 (with BW/VL): the 4- and 5-bit formats take at most 32 distinct values per block (or
+// sub-block), so each block builds its table of values once (the same float operations as the
+// definition, applied to k = 0 … 15 or 31) and every element is one permute of that table,
+// indexed by its quant: no integer-to-float conversion per element. permutexvar uses the low 4
+// bits of each index, so the low nibble needs no mask; the 5th bit selects the second table
+// through a merge-masked permute.
+static inline __m512 qK(int from) {
+  return _mm512_add_ps(_mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                       _mm512_set1_ps((float)from));
+}
+static inline __m512i qZx(const uint8_t* p) { return _mm512_cvtepu8_epi32(qld16(p)); }
+
+// 5-bit indices of the 16 low (q5Lo) or high (q5Hi) nibbles of z (bytes zero-extended to 32
+// bits) with the 5th bit from the low or high 16 bits of qh: one permute of two tables each.
+static inline __m512i q5Lo(__m512i z, uint32_t qh) {
+  const __m512i l = _mm512_and_si512(z, _mm512_set1_epi32(15));
+  return _mm512_mask_or_epi32(l, (__mmask16)qh, l, _mm512_set1_epi32(16));
+}
+static inline __m512i q5Hi(__m512i z, uint32_t qh) {
+  const __m512i h = _mm512_srli_epi32(z, 4);
+  return _mm512_mask_or_epi32(h, (__mmask16)(qh >> 16), h, _mm512_set1_epi32(16));
+}
+
+template <class E>
+RL4QE_QINL void blkQ4_0(const uint8_t* b, E& e, int o) {
+  const __m512 t = _mm512_mul_ps(qK(-8), qset1(qHalf(b)));
+  const __m512i z = qZx(b + 2);
+  e(o, _mm512_permutexvar_ps(z, t));
+  e(o + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(z, 4), t));
+}
+template <class E>
+RL4QE_QINL void blkQ4_1(const uint8_t* b, E& e, int o) {
+  const __m512 t = _mm512_add_ps(_mm512_mul_ps(qK(0), qset1(qHalf(b))), qset1(qHalf(b + 2)));
+  const __m512i z = qZx(b + 4);
+  e(o, _mm512_permutexvar_ps(z, t));
+  e(o + 16, _mm512_permutexvar_ps(_mm512_srli_epi32(z, 4), t));
+}
+template <class E>
+RL4QE_QINL void blkQ5_0(const uint8_t* b, E& e, int o) {
+  const __m512 d = qset1(qHalf(b));
+  const __m512 t0 = _mm512_mul_ps(qK(-16), d), t1 = _mm512_mul_ps(qK(0), d);
+  const uint32_t qh = qld32(b + 2);
+  const __m512i z = qZx(b + 6);
+  e(o, _mm512_permutex2var_ps(t0, q5Lo(z, qh), t1));
+  e(o + 16, _mm512_permutex2var_ps(t0, q5Hi(z, qh), t1));
+}
+template <class E>
+RL4QE_QINL void blkQ5_1(const uint8_t* b, E& e, int o) {
+  const __m512 d = qset1(qHalf(b)), m = qset1(qHalf(b + 2));
+  const __m512 t0 = _mm512_add_ps(_mm512_mul_ps(qK(0), d), m);
+  const __m512 t1 = _mm512_add_ps(_mm512_mul_ps(qK(16), d), m);
+  const uint32_t qh = qld32(b + 4);
+  const __m512i z = qZx(b + 8);
+  e(o, _mm512_permutex2var_ps(t0, q5Lo(z, qh), t1));
+  e(o + 16, _mm512_permutex2var_ps(t0, q5Hi(z, qh), t1));
+}
+template <class E, bool K5>
+RL4QE_QINL void blkQ45_K(const uint8_t* b, E& e, int o) {
+  const float d = qHalf(b), dmin = qHalf(b + 2);
+  const uint8_t* s = b + 4;
+  __m128i qh0 = _mm_setzero_si128(), qh1 = _mm_setzero_si128();
+  if (K5) qh0 = qld16(b + 16), qh1 = qld16(b + 32);
+  const uint8_t* q = b + (K5 ? 48 : 16);
+#pragma GCC unroll 4
+  for (int t = 0; t < 4; ++t) {
+    int sc, mn;
+    qScaleMin(s, 2 * t, sc, mn);
+    const __m512 d1 = qset1(d * (float)sc), m1 = qset1(dmin * (float)mn);
+    qScaleMin(s, 2 * t + 1, sc, mn);
+    const __m512 d2 = qset1(d * (float)sc), m2 = qset1(dmin * (float)mn);
+    const __m512 lo0 = _mm512_sub_ps(_mm512_mul_ps(qK(0), d1), m1);
+    const __m512 hi0 = _mm512_sub_ps(_mm512_mul_ps(qK(0), d2), m2);
+    const __m512i z0 = qZx(q + 32 * t), z1 = qZx(q + 32 * t + 16);
+    const __m512i y0 = _mm512_srli_epi32(z0, 4), y1 = _mm512_srli_epi32(z1, 4);
+    if (K5) {  // bit 2t of qh[l]: 5th bit of the low nibbles; bit 2t + 1: of the high ones
+      const __m512 lo1 = _mm512_sub_ps(_mm512_mul_ps(qK(16), d1), m1);
+      const __m512 hi1 = _mm512_sub_ps(_mm512_mul_ps(qK(16), d2), m2);
+      const __m128i u1 = _mm_set1_epi8((char)(1 << (2 * t))), u2 = _mm_set1_epi8((char)(2 << (2 * t)));
+      const __m512i k15 = _mm512_set1_epi32(15), k16 = _mm512_set1_epi32(16);
+      const __m512i x0 = _mm512_and_si512(z0, k15), x1 = _mm512_and_si512(z1, k15);
+      e(o + 64 * t, _mm512_permutex2var_ps(
+                        lo0, _mm512_mask_or_epi32(x0, _mm_test_epi8_mask(qh0, u1), x0, k16), lo1));
+      e(o + 64 * t + 16, _mm512_permutex2var_ps(
+                             lo0, _mm512_mask_or_epi32(x1, _mm_test_epi8_mask(qh1, u1), x1, k16), lo1));
+      e(o + 64 * t + 32, _mm512_permutex2var_ps(
+                             hi0, _mm512_mask_or_epi32(y0, _mm_test_epi8_mask(qh0, u2), y0, k16), hi1));
+      e(o + 64 * t + 48, _mm512_permutex2var_ps(
+                             hi0, _mm512_mask_or_epi32(y1, _mm_test_epi8_mask(qh1, u2), y1, k16), hi1));
+    } else {
+      e(o + 64 * t, _mm512_permutexvar_ps(z0, lo0));
+      e(o + 64 * t + 16, _mm512_permutexvar_ps(z1, lo0));
+      e(o + 64 * t + 32, _mm512_permutexvar_ps(y0, hi0));
+      e(o + 64 * t + 48, _mm512_permutexvar_ps(y1, hi0));
+    }
+  }
+}
+// q6_K: the 6-bit quants of a 128-element half come out of 64 bytes of ql and 32 of qh with a few
+// 512-bit byte ops; each group of 16 has its own scale, in order.
+template <class E>
+RL4QE_QINL void blkQ6_K(const uint8_t* b, E& e, int o) {
+  const float d = qHalf(b + 208);
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192);
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), k32 = _mm512_set1_epi8(32);
+  // Shift counts per 16-bit lane: low 256 bits (elements 0…31 of a quarter pair) and high.
+  const __m512i s42 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+  const __m512i s02 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+#pragma GCC unroll 2
+  for (int half = 0; half < 2; ++half) {
+    const __m512i Q = _mm512_loadu_si512(b + 64 * half);
+    const __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * half)));
+    // lo: elements 0…63 of the half (q1 then q2), hi: 64…127 (q3 then q4)
+    const __m512i lo = _mm512_sub_epi8(
+        _mm512_or_si512(_mm512_and_si512(Q, m4), _mm512_and_si512(_mm512_sllv_epi16(H, s42), m30)), k32);
+    const __m512i hi = _mm512_sub_epi8(
+        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(Q, 4), m4),
+                        _mm512_and_si512(_mm512_srlv_epi16(H, s02), m30)),
+        k32);
+    const int8_t* s = sc + 8 * half;
+    emitI8(e, o + 128 * half, _mm512_castsi512_si128(lo), qset1(d * (float)s[0]));
+    emitI8(e, o + 128 * half + 16, _mm512_extracti32x4_epi32(lo, 1), qset1(d * (float)s[1]));
+    emitI8(e, o + 128 * half + 32, _mm512_extracti32x4_epi32(lo, 2), qset1(d * (float)s[2]));
+    emitI8(e, o + 128 * half + 48, _mm512_extracti32x4_epi32(lo, 3), qset1(d * (float)s[3]));
+    emitI8(e, o + 128 * half + 64, _mm512_castsi512_si128(hi), qset1(d * (float)s[4]));
+    emitI8(e, o + 128 * half + 80, _mm512_extracti32x4_epi32(hi, 1), qset1(d * (float)s[5]));
+    emitI8(e, o + 128 * half + 96, _mm512_extracti32x4_epi32(hi, 2), qset1(d * (float)s[6]));
+    emitI8(e, o + 128 * half + 112, _mm512_extracti32x4_epi32(hi, 3), qset1(d * (float)s[7]));
+  }
+}
+#endif  // RL4QE_QTABLES
 
 /** Whether `type` has a vector block decoder here. */
 static inline bool qHasVec(int type) {
