@@ -729,6 +729,10 @@ static void qDecodePanel(const QuantArgs& w, int64_t rowBytes, int64_t p0, int64
 static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, bool accumulate) {
   const int64_t n = w.rows, k = w.cols;
   if (m <= 0 || n <= 0) return;
+  if (k == 0) {  // empty sums (and no zero-sized scratch)
+    if (!accumulate) std::memset(out, 0, sizeof(float) * (size_t)(m * n));
+    return;
+  }
   const int64_t rowBytes = qRowBytes(w);
   if (m > kSmallM) {
     // Many rows (prefill, training): panels of decoded rows through the packed sgemm; each panel

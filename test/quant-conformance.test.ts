@@ -264,6 +264,13 @@ test(
       /outside/,
     );
     assert.throws(() => backend.qembedding!(w, Int32Array.of(-1), x), /outside/);
+    // Empty rows (0 columns of F16): the sums are 0.
+    const empty: QuantWeight = { type: 1, rows: 3, cols: 0, data: new Uint8Array(0) };
+    for (const m of [2, 20]) {
+      const o = new Float32Array(m * 3).fill(5);
+      backend.qmatmul!(new Float32Array(0), empty, o, m, false);
+      assert.deepEqual(o, new Float32Array(m * 3));
+    }
     // The good weight still works after all that.
     backend.qmatmul!(x, w, out, 1, false);
   },
