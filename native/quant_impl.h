@@ -758,7 +758,9 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
       omp_in_parallel() || (double)n * rowBytes < kQuantParallelBytes ? 1 : numThreads();
 #if defined(RL4QE_QVEC)
   if (m <= 4 && qHasVec(w.type)) {
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    // guided: when another process holds a core, the thread that runs takes more of the rows
+    // (which thread sums a row does not change its result).
+#pragma omp parallel for num_threads(threads) schedule(guided, 8) if (threads > 1)
     for (int64_t j = 0; j < n; ++j) {
       switch (m) {
         case 1: qDotRow<1>(w, rowBytes, j, x, 0, out, accumulate); break;
@@ -775,7 +777,7 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     float* buf = scratch(13, (size_t)(4 * k));
-#pragma omp for schedule(static)
+#pragma omp for schedule(guided, 2)
     for (int64_t jb = 0; jb < jBlocks; ++jb) {
       const int64_t j0 = jb * 4;
       const int nc = (int)std::min<int64_t>(4, n - j0);
