@@ -480,6 +480,79 @@ Value Matmul(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- quantised frozen weights -----------------------------------------------------------------
+
+// Checks a QuantWeight given as (data: Uint8Array, type, rows, cols) at info[i..i+3]: a known
+// type, cols a whole number of blocks, data long enough for rows · cols / blockSize blocks.
+QuantArgs quantArg(const CallbackInfo& info, size_t i, const char* W) {
+  const Value v = info[i];
+  if (!v.IsTypedArray() || v.As<TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw TypeError::New(info.Env(), std::string(W) + ": w.data: expected a Uint8Array");
+  Uint8Array data = v.As<Uint8Array>();
+  QuantArgs w{};
+  w.type = (int)intArg(info, i + 1, W, "w.type");
+  w.rows = intArg(info, i + 2, W, "w.rows");
+  w.cols = intArg(info, i + 3, W, "w.cols");
+  int bs = 0, ts = 0;
+  if (!quantLayout(w.type, bs, ts))
+    fail(info.Env(), W, "ggml type " + std::to_string(w.type) + " is not a supported block format");
+  if (w.cols % bs != 0)
+    fail(info.Env(), W, std::to_string(w.cols) + " columns is not a multiple of the block size " +
+                            std::to_string(bs) + " of ggml type " + std::to_string(w.type));
+  const double need = (double)w.rows * (double)(w.cols / bs) * ts;
+  if ((double)data.ByteLength() < need)
+    fail(info.Env(), W,
+         "w.data has " + std::to_string(data.ByteLength()) + " bytes, " + std::to_string(w.rows) +
+             " rows of " + std::to_string(w.cols) + " values of ggml type " +
+             std::to_string(w.type) + " need " + std::to_string((long long)need) +
+             (data.ByteLength() == 0 ? " (was it released?)" : ""));
+  w.data = data.Data();
+  return w;
+}
+
+Value Qsupports(const CallbackInfo& info) {
+  int bs = 0, ts = 0;
+  const bool ok = info[0].IsNumber() && quantLayout((int)info[0].As<Number>().Int32Value(), bs, ts);
+  return Boolean::New(info.Env(), ok);
+}
+
+// qmatmul(x, data, type, rows, cols, out, m, accumulate): out [m, rows] = x [m, cols] · Wᵀ (+out)
+Value Qmatmul(const CallbackInfo& info) {
+  const char* W = "native.qmatmul";
+  const QuantArgs w = quantArg(info, 1, W);
+  const int64_t m = intArg(info, 6, W, "m");
+  const float* x = f32need(info, 0, W, "x", (double)m * w.cols);
+  float* out = f32need(info, 5, W, "out", (double)m * w.rows);
+  table()->qmatmul(x, w, out, m, boolArg(info, 7));
+  return info.Env().Undefined();
+}
+
+// qmatmulT(g, data, type, rows, cols, out, m, accumulate): out [m, cols] = g [m, rows] · W (+out)
+Value QmatmulT(const CallbackInfo& info) {
+  const char* W = "native.qmatmulT";
+  const QuantArgs w = quantArg(info, 1, W);
+  const int64_t m = intArg(info, 6, W, "m");
+  const float* g = f32need(info, 0, W, "g", (double)m * w.rows);
+  float* out = f32need(info, 5, W, "out", (double)m * w.cols);
+  table()->qmatmulT(g, w, out, m, boolArg(info, 7));
+  return info.Env().Undefined();
+}
+
+// qembedding(data, type, rows, cols, ids, out): out[i, :] = W[ids[i], :]
+Value Qembedding(const CallbackInfo& info) {
+  const char* W = "native.qembedding";
+  const QuantArgs w = quantArg(info, 0, W);
+  size_t n = 0;
+  const int32_t* ids = i32need(info, 4, W, "ids", 0, &n);
+  for (size_t i = 0; i < n; ++i)
+    if (ids[i] < 0 || ids[i] >= w.rows)
+      fail(info.Env(), W, "ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                              " is outside the " + std::to_string(w.rows) + " rows");
+  float* out = f32need(info, 5, W, "out", (double)n * w.cols);
+  table()->qembedding(w, ids, (int64_t)n, out);
+  return info.Env().Undefined();
+}
+
 // copyStrided(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape)
 Value CopyStrided(const CallbackInfo& info) {
   const char* W = "native.copyStrided";
@@ -816,6 +889,10 @@ Object Init(Env env, Object exports) {
       {"embeddingBackward", EmbeddingBackward},
       {"adamw", Adamw},
       {"trimPool", TrimPool},
+      {"qsupports", Qsupports},
+      {"qmatmul", Qmatmul},
+      {"qmatmulT", QmatmulT},
+      {"qembedding", Qembedding},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Function::New(env, fn, name));
   return exports;

@@ -28,7 +28,7 @@ struct Slot {
   size_t cap = 0;
   ~Slot() { std::free(ptr); }
 };
-thread_local Slot t_slots[12];
+thread_local Slot t_slots[16];
 }  // namespace
 
 float* scratch(int slot, size_t floats) {

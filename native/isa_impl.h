@@ -1213,7 +1213,11 @@ static void attentionBackward(const float* q, const float* k, const float* v, co
   std::free(delta);
 }
 
-static const KernelTable kTable = {kName, MR, NR, matmul, peak, attention, attentionBackward};
+// Quantised frozen weights: qmatmul, qmatmulT, qembedding (see the file).
+#include "quant_impl.h"
+
+static const KernelTable kTable = {kName,     MR,        NR,       matmul,    peak,
+                                   attention, attentionBackward, qmatmul, qmatmulT, qembedding};
 
 }  // namespace RL4QE_ISA
 }  // namespace rl4qe

@@ -44,6 +44,33 @@ struct AttnArgs {
   int64_t kvStride;         // elements between batch entries of k and v (forward; a KV cache)
 };
 
+/** A weight kept in a ggml block format (src/backend/quant.ts): `rows` rows of `cols` values, each
+ * row cols / blockSize blocks of typeSize bytes at data + row · rowBytes (unaligned). */
+struct QuantArgs {
+  int type;
+  int64_t rows, cols;
+  const uint8_t* data;
+};
+
+/** Block layout of a ggml type the quantised kernels understand (the QUANT_BLOCKS table of
+ * src/backend/quant.ts); false for any other type. */
+inline bool quantLayout(int type, int& blockSize, int& typeSize) {
+  switch (type) {
+    case 0: blockSize = 1, typeSize = 4; return true;     // F32
+    case 1: blockSize = 1, typeSize = 2; return true;     // F16
+    case 2: blockSize = 32, typeSize = 18; return true;   // Q4_0
+    case 3: blockSize = 32, typeSize = 20; return true;   // Q4_1
+    case 6: blockSize = 32, typeSize = 22; return true;   // Q5_0
+    case 7: blockSize = 32, typeSize = 24; return true;   // Q5_1
+    case 8: blockSize = 32, typeSize = 34; return true;   // Q8_0
+    case 12: blockSize = 256, typeSize = 144; return true;  // Q4_K
+    case 13: blockSize = 256, typeSize = 176; return true;  // Q5_K
+    case 14: blockSize = 256, typeSize = 210; return true;  // Q6_K
+    case 30: blockSize = 1, typeSize = 2; return true;    // BF16
+    default: return false;
+  }
+}
+
 struct KernelTable {
   const char* name;
   /** Register-tile size of the GEMM micro-kernel, for `doctor`. */
@@ -56,6 +83,12 @@ struct KernelTable {
   void (*attentionBackward)(const float* q, const float* k, const float* v, const float* out,
                             const float* lse, const float* gOut, float* gq, float* gk, float* gv,
                             const AttnArgs& p);
+  /** out [m, w.rows] = x [m, w.cols] · dequant(w)ᵀ (+ out). */
+  void (*qmatmul)(const float* x, const QuantArgs& w, float* out, int64_t m, bool accumulate);
+  /** out [m, w.cols] = g [m, w.rows] · dequant(w) (+ out). */
+  void (*qmatmulT)(const float* g, const QuantArgs& w, float* out, int64_t m, bool accumulate);
+  /** out [count, w.cols]: rows ids[i] of dequant(w) (ids checked by the caller). */
+  void (*qembedding)(const QuantArgs& w, const int32_t* ids, int64_t count, float* out);
 };
 
 const KernelTable* tableGeneric();

@@ -19,6 +19,7 @@ import type {
   Buf,
   DType,
   MatmulParams,
+  QuantWeight,
   ReduceOp,
   RopeParams,
   UnaryOp,
@@ -236,6 +237,36 @@ interface Addon {
     weightDecay: number,
     step: number,
   ): void;
+  // Quantised frozen weights: w is passed as (data, type, rows, cols).
+  qsupports?(type: number): boolean;
+  qmatmul?(
+    x: Float32Array,
+    data: Uint8Array,
+    type: number,
+    rows: number,
+    cols: number,
+    out: Float32Array,
+    m: number,
+    accumulate: boolean,
+  ): void;
+  qmatmulT?(
+    g: Float32Array,
+    data: Uint8Array,
+    type: number,
+    rows: number,
+    cols: number,
+    out: Float32Array,
+    m: number,
+    accumulate: boolean,
+  ): void;
+  qembedding?(
+    data: Uint8Array,
+    type: number,
+    rows: number,
+    cols: number,
+    ids: Int32Array,
+    out: Float32Array,
+  ): void;
 }
 
 type AttnTail = [
@@ -319,6 +350,16 @@ export function createNativeBackend(
       where: `native.${op}`,
       hint: 'float64 runs on the reference backend',
     });
+  };
+  // The fallback for a quantised kernel: float64 buffers, or an addon without the kernel.
+  const fbq = (op: 'qmatmul' | 'qmatmulT' | 'qembedding', f32: boolean): Backend => {
+    const b = fb(op, f32 ? 'f32' : 'f64');
+    if (!b[op]) {
+      throw new UnsupportedError(`native backend has no ${op} and its fallback has none either`, {
+        where: `native.${op}`,
+      });
+    }
+    return b;
   };
   const backend: Backend & Required<Pick<Backend, 'argmax' | 'liveBytes' | 'allocUninit'>> = {
     name: 'native',
@@ -568,6 +609,41 @@ export function createNativeBackend(
         a.adamw(param, grad, m, v, p.lr, p.beta1, p.beta2, p.eps, p.weightDecay, p.step);
       } catch (e) {
         rethrow('adamw', e);
+      }
+    },
+    // Quantised frozen weights (native/quant_impl.h). An addon built before these kernels
+    // existed lacks them: the fallback (reference) backend runs them then.
+    qsupports(type) {
+      if (a.qsupports) return a.qsupports(type);
+      return fallback?.qsupports?.(type) ?? false;
+    },
+    qmatmul(x, w: QuantWeight, out, m, accumulate) {
+      if (!isF32(x) || !isF32(out) || !a.qmatmul) {
+        return fbq('qmatmul', isF32(x) && isF32(out)).qmatmul!(x, w, out, m, accumulate);
+      }
+      try {
+        a.qmatmul(x, w.data, w.type, w.rows, w.cols, out, m, accumulate);
+      } catch (e) {
+        rethrow('qmatmul', e);
+      }
+    },
+    qmatmulT(g, w: QuantWeight, out, m, accumulate) {
+      if (!isF32(g) || !isF32(out) || !a.qmatmulT) {
+        return fbq('qmatmulT', isF32(g) && isF32(out)).qmatmulT!(g, w, out, m, accumulate);
+      }
+      try {
+        a.qmatmulT(g, w.data, w.type, w.rows, w.cols, out, m, accumulate);
+      } catch (e) {
+        rethrow('qmatmulT', e);
+      }
+    },
+    qembedding(w: QuantWeight, ids, out) {
+      if (!isF32(out) || !a.qembedding)
+        return fbq('qembedding', isF32(out)).qembedding!(w, ids, out);
+      try {
+        a.qembedding(w.data, w.type, w.rows, w.cols, ids, out);
+      } catch (e) {
+        rethrow('qembedding', e);
       }
     },
   };

@@ -9,6 +9,7 @@ import { benchSandbox } from './sandbox.js';
 import { runGeneratorBench } from './generator.js';
 import { benchLocalGenerator } from './local-generator.js';
 import { benchGenerate } from './generate.js';
+import { benchQmatmul } from './qmatmul.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -47,4 +48,5 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
     description: 'greedy tokens/s at batch 1 and 8 vs transformers and llama.cpp; load, peak RSS',
     run: benchGenerate,
   },
+  qmatmul: benchQmatmul,
 };
