@@ -3,7 +3,7 @@
 // and batch; binary/unary: the op and the size). `profileTable()` formats the totals, sorted by
 // time; with the variable set the table is also printed to stderr when the process exits. The
 // difference between a step's wall time and the sum of its kernels is JavaScript-side overhead.
-import type { Buf, FullBackend, MatmulParams } from './backend.js';
+import type { Buf, FullBackend, MatmulParams, QuantWeight } from './backend.js';
 
 export interface ProfileEntry {
   key: string;
@@ -25,6 +25,11 @@ function keyOf(kernel: string, args: unknown[]): string {
       const p = args[3] as MatmulParams;
       const lay = `${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'}`;
       return `matmul ${lay} ${p.m}x${p.k}x${p.n}${p.batch > 1 ? ` b${p.batch}` : ''}${p.accumulate ? ' acc' : ''}`;
+    }
+    case 'qmatmul':
+    case 'qmatmulT': {
+      const w = args[1] as QuantWeight;
+      return `${kernel} m=${String(args[3])} ${w.rows}x${w.cols} type ${w.type}`;
     }
     case 'binary': {
       const shape = args[6] as readonly number[];
