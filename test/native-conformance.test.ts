@@ -458,6 +458,28 @@ test(
       },
       { batch: 2, seqQ: 5, seqK: 12, cap: 12, heads: 6, kvHeads: 3, headDim: 8, keyStart: [2, 0] },
       { batch: 2, seqQ: 4, seqK: 7, cap: 30, heads: 9, kvHeads: 3, headDim: 64 },
+      // Decoding shapes (seqQ < 4: query heads of a KV group handled together), Qwen-like 14/2
+      // and SmolLM2-like 9/3 heads, left padding up to a row that sees no key at all.
+      {
+        batch: 8,
+        seqQ: 1,
+        seqK: 40,
+        cap: 48,
+        heads: 14,
+        kvHeads: 2,
+        headDim: 64,
+        keyStart: [0, 1, 2, 3, 4, 5, 6, 39],
+      },
+      {
+        batch: 2,
+        seqQ: 3,
+        seqK: 20,
+        cap: 24,
+        heads: 9,
+        kvHeads: 3,
+        headDim: 64,
+        keyStart: [0, 19],
+      },
     ]) {
       const { cap, ...shape } = c;
       const row = c.kvHeads * c.headDim;

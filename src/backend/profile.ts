@@ -3,7 +3,7 @@
 // and batch; binary/unary: the op and the size). `profileTable()` formats the totals, sorted by
 // time; with the variable set the table is also printed to stderr when the process exits. The
 // difference between a step's wall time and the sum of its kernels is JavaScript-side overhead.
-import type { Buf, FullBackend, MatmulParams, QuantWeight } from './backend.js';
+import type { AttentionParams, Buf, FullBackend, MatmulParams, QuantWeight } from './backend.js';
 
 export interface ProfileEntry {
   key: string;
@@ -50,6 +50,13 @@ function keyOf(kernel: string, args: unknown[]): string {
     case 'alloc':
     case 'allocUninit':
       return kernel;
+    case 'attention':
+    case 'attentionBackward': {
+      const p = args[kernel === 'attention' ? 5 : 9] as AttentionParams;
+      return `${kernel} b${p.batch} q${p.seqQ} k${p.seqK} h${p.heads}/${p.kvHeads}`;
+    }
+    case 'rmsnorm':
+      return `rmsnorm rows=${String(args[2])}`;
     case 'reduce':
       return `reduce ${String(args[0])} ${String(args[2])}x${String(args[3])}x${String(args[4])}`;
     default:
