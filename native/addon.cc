@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <sys/mman.h>
 #endif
 #include <napi.h>
 
@@ -216,6 +217,24 @@ std::mutex g_liveMutex;
 std::unordered_map<size_t, std::vector<void*>> g_pool;
 size_t g_poolBytes = 0;
 
+// Blocks of at least 1 MiB come straight from mmap: fresh anonymous pages are zero, so a zeroed
+// allocation needs no fill, and untouched pages take no memory. A model is built with zero
+// placeholder weights that the loader replaces one by one; filling them made the whole model's
+// size resident before the first real weight was read (a quantised load peaked at the float32
+// size). The size alone says how a block was obtained, so the pool frees it the same way.
+constexpr size_t kMapMin = size_t(1) << 20;
+
+void* rawAlloc(size_t bytes) {
+  if (bytes < kMapMin) return std::aligned_alloc(64, bytes);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void rawFree(void* p, size_t bytes) {
+  if (bytes < kMapMin) std::free(p);
+  else munmap(p, bytes);
+}
+
 size_t poolCap() {
   static const size_t cap = [] {
     const char* e = std::getenv("RL4QE_POOL_MB");
@@ -229,7 +248,7 @@ size_t poolCap() {
 int64_t poolPutLocked(void* p, size_t bytes) {
   const size_t cap = poolCap();
   if (bytes > cap) {
-    std::free(p);
+    rawFree(p, bytes);
     return (int64_t)bytes;
   }
   // Over the cap: free pooled blocks (any size) until this one fits.
@@ -237,7 +256,7 @@ int64_t poolPutLocked(void* p, size_t bytes) {
   for (auto it = g_pool.begin(); it != g_pool.end() && g_poolBytes + bytes > cap;) {
     auto& list = it->second;
     while (!list.empty() && g_poolBytes + bytes > cap) {
-      std::free(list.back());
+      rawFree(list.back(), it->first);
       list.pop_back();
       g_poolBytes -= it->first;
       freed += (int64_t)it->first;
@@ -278,14 +297,18 @@ Value Alloc(const CallbackInfo& info) {
       g_poolBytes -= bytes;
     }
   }
+  bool fresh = false;
   if (!p) {
-    p = std::aligned_alloc(64, bytes);
+    p = rawAlloc(bytes);
     if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
     MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
+    fresh = true;
   }
-  // alloc(length, zero = true): false skips the zero fill (outputs a kernel overwrites).
+  // alloc(length, zero = true): false skips the zero fill (outputs a kernel overwrites). Fresh
+  // mmap'd blocks are already zero.
   const bool zero = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
-  if (zero) ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
+  if (zero && !(fresh && bytes >= kMapMin))
+    ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
   Block* blk = new Block{p, bytes, false};
   {
     std::lock_guard<std::mutex> lock(g_liveMutex);
@@ -350,7 +373,7 @@ Value TrimPool(const CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(g_liveMutex);
     for (auto& [bytes, list] : g_pool) {
-      for (void* p : list) std::free(p);
+      for (void* p : list) rawFree(p, bytes);
       freed += (int64_t)(bytes * list.size());
     }
     g_pool.clear();
