@@ -776,8 +776,15 @@ AttnArgs attnArgs(const CallbackInfo& info, size_t at, const char* W) {
   const int64_t dense = p.seqK * p.kvHeads * p.headDim;
   const Value st = info[at + 9];
   p.kvStride = st.IsNull() || st.IsUndefined() ? dense : intArg(info, at + 9, W, "kvStride");
-  if (p.kvStride < dense)
-    fail(info.Env(), W, "kvStride (" + std::to_string(p.kvStride) + ") must be at least seqK·kvHeads·headDim (" + std::to_string(dense) + ")");
+  const Value rs = info[at + 10], hs = info[at + 11];
+  p.kvRowStride = rs.IsNull() || rs.IsUndefined() ? p.kvHeads * p.headDim : intArg(info, at + 10, W, "kvRowStride");
+  p.kvHeadStride = hs.IsNull() || hs.IsUndefined() ? p.headDim : intArg(info, at + 11, W, "kvHeadStride");
+  // Every key of every head of one batch entry must lie inside its kvStride elements.
+  const int64_t extent = p.seqK == 0 ? 0 : (p.kvHeads - 1) * p.kvHeadStride + (p.seqK - 1) * p.kvRowStride + p.headDim;
+  if (p.kvRowStride < p.headDim || p.kvHeadStride < p.headDim)
+    fail(info.Env(), W, "kvRowStride and kvHeadStride must be at least headDim (" + std::to_string(p.headDim) + ")");
+  if (p.kvStride < extent)
+    fail(info.Env(), W, "kvStride (" + std::to_string(p.kvStride) + ") must cover seqK keys of every KV head (" + std::to_string(extent) + " elements)");
   return p;
 }
 
@@ -786,8 +793,10 @@ Value Attention(const CallbackInfo& info) {
   const char* W = "native.attention";
   const AttnArgs p = attnArgs(info, 5, W);
   const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
-  const double nk = p.batch == 0 ? 0.0
-                                 : (double)(p.batch - 1) * p.kvStride + (double)p.seqK * p.kvHeads * p.headDim;
+  const double nk = p.batch == 0 || p.seqK == 0
+                       ? 0.0
+                       : (double)(p.batch - 1) * p.kvStride + (double)(p.kvHeads - 1) * p.kvHeadStride +
+                             (double)(p.seqK - 1) * p.kvRowStride + (double)p.headDim;
   const float* q = f32need(info, 0, W, "q", nq);
   const float* k = f32need(info, 1, W, "k", nk);
   const float* v = f32need(info, 2, W, "v", nk);
@@ -802,8 +811,9 @@ Value Attention(const CallbackInfo& info) {
 Value AttentionBackward(const CallbackInfo& info) {
   const char* W = "native.attentionBackward";
   const AttnArgs p = attnArgs(info, 9, W);
-  if (p.kvStride != p.seqK * p.kvHeads * p.headDim)
-    fail(info.Env(), W, "the backward needs contiguous k and v (kvStride = seqK·kvHeads·headDim)");
+  if (p.kvStride != p.seqK * p.kvHeads * p.headDim || p.kvRowStride != p.kvHeads * p.headDim ||
+      p.kvHeadStride != p.headDim)
+    fail(info.Env(), W, "the backward needs contiguous k and v (kvStride = seqK·kvHeads·headDim, default row and head strides)");
   const double nq = (double)p.batch * p.seqQ * p.heads * p.headDim;
   const double nk = (double)p.batch * p.seqK * p.kvHeads * p.headDim;
   const float* q = f32need(info, 0, W, "q", nq);

@@ -836,7 +836,7 @@ static inline float rowMax(const float* x, int64_t n) {
 static void attentionTiled(const float* q, const float* k, const float* v, float* out,
                            float* lse, const AttnArgs& p) {
   const int64_t D = p.headDim, group = p.heads / p.kvHeads;
-  const int64_t qStride = p.heads * D, kStride = p.kvHeads * D;
+  const int64_t qStride = p.heads * D, kStride = p.kvRowStride;
   const int64_t qBlocks = (p.seqQ + kAttnQB - 1) / kAttnQB;
   const int64_t tasks = p.batch * p.heads * qBlocks;
   const int64_t ldS = (p.seqK + 15) / 16 * 16;
@@ -865,8 +865,8 @@ static void attentionTiled(const float* q, const float* k, const float* v, float
         continue;
       }
       const int64_t n = hiMax - lo;
-      const float* kb = k + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
-      const float* vb = v + kvBatchOffset(p, b) + (lo * p.kvHeads + kvh) * D;
+      const float* kb = k + kvBatchOffset(p, b) + lo * p.kvRowStride + kvh * p.kvHeadStride;
+      const float* vb = v + kvBatchOffset(p, b) + lo * p.kvRowStride + kvh * p.kvHeadStride;
       gemmRows(m, n, D, false, true, qb0, qStride, kb, kStride, S, ldS, p.scale, false);
       for (int64_t r = 0; r < m; ++r) {
         int64_t l2, hi;
@@ -1018,9 +1018,9 @@ static void attention(const float* q, const float* k, const float* v, float* out
       const int64_t i0 = qb * QB, i1 = std::min<int64_t>(p.seqQ, i0 + QB);
       int64_t lo, hiMax;
       keyRange(p, b, i1 - 1, lo, hiMax);  // the last row sees the most keys
-      const float* kb = k + b * p.kvStride + kvh * D;  // key 0 of this (b, kvh)
-      const float* vb = v + b * p.kvStride + kvh * D;
-      const int64_t kStride = p.kvHeads * D;
+      const float* kb = k + b * p.kvStride + kvh * p.kvHeadStride;  // key 0 of this (b, kvh)
+      const float* vb = v + b * p.kvStride + kvh * p.kvHeadStride;
+      const int64_t kStride = p.kvRowStride;
       // Fewer than 4 rows (decoding one token): transposing the keys would cost more than it
       // saves, so take one dot product per key instead.
       const bool tiled = i1 - i0 >= 4;

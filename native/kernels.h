@@ -42,6 +42,8 @@ struct AttnArgs {
   bool causal;
   const int32_t* keyStart;  // may be null
   int64_t kvStride;         // elements between batch entries of k and v (forward; a KV cache)
+  int64_t kvRowStride;      // elements between consecutive keys of one head (kvHeads·headDim)
+  int64_t kvHeadStride;     // elements between KV heads (headDim; capacity·headDim head-major)
 };
 
 /** A weight kept in a ggml block format (src/backend/quant.ts): `rows` rows of `cols` values, each

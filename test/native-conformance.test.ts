@@ -516,6 +516,39 @@ test(
       ref.attention(q, kc, vc, o1, new Float32Array(nl), strided);
       ref.attention(q, kd, vd, o2, new Float32Array(nl), p);
       assert.deepEqual(o1, o2, label);
+      // The same cache head-major, [batch, kvHeads, cap, headDim] (kvRowStride = headDim,
+      // kvHeadStride = cap·headDim): native within tolerance, reference exactly equal.
+      const D = c.headDim;
+      const kh = new Float32Array(kc.length);
+      const vh = new Float32Array(vc.length);
+      for (let b = 0; b < c.batch; b++)
+        for (let t = 0; t < cap; t++)
+          for (let h = 0; h < c.kvHeads; h++) {
+            const src = ((b * cap + t) * c.kvHeads + h) * D;
+            const dst = ((b * c.kvHeads + h) * cap + t) * D;
+            kh.set(kc.subarray(src, src + D), dst);
+            vh.set(vc.subarray(src, src + D), dst);
+          }
+      const headMajor = { ...strided, kvRowStride: D, kvHeadStride: cap * D };
+      both(
+        [new Float32Array(nq), new Float32Array(nl)],
+        (b, [o, lse]) => b.attention(q, kh, vh, o, lse, headMajor),
+        1e-5,
+        1e-5,
+        `${label} head-major`,
+      );
+      const o3 = new Float32Array(nq);
+      ref.attention(q, kh, vh, o3, new Float32Array(nl), headMajor);
+      assert.deepEqual(o3, o1, `${label} head-major (reference)`);
+      // Strides that would read past a batch entry are refused, not followed.
+      assert.throws(
+        () =>
+          nat().attention(q, kh, vh, new Float32Array(nq), new Float32Array(nl), {
+            ...headMajor,
+            kvStride: (c.kvHeads - 1) * cap * D,
+          }),
+        /kvStride/,
+      );
     }
   },
 );

@@ -8,10 +8,15 @@ import type { Rope } from './layers.js';
  * Where a layer's past keys and values live during incremental decoding (implemented by
  * src/sampling/kv-cache.ts). `append` stores this step's k, v [B, T, KVH, D] for `layer` and
  * returns every key/value so far: [B, Tpast + T, KVH, D], or, with keyLen = Tpast + T, the
- * cache's own storage [B, capacity, KVH, D] for attention to read in place.
+ * cache's own storage [B, capacity, KVH, D] (or, with headMajor, [B, KVH, capacity, D]) for
+ * attention to read in place.
  */
 export interface KvCacheLike {
-  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; keyLen?: number };
+  append(
+    layer: number,
+    k: Tensor,
+    v: Tensor,
+  ): { k: Tensor; v: Tensor; keyLen?: number; headMajor?: boolean };
 }
 
 export interface AttentionCall extends ForwardContext {
@@ -65,12 +70,15 @@ export class CausalSelfAttention {
     q = rope.forward(q, call.positions); // [B, T, H, D]
     k = rope.forward(k, call.positions); // [B, T, KVH, D]
     let keyLen: number | undefined;
-    if (call.cache) ({ k, v, keyLen } = call.cache.append(call.layer, k, v)); // [B, Tk, KVH, D]
+    let headMajor: boolean | undefined;
+    // With a cache: its storage, [B, Tk, KVH, D] or head-major [B, KVH, Tk, D].
+    if (call.cache) ({ k, v, keyLen, headMajor } = call.cache.append(call.layer, k, v));
     const y = attention(q, k, v, {
       causal: true,
       scale: 1 / Math.sqrt(D),
       ...(call.keyStart ? { keyStart: call.keyStart } : {}),
       ...(keyLen !== undefined ? { keyLen } : {}),
+      ...(headMajor ? { kvHeadMajor: true } : {}),
     }); // [B, T, H, D]
     return this.o.forward(reshape(y, [B, T, H * D]), call); // [B, T, hidden]
   }

@@ -1,9 +1,11 @@
-// KV cache for incremental decoding: per layer, keys and values [B, capacity, KVH, Dh] in
-// preallocated float32 buffers. append() writes this step's rows after the stored ones (in place)
-// and hands attention the storage itself, [B, capacity, KVH, Dh] with keyLen = tokens stored:
-// attention reads the first keyLen keys of each sequence in place, so a decoding step copies
-// only its own new rows, never the whole cache. The cache keeps ownership (release() of the
-// returned views frees nothing).
+// KV cache for incremental decoding: per layer, keys and values in preallocated float32 buffers,
+// head-major [B, KVH, capacity, Dh], so each head's keys are contiguous: a decoding step reads
+// the whole cache, and reading one head's 256-byte rows out of every kvHeads·Dh-float token row
+// (the [B, capacity, KVH, Dh] layout) ran at half the speed. append() writes this step's rows
+// after the stored ones (in place) and hands attention the storage itself with keyLen = tokens
+// stored and headMajor = true: attention reads the first keyLen keys of each head in place, so a
+// decoding step copies only its own new rows, never the whole cache. The cache keeps ownership
+// (release() of the returned views frees nothing).
 import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
@@ -42,7 +44,11 @@ export class KvCache implements KvCacheLike {
     return this.lens[0] ?? 0;
   }
 
-  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor; keyLen: number } {
+  append(
+    layer: number,
+    k: Tensor,
+    v: Tensor,
+  ): { k: Tensor; v: Tensor; keyLen: number; headMajor: true } {
     const { batch: B, capacity: C, kvHeads: KVH, headDim: Dh } = this.opts;
     const [kb, T, kh, kd] = k.shape as [number, number, number, number];
     if (kb !== B || kh !== KVH || kd !== Dh) {
@@ -61,22 +67,28 @@ export class KvCache implements KvCacheLike {
         hint: 'create the cache with a larger capacity (prompt length + max new tokens)',
       });
     }
-    const row = KVH * Dh;
     const total = past + T;
     const ck = this.k[layer] as Float32Array;
     const cv = this.v[layer] as Float32Array;
     const kData = k.data;
     const vData = v.data;
+    // k/v [B, T, KVH, Dh] → storage [B, KVH, C, Dh] at time past + t.
     for (let b = 0; b < B; b++) {
-      const at = (b * C + past) * row;
-      ck.set(kData.subarray(b * T * row, (b + 1) * T * row), at);
-      cv.set(vData.subarray(b * T * row, (b + 1) * T * row), at);
+      for (let h = 0; h < KVH; h++) {
+        const dst = ((b * KVH + h) * C + past) * Dh;
+        for (let t = 0; t < T; t++) {
+          const src = ((b * T + t) * KVH + h) * Dh;
+          ck.set(kData.subarray(src, src + Dh), dst + t * Dh);
+          cv.set(vData.subarray(src, src + Dh), dst + t * Dh);
+        }
+      }
     }
     this.lens[layer] = total;
     return {
-      k: fromBuf(ck, [B, C, KVH, Dh]), // [B, C, KVH, Dh], first `total` keys valid
-      v: fromBuf(cv, [B, C, KVH, Dh]), // [B, C, KVH, Dh]
+      k: fromBuf(ck, [B, KVH, C, Dh]), // [B, KVH, C, Dh], first `total` keys of each head valid
+      v: fromBuf(cv, [B, KVH, C, Dh]), // [B, KVH, C, Dh]
       keyLen: total,
+      headMajor: true,
     };
   }
 

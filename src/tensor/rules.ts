@@ -149,6 +149,8 @@ export interface AttentionP {
   keyStart?: Int32Array;
   /** Keys in use per sequence when k/v are a KV cache's [B, capacity, KVH, D] storage. */
   keyLen?: number;
+  /** The cache is head-major, [B, KVH, capacity, D]. */
+  kvHeadMajor?: boolean;
 }
 
 // ---- the table ----
@@ -537,8 +539,10 @@ export const rules = {
   /** Fused attention; the per-row logsumexp is the only thing saved besides q, k, v, out. */
   attention(be: FullBackend, [q, k, v]: Tensor[], p: AttentionP): Forward {
     const [batch, seqQ, heads, headDim] = q.shape;
-    const kvHeads = k.shape[2];
-    const seqK = p.keyLen ?? k.shape[1];
+    const hm = p.kvHeadMajor === true;
+    const kvHeads = hm ? k.shape[1] : k.shape[2];
+    const cap = hm ? k.shape[2] : k.shape[1];
+    const seqK = p.keyLen ?? cap;
     const params = {
       batch,
       seqQ,
@@ -549,7 +553,8 @@ export const rules = {
       scale: p.scale,
       causal: p.causal,
       keyStart: p.keyStart,
-      ...(p.keyLen !== undefined ? { kvStride: k.shape[1] * kvHeads * headDim } : {}),
+      ...(p.keyLen !== undefined ? { kvStride: cap * kvHeads * headDim } : {}),
+      ...(hm ? { kvRowStride: headDim, kvHeadStride: cap * headDim } : {}),
     };
     const out = uninitOn(be, q.shape, q.dtype);
     const lse = uninitOn(be, [batch, heads, seqQ], q.dtype);

@@ -280,6 +280,8 @@ type AttnTail = [
   causal: boolean,
   keyStart: Int32Array | null,
   kvStride: number | null,
+  kvRowStride: number | null,
+  kvHeadStride: number | null,
 ];
 
 // Op codes: the enum order of native/ops.h.
@@ -325,6 +327,8 @@ function attnTail(p: AttentionParams): AttnTail {
     p.causal,
     p.keyStart ?? null,
     p.kvStride ?? null,
+    p.kvRowStride ?? null,
+    p.kvHeadStride ?? null,
   ];
 }
 

@@ -43,6 +43,8 @@ export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: Attenti
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
   const group = heads / kvHeads;
   const kvStride = p.kvStride ?? seqK * kvHeads * D;
+  const rowStride = p.kvRowStride ?? kvHeads * D;
+  const headStride = p.kvHeadStride ?? D;
   const s = new Float64Array(seqK);
   const acc = new Float64Array(D);
   for (let b = 0; b < batch; b++) {
@@ -54,7 +56,7 @@ export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: Attenti
         acc.fill(0);
         let mx = -Infinity;
         for (let j = lo; j < hi; j++) {
-          const ko = b * kvStride + (j * kvHeads + kh) * D;
+          const ko = b * kvStride + j * rowStride + kh * headStride;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q[qo + d] * k[ko + d];
           s[j] = dot * scale;
@@ -64,7 +66,7 @@ export function attention(q: Buf, k: Buf, v: Buf, out: Buf, lse: Buf, p: Attenti
         for (let j = lo; j < hi; j++) {
           const e = Math.exp(s[j] - mx);
           l += e;
-          const vo = b * kvStride + (j * kvHeads + kh) * D;
+          const vo = b * kvStride + j * rowStride + kh * headStride;
           for (let d = 0; d < D; d++) acc[d] += e * v[vo + d];
         }
         const li = (b * heads + h) * seqQ + i;
@@ -99,7 +101,11 @@ export function attentionBackward(
   p: AttentionParams,
 ): void {
   const { batch, seqQ, seqK, heads, kvHeads, headDim: D, scale } = p;
-  if (p.kvStride !== undefined && p.kvStride !== seqK * kvHeads * D) {
+  if (
+    (p.kvStride !== undefined && p.kvStride !== seqK * kvHeads * D) ||
+    (p.kvRowStride !== undefined && p.kvRowStride !== kvHeads * D) ||
+    (p.kvHeadStride !== undefined && p.kvHeadStride !== D)
+  ) {
     throw new UnsupportedError('attention backward needs contiguous k and v', {
       where: 'attentionBackward',
       expected: `kvStride = seqK·kvHeads·headDim = ${seqK * kvHeads * D}`,
