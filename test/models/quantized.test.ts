@@ -18,7 +18,7 @@ import {
 } from '../../src/tensor/index.js';
 import { openGguf } from '../../src/io/gguf/index.js';
 import { loadGgufModel } from '../../src/models/load.js';
-import { addLora, loraParameters } from '../../src/models/model.js';
+import { addLora, loraParameters, type CausalLM } from '../../src/models/model.js';
 import { generate } from '../../src/sampling/generate.js';
 import { scoreTokens } from '../../src/sampling/score.js';
 import { cachePaths } from '../../src/util/paths.js';
@@ -43,6 +43,17 @@ const need = (f: string): void =>
     existsSync(f),
     `missing test model ${f}: run \`node scripts/fetch-test-models.mjs\` (then re-run the tests)`,
   );
+
+/** Greedy decoding of n tokens equals the oracle's first n. */
+function assertGreedy(model: CausalLM, c: Case, n: number): void {
+  const out = generate(model, {
+    prompts: [c.prompt],
+    maxNewTokens: n,
+    temperature: 0,
+    stopTokens: [],
+  });
+  assert.deepEqual(out[0]!.tokens, c.tokens.slice(0, n));
+}
 
 test('SmolLM2 quantised: the blocks are the file bytes, logits and greedy tokens equal transformers (float32 oracle)', () => {
   need(smolFile);
@@ -84,14 +95,7 @@ test('SmolLM2 quantised: the blocks are the file bytes, logits and greedy tokens
     const d = Math.abs(lg[id]! - c.firstLogitsTop!.values[i]!);
     assert.ok(d < 2e-3, `logit of token ${id}: ${lg[id]} vs ${c.firstLogitsTop!.values[i]}`);
   });
-  const N = 12;
-  const out = generate(model, {
-    prompts: [c.prompt],
-    maxNewTokens: N,
-    temperature: 0,
-    stopTokens: [],
-  });
-  assert.deepEqual(out[0]!.tokens, c.tokens.slice(0, N));
+  assertGreedy(model, c, 12);
   model.release();
 });
 
@@ -101,15 +105,7 @@ test('Qwen2.5-Coder-0.5B quantised (Q5_0, Q8_0, Q4_K, Q6_K blocks): greedy token
   const types = new Set([...model.linears().values()].map((l) => (l.weight as QTensor).type));
   for (const t of [6, 8, 12, 14]) assert.ok(types.has(t), `ggml type ${t} among the projections`);
   assert.ok(model.headWeight() instanceof QTensor);
-  const c = qwen.cases[0]!;
-  const N = 6;
-  const out = generate(model, {
-    prompts: [c.prompt],
-    maxNewTokens: N,
-    temperature: 0,
-    stopTokens: [],
-  });
-  assert.deepEqual(out[0]!.tokens, c.tokens.slice(0, N));
+  assertGreedy(model, qwen.cases[0]!, 6);
   model.release();
 });
 
