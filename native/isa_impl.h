@@ -174,9 +174,8 @@ static inline void micro(int64_t kc, const float* __restrict A, const float* __r
 static inline float dot(const float* __restrict a, const float* __restrict b, int64_t n);
 
 // ---------------------------------------------------------------------------------------------
-// Packing. Ap holds MR-tall panels `aps` floats apart (panelStride): panel q, step p, row r at
-// Ap[q·aps + p·MR + r]. Bp holds NR-wide panels: step p, column c at Bp[p·NR + c]. Tails are
-// zero-padded.
+// Packing. Ap holds MR-tall panels: panel q, step p, row r at Ap[q·MR·kc + p·MR + r].
+// Bp holds NR-wide panels: step p, column c at Bp[p·NR + c]. Tails are zero-padded.
 
 #if defined(__AVX512F__)
 // In-register transpose of a 16×16 float block (r[i] is row i on entry, column i on exit).
@@ -216,26 +215,19 @@ static inline void transposeStore(const float* const rows[16], float* dst, int64
 // Transposed A (A(i, p) = a[p·lda + i], e.g. a weight gradient Xᵀ·dY) is packed with the k-steps
 // outermost: each step reads its whole mc-wide row segment of A once, front to back, and hands
 // MR floats to each panel. Packing panel by panel instead (12 floats of every k-step, then the
-// next 12) walks A with a stride of lda floats, a power of two for the usual M (2 KiB for
-// M = 512, 8 KiB for 2048) that maps all kc rows onto a few dozen L2 sets, so each panel
-// re-fetched from L3 the lines the previous one had just read: TN 512×1536×576 ran 5–10 %
-// slower than NN. The row loop writes MR·kc-float panels in step; panels exactly MR·kc floats
-// apart (a multiple of 4 KiB for kc = 768) would put all 16 write streams into one L1 set, so
-// transposed panels get one cache line of padding (kPanelPad). The rows are prefetched a few
-// k-steps ahead. Measured (interleaved A/B in one process, 2 threads, idle Zen 4): TN
-// 512×1536×576 +5–6 %, 512×576×576 +4 %, 512×576×1536 and 2048³ +2 %; unpadded, half of that.
-#if defined(__AVX512F__)
-constexpr int64_t kPanelPad = 16;
-#else
-constexpr int64_t kPanelPad = 0;
-#endif
-static inline int64_t panelStride(const SgemmArgs& g, int64_t kc) {
-  return MR * kc + (g.transA ? kPanelPad : 0);
-}
+// next 12) walks A with a stride of lda floats and makes the next panel fetch again the lines
+// it shares with this one (a line holds 16 floats, a panel takes 12), from L3 once the stride
+// has evicted them: a power of two for the usual M (2 KiB for M = 512, 8 KiB for 2048) maps all
+// kc rows onto a few dozen L2 sets. TN 512×1536×576 ran 5–10 % slower than NN. The rows are
+// prefetched a few k-steps ahead. Measured (interleaved A/B in one process, idle Zen 4, 2
+// threads): TN 512×1536×576 +5–6 %, 512×576×576 +4 %, 512×576×1536 and 2048³ +2 %; one thread,
+// CPU time: +6–7 % at M = 512, +3–4 % at M = 504 and 520 (no PMU in this VM to count the
+// misses). NN and NT are untouched. Padding the panels by a cache line (MR·kc floats apart
+// is a multiple of 4 KiB for kc = 768, so the 16 write streams share an L1 set) and packing in
+// groups of 4 panels (48 columns = 3 whole lines per k-step) measured the same.
 
 static void packA(const SgemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                   float* __restrict Ap) {
-  const int64_t aps = panelStride(g, kc);
   int64_t ir0 = 0;
 #if defined(__AVX512F__)
   if (g.transA && mc >= MR) {
@@ -248,14 +240,15 @@ static void packA(const SgemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_
         for (int64_t c = 0; c < full * MR; c += 16)
           _mm_prefetch(reinterpret_cast<const char*>(src + kAhead * g.lda + c), _MM_HINT_T0);
       for (int64_t q = 0; q < full; ++q)
-        _mm512_mask_storeu_ps(Ap + q * aps + p * MR, m, _mm512_maskz_loadu_ps(m, src + q * MR));
+        _mm512_mask_storeu_ps(Ap + q * MR * kc + p * MR, m,
+                              _mm512_maskz_loadu_ps(m, src + q * MR));
     }
     ir0 = full * MR;
   }
 #endif
   for (int64_t ir = ir0; ir < mc; ir += MR) {
     const int mr = (int)std::min<int64_t>(MR, mc - ir);
-    float* dst = Ap + (ir / MR) * aps;
+    float* dst = Ap + ir * kc;
     if (!g.transA) {  // A(i, p) = a[i·lda + p]
       const float* rows[MR];
       for (int r = 0; r < MR; ++r) rows[r] = g.a + (i0 + ir + std::min(r, mr - 1)) * g.lda + p0;
@@ -580,7 +573,7 @@ static void sgemm(const SgemmArgs& g) {
 #pragma omp parallel num_threads(want) if (want > 1)
   {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    float* Ap = scratch(1, (size_t)(MC / MR * panelStride(g, kcMax)));
+    float* Ap = scratch(1, (size_t)(MC * kcMax));
     for (int64_t jc0 = 0; jc0 < nPanels; jc0 += ncPanels) {
       const int64_t np = std::min<int64_t>(ncPanels, nPanels - jc0);
       // Packed B of this column block: k-block kb at Bp + kb·kcMax·np·NR, panel jp inside it.
@@ -609,15 +602,14 @@ static void sgemm(const SgemmArgs& g) {
           const int64_t kc = std::min<int64_t>(kcMax, g.k - p0);
           const bool beta = g.accumulate || p0 > 0;
           packA(g, i0, mc, p0, kc, Ap);
-          const int64_t aps = panelStride(g, kc);
           const float* bblk = Bp + p0 * np * NR;
           for (int64_t jp = ps; jp < pe; ++jp) {
             const int64_t j0 = (jc0 + jp) * NR;
             const int nr = (int)std::min<int64_t>(NR, g.n - j0);
             const float* bpan = bblk + jp * NR * kc;
             for (int64_t ir = 0; ir < mc; ir += MR)
-              micro(kc, Ap + ir / MR * aps, bpan, g.c + (i0 + ir) * g.ldc + j0, g.ldc, g.alpha,
-                    beta, (int)std::min<int64_t>(MR, mc - ir), nr);
+              micro(kc, Ap + ir * kc, bpan, g.c + (i0 + ir) * g.ldc + j0, g.ldc, g.alpha, beta,
+                    (int)std::min<int64_t>(MR, mc - ir), nr);
           }
         }
       }
