@@ -106,9 +106,9 @@ import type { WeightSource } from './weight-source.js';
 /** Fills every slot from `source`; missing or mis-shaped weights are typed errors. */
 export function loadWeights(model: CausalLM, source: WeightSource, where = 'weights'): void {
   for (const s of model.slots()) {
-    // Free the zero placeholder the model was built with before reading its replacement: the
-    // placeholders hold the model's whole size until replaced, so keeping one while its
-    // replacement is read added the largest tensor (the embedding) to the load's peak.
+    // Free the zero placeholder the model was built with (and return it from the native pool)
+    // before reading its replacement: keeping one while its replacement is read added the
+    // largest tensor (the embedding) to the load's peak, and pooled it held the model twice.
     s.get().release();
     getBackend().trimPool?.();
     const w = source(s.name);
@@ -138,7 +138,6 @@ export function loadWeights(model: CausalLM, source: WeightSource, where = 'weig
         decodeBlocks(w.quant.type, w.quant.data, f.length, f, 0);
         s.set(fromBuf(f, [...s.shape], { name: s.name }));
       }
-      getBackend().trimPool?.();
       continue;
     }
     // A standalone Float32Array (what the GGUF and safetensors loaders hand over) becomes the
@@ -151,9 +150,6 @@ export function loadWeights(model: CausalLM, source: WeightSource, where = 'weig
         ? fromBuf(w.data, [...s.shape], { name: s.name })
         : tensor(w.data, [...s.shape], { name: s.name }),
     );
-    // set() released the placeholder the model was created with: free it now rather than keep
-    // it in the native pool, or the model's size is held twice at the end of a load.
-    getBackend().trimPool?.();
   }
 }
 

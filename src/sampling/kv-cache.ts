@@ -6,7 +6,7 @@
 // stored and headMajor = true: attention reads the first keyLen keys of each head in place, so a
 // decoding step copies only its own new rows, never the whole cache. The cache keeps ownership
 // (release() of the returned views frees nothing).
-import { fromBuf, zeros, type Tensor } from '../tensor/index.js';
+import { fromBuf, getBackend, zeros, type Tensor } from '../tensor/index.js';
 import type { KvCacheLike } from '../nn/attention.js';
 import { ShapeError } from '../util/errors.js';
 
@@ -72,17 +72,13 @@ export class KvCache implements KvCacheLike {
     const cv = this.v[layer] as Float32Array;
     const kData = k.data;
     const vData = v.data;
-    // k/v [B, T, KVH, Dh] → storage [B, KVH, C, Dh] at time past + t.
-    for (let b = 0; b < B; b++) {
-      for (let h = 0; h < KVH; h++) {
-        const dst = ((b * KVH + h) * C + past) * Dh;
-        for (let t = 0; t < T; t++) {
-          const src = ((b * T + t) * KVH + h) * Dh;
-          ck.set(kData.subarray(src, src + Dh), dst + t * Dh);
-          cv.set(vData.subarray(src, src + Dh), dst + t * Dh);
-        }
-      }
-    }
+    // k/v [B, T, KVH, Dh] → storage [B, KVH, C, Dh] at time past: one strided copy each.
+    const be = getBackend();
+    const srcStrides = [T * KVH * Dh, KVH * Dh, Dh, 1];
+    const dstStrides = [KVH * C * Dh, Dh, C * Dh, 1];
+    const shape = [B, T, KVH, Dh];
+    be.copyStrided(kData, 0, srcStrides, ck, past * Dh, dstStrides, shape);
+    be.copyStrided(vData, 0, srcStrides, cv, past * Dh, dstStrides, shape);
     this.lens[layer] = total;
     return {
       k: fromBuf(ck, [B, KVH, C, Dh]), // [B, KVH, C, Dh], first `total` keys of each head valid
