@@ -1,5 +1,7 @@
-// Where the offline benchmark files live. The team keeps them in a `shared/data` folder next to
-// (or inside) the repository checkout; $RL4QE_DATA_DIR overrides the search.
+// Where the offline benchmark files live. They ship in the repository's `data/` folder (see
+// data/README.md for provenance and licences), found from this module's own location so that the
+// CLI works from any working directory; $RL4QE_DATA_DIR overrides it. A team checkout may still
+// keep them in a `shared/data` folder beside the repository, which is searched last.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +18,15 @@ export function repoRoot(): string {
   }
 }
 
+/** The default data directory: `data/` under the package root (never the cwd). */
+export function defaultDataDir(): string {
+  return path.join(repoRoot(), 'data');
+}
+
 /**
- * Resolves a file of the shared data folder: $RL4QE_DATA_DIR/<name> if set, else the first
- * `shared/data/<name>` found in the repository root or one of its ancestors (so `../shared/data`
- * from a checkout, and `shared/data` inside one, both work).
+ * Resolves a benchmark data file: $RL4QE_DATA_DIR/<name> if set and present, else
+ * `<package root>/data/<name>`, else the first `shared/data/<name>` found in the package root or
+ * one of its ancestors (the team layout before the data moved into the repository).
  */
 export function sharedDataFile(name: string): string {
   const tried: string[] = [];
@@ -29,6 +36,9 @@ export function sharedDataFile(name: string): string {
     if (existsSync(p)) return p;
     tried.push(p);
   }
+  const own = path.join(defaultDataDir(), name);
+  if (existsSync(own)) return own;
+  tried.push(own);
   let dir = repoRoot();
   for (;;) {
     const p = path.join(dir, 'shared', 'data', name);
@@ -40,8 +50,8 @@ export function sharedDataFile(name: string): string {
   }
   throw new NotFoundError(`benchmark data file ${name} not found`, {
     where: name,
-    expected: 'the offline data folder ../shared/data next to the repository',
+    expected: `the repository's data folder (${defaultDataDir()}) or $RL4QE_DATA_DIR`,
     found: `none of: ${tried.slice(0, 4).join(', ')}${tried.length > 4 ? ', ...' : ''}`,
-    hint: 'set RL4QE_DATA_DIR to the folder holding it, or pass an explicit path',
+    hint: 'restore data/ from the repository (git checkout data/), or set RL4QE_DATA_DIR to the folder holding it',
   });
 }
