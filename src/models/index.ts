@@ -16,6 +16,7 @@ export {
   loadWeights,
   addLora,
   loraParameters,
+  withAdaptersDisabled,
   defaultPositions,
   type CausalLM,
   type ForwardInput,

@@ -12,7 +12,7 @@ import {
 import { decodeBlocks } from '../backend/quant.js';
 import { Embedding } from '../nn/layers.js';
 import type { KvCacheLike } from '../nn/attention.js';
-import { Linear, type LoraOptions } from '../nn/linear.js';
+import { Linear, type LoraAdapter, type LoraOptions } from '../nn/linear.js';
 import type { Rng } from '../util/rng.js';
 import { NotFoundError, ShapeError } from '../util/errors.js';
 import type { ModelConfig } from './config.js';
@@ -192,6 +192,26 @@ export function loraParameters(model: CausalLM): Map<string, Tensor> {
     out.set(`${name}.lora_B.weight`, lin.lora.b);
   }
   return out;
+}
+
+/**
+ * Runs fn with every LoRA adapter detached (the frozen base model: the KL penalty's reference
+ * policy) and puts each back afterwards, also when fn throws. fn must be synchronous (the
+ * adapters return when it returns, not when a promise it returns settles); an adapter added
+ * inside fn to a layer that had one is replaced by the original on the way out.
+ */
+export function withAdaptersDisabled<T>(model: CausalLM, fn: () => T): T {
+  const detached: [Linear, LoraAdapter][] = [];
+  for (const lin of model.linears().values()) {
+    if (!lin.lora) continue;
+    detached.push([lin, lin.lora]);
+    lin.lora = null;
+  }
+  try {
+    return fn();
+  } finally {
+    for (const [lin, lora] of detached) lin.lora = lora;
+  }
 }
 
 /** Default positions 0..T−1 for every row of a [B, T] batch. */

@@ -3,6 +3,13 @@
 // sequence's first real token, so a sequence decodes exactly as it would alone. Each sequence has
 // its own stop tokens, stop strings and random stream (seed + index, or explicit seeds), so the
 // result does not depend on what else is in the batch.
+//
+// Shared prefill (samplesPerPrompt = K > 1, the trainer's K rewrites of one query): each distinct
+// prompt is prefilled once (batch = prompts.length), then its KV cache rows and last-position
+// logits are repeated K times (KvCache.keepRows with repeated rows), and the prompts.length × K
+// sequences decode as one batch, prompt-major (sequence p·K + k is sample k of prompt p). Sequence
+// p·K + k draws from the stream it would draw from if prompt p were simply repeated K times in
+// `prompts`, so the result equals that call token for token; the prompt costs 1/K of the prefill.
 import { getBackend, logits as headLogits, noGrad, reshape, slice, tidy } from '../tensor/index.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../util/rng.js';
@@ -14,15 +21,24 @@ export interface GenerateOptions extends SamplingParams {
   /** Token ids of each prompt (each at least one token). */
   prompts: readonly (readonly number[])[];
   maxNewTokens: number;
-  /** Stop tokens for every sequence, or one list per sequence (default: config.eosTokenIds). */
+  /**
+   * Samples per prompt, K (default 1): the output has prompts.length × K generations, prompt-major
+   * (out[p·K + k]), each prompt prefilled once and its KV cache shared by its K samples. Every
+   * per-sequence option below (stop lists, seeds) then counts sequences, prompts.length × K.
+   */
+  samplesPerPrompt?: number;
+  /** Stop tokens for every sequence, or one list per sequence (default: config.eosTokenIds);
+   * per sequence means prompts.length × samplesPerPrompt lists, in output order. */
   stopTokens?: readonly number[] | readonly (readonly number[])[];
-  /** Stop strings for every sequence, or one list per sequence (needs `decode`). */
+  /** Stop strings for every sequence, or one list per sequence (needs `decode`); per sequence
+   * means prompts.length × samplesPerPrompt lists, in output order. */
   stopStrings?: readonly string[] | readonly (readonly string[])[];
   /** Tokenizer decode; needed for stop strings and to return text. */
   decode?: (ids: readonly number[]) => string;
-  /** Base seed: sequence i draws from new Rng(seed + i). Default 0. */
+  /** Base seed: sequence i (output index, p·K + k) draws from new Rng(seed + i). Default 0. */
   seed?: number;
-  /** One seed per sequence (overrides seed). */
+  /** One seed per sequence, output order (overrides seed); with samplesPerPrompt > 1 exactly
+   * prompts.length × samplesPerPrompt of them. */
   seeds?: readonly number[];
   /**
    * Prefill in chunks of about this many rows (batch × tokens, default 512): large enough for
@@ -54,9 +70,9 @@ function perSequence<T>(
   if (x === undefined) return Array.from({ length: n }, () => dflt);
   if (x.length > 0 && Array.isArray(x[0])) {
     if (x.length !== n) {
-      throw new ConfigError('per-sequence stop lists must have one entry per prompt', {
+      throw new ConfigError('per-sequence stop lists must have one entry per sequence', {
         where: 'generate',
-        expected: String(n),
+        expected: `${n} (prompts × samplesPerPrompt)`,
         found: String(x.length),
       });
     }
@@ -68,8 +84,24 @@ function perSequence<T>(
 export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
   validateSampling(opts);
   const cfg = model.config;
-  const n = opts.prompts.length;
+  const K = opts.samplesPerPrompt ?? 1;
+  if (!Number.isInteger(K) || K < 1) {
+    throw new ConfigError('samplesPerPrompt must be a positive integer', {
+      where: 'generate',
+      expected: 'integer ≥ 1',
+      found: String(opts.samplesPerPrompt),
+    });
+  }
+  const nP = opts.prompts.length; // distinct prompts (the prefill batch)
+  const n = nP * K; // sequences (the decoding batch); sequence i has prompt ⌊i / K⌋
   if (n === 0) return [];
+  if (K > 1 && opts.seeds !== undefined && opts.seeds.length !== n) {
+    throw new ConfigError('seeds must have one entry per sequence', {
+      where: 'generate',
+      expected: `${n} (prompts × samplesPerPrompt)`,
+      found: String(opts.seeds.length),
+    });
+  }
   if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
     throw new ConfigError('maxNewTokens must be a non-negative integer', {
       where: 'generate',
@@ -119,8 +151,9 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
     { length: n },
     (_, i) => new Rng(opts.seeds?.[i] ?? (opts.seed ?? 0) + i),
   );
-  const lens = opts.prompts.map((p) => p.length);
-  const Tp = Math.max(...lens);
+  const promptLens = opts.prompts.map((p) => p.length);
+  const lens = Array.from({ length: n }, (_, i) => promptLens[Math.floor(i / K)] as number);
+  const Tp = Math.max(...promptLens);
   const capacity = Tp + opts.maxNewTokens;
   // The last generated token is never fed back, so the longest sequence run is capacity − 1.
   if (capacity - 1 > model.maxPositions) {
@@ -131,7 +164,7 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       hint: 'shorten the prompt or lower maxNewTokens (or build the model with a larger maxPositions)',
     });
   }
-  const out: Generation[] = opts.prompts.map(() => ({
+  const out: Generation[] = Array.from({ length: n }, () => ({
     tokens: [],
     logProbs: [],
     finishReason: 'length',
@@ -142,17 +175,17 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
   noGrad(() => {
     const cache = new KvCache({
       numLayers: cfg.numLayers,
-      batch: n,
+      batch: nP,
       kvHeads: cfg.numKvHeads,
       headDim: cfg.headDim,
       capacity,
     });
     try {
-      // Prefill: left-padded prompts [n, Tp]; pad id 0 is never attended to.
-      const keyStart = Int32Array.from(lens, (l) => Tp - l);
-      const ids = new Int32Array(n * Tp);
-      const positions = new Int32Array(n * Tp);
-      for (let b = 0; b < n; b++) {
+      // Prefill: left-padded distinct prompts [nP, Tp]; pad id 0 is never attended to.
+      const keyStart = Int32Array.from(promptLens, (l) => Tp - l);
+      const ids = new Int32Array(nP * Tp);
+      const positions = new Int32Array(nP * Tp);
+      for (let b = 0; b < nP; b++) {
         const p = opts.prompts[b] as readonly number[];
         const s = keyStart[b] as number;
         for (let t = 0; t < Tp; t++) {
@@ -189,17 +222,29 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       // Prefill in chunks of tokens through the cache (query i of a chunk sits at key position
       // past + i, so causal attention over the cache is exactly the one-shot result).
       const prefillRows = opts.prefillRows ?? 512;
-      const chunk = Math.max(1, Math.floor(prefillRows / n));
+      const chunk = Math.max(1, Math.floor(prefillRows / nP));
       let data = new Float32Array(0);
       for (let t0 = 0; t0 < Tp; t0 += chunk) {
         const T = Math.min(chunk, Tp - t0);
-        const cIds = new Int32Array(n * T);
-        const cPos = new Int32Array(n * T);
-        for (let b = 0; b < n; b++) {
+        const cIds = new Int32Array(nP * T);
+        const cPos = new Int32Array(nP * T);
+        for (let b = 0; b < nP; b++) {
           cIds.set(ids.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
           cPos.set(positions.subarray(b * Tp + t0, b * Tp + t0 + T), b * T);
         }
-        data = forward(cIds, n, T, cPos, t0 + T === Tp);
+        data = forward(cIds, nP, T, cPos, t0 + T === Tp);
+      }
+      if (K > 1) {
+        // Shared prefill → one batch row per sequence: prompt p's cache row and last-position
+        // logits become rows p·K … p·K + K − 1. The logits are spread in place from the last
+        // prompt down (row p·K + k ≥ p, so no source row is overwritten before it is read).
+        const rep = Array.from({ length: n }, (_, i) => Math.floor(i / K));
+        cache.keepRows(rep);
+        rowStart = Int32Array.from(rep, (p) => keyStart[p] as number);
+        data = logitsBuf.subarray(0, n * V);
+        for (let p = nP - 1; p >= 0; p--) {
+          for (let k = K - 1; k >= 0; k--) data.copyWithin((p * K + k) * V, p * V, (p + 1) * V);
+        }
       }
       // active[r]: which sequence batch row r holds. Finished sequences leave the batch (and the
       // KV cache) so the rest decode at the cost of a smaller batch.

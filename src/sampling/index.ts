@@ -1,7 +1,14 @@
 // sampling: KV cache, batched generation, and scoring token sequences with gradients.
 export { KvCache, type KvCacheOptions } from './kv-cache.js';
 export { generate, type GenerateOptions, type Generation, type FinishReason } from './generate.js';
-export { scoreTokens, type ScoreSequence, type ScoreOptions, type ScoreResult } from './score.js';
+export {
+  scoreTokens,
+  scoreGroups,
+  type ScoreSequence,
+  type ScoreGroup,
+  type ScoreOptions,
+  type ScoreResult,
+} from './score.js';
 export {
   sampleRow,
   samplingDistribution,

@@ -90,7 +90,8 @@ export class KvCache implements KvCacheLike {
 
   /**
    * Keeps only the given batch rows (in that order), e.g. to drop finished sequences from a
-   * decoding batch so they cost nothing more.
+   * decoding batch so they cost nothing more. A row may be named more than once: it is then
+   * copied to each place (generate's shared prefill repeats each prompt's row K times).
    */
   keepRows(rows: readonly number[]): void {
     const { batch: B, capacity: C, kvHeads: KVH, headDim: Dh } = this.opts;
