@@ -10,6 +10,7 @@ import { runGeneratorBench } from './generator.js';
 import { benchLocalGenerator } from './local-generator.js';
 import { benchGenerate } from './generate.js';
 import { benchQmatmul } from './qmatmul.js';
+import { benchTrainStep } from './train-step.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -49,4 +50,9 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
     run: benchGenerate,
   },
   qmatmul: benchQmatmul,
+  'train-step': {
+    description:
+      'LoRA train step (fwd+bwd, REINFORCE loss) tokens/s vs PyTorch+PEFT; MFU, peak RSS',
+    run: benchTrainStep,
+  },
 };
