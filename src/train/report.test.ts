@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
 import { renderReport, writeReport, TABLE_ROWS } from './report.js';
 import {
   RUN_VERSION,
@@ -13,7 +12,6 @@ import {
   type ValRecord,
 } from './records.js';
 import { FormatError } from '../util/errors.js';
-import { registerReport, reportCommand } from '../cli/commands/report.js';
 
 const XSS = '<script>alert(1)</script>';
 
@@ -364,19 +362,4 @@ test('a long run is downsampled to at most 2,000 points per polyline', () => {
   // Steps done counts the records, the x axis spans 1..5000.
   assert.match(html, /steps done<\/th><td>5000 /);
   assert.ok(html.length < 3_000_000, `report size ${html.length}`);
-});
-
-test('rl4qe report: reportCommand prints the path or a file:// URL; the command registers', () => {
-  const d = makeRunDir();
-  try {
-    const lines: string[] = [];
-    const out = reportCommand(d, { write: (l) => lines.push(l) });
-    reportCommand(d, { openPath: true, write: (l) => lines.push(l) });
-    assert.deepEqual(lines, [out, `file://${out}`]);
-    const program = new Command();
-    registerReport(program);
-    assert.ok(program.commands.some((c) => c.name() === 'report'));
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
 });
