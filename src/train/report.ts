@@ -402,7 +402,9 @@ function clip(text: string | null | undefined, n: number): string {
   if (text === null || text === undefined) return '<span class="dim">–</span>';
   const t = String(text);
   if (t.length <= n && !t.includes('\n')) return `<span class="txt">${e(t)}</span>`;
-  const head = t.slice(0, n).split('\n')[0];
+  // The summary is the text's start with its line breaks folded, so a query that opens with
+  // "Problem:\n" still says what it is about.
+  const head = t.replace(/\s+/g, ' ').trim().slice(0, n);
   return `<details><summary>${e(head)}…</summary><pre>${e(t)}</pre></details>`;
 }
 
@@ -434,8 +436,8 @@ function sampleTable(rows: SampleRecord[], id: string): string {
   const body = rows
     .map(
       (s, i) =>
-        `<tr data-task="${e(s.task)}"><td class="n">${i + 1}</td><td class="n">${s.step}</td><td>${e(s.task)}<span class="dim"> k=${s.k}</span></td>` +
-        `<td class="q">${clip(s.query, 140)}</td><td class="q">${clip(s.rewrite, 200)}</td><td>${codeCell(s.code)}</td>` +
+        `<tr data-task="${e(s.task)}"><td class="n">${i + 1}</td><td class="n">${s.step}</td><td class="nw">${e(s.task)}<span class="dim"> k=${s.k}</span></td>` +
+        `<td class="q">${clip(s.query, 140)}</td><td class="q">${clip(s.rewrite, 200)}</td><td class="nw">${codeCell(s.code)}</td>` +
         `<td>${rewardCell(s)}</td><td class="n">${formatValue(num(s.advantage))}</td><td>${outcomeCell(s)}</td></tr>`,
     )
     .join('\n');
@@ -748,7 +750,11 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid var(--line); }
 thead th { position: sticky; top: 0; background: var(--bg); }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.q { max-width: 420px; word-break: break-word; }
+td.q { min-width: 220px; max-width: 420px; word-break: break-word; }
+td.nw { white-space: nowrap; }
+nav { margin: 4px 0 12px; }
+nav a { margin-right: 14px; color: inherit; }
+.changed table { table-layout: fixed; }
 table.kv { width: auto; }
 table.kv th { font-weight: 500; color: var(--dim); white-space: nowrap; }
 summary { cursor: pointer; word-break: break-word; }
@@ -760,32 +766,33 @@ ${chartCss}
 </head>
 <body>
 <h1>${e(title)}</h1>
+<nav><a href="#curves">curves</a><a href="#time">time</a><a href="#generator">generator</a><a href="#best">best</a><a href="#worst">worst</a><a href="#changed">first vs last</a><a href="#dropped">dropped</a></nav>
 ${warnings}
 ${emptyNote}
 <section id="run">${kv(header)}
 ${configHtml}</section>
 
-<h2>Training curves</h2>
+<h2 id="curves">Training curves</h2>
 <div class="grid">
 ${plots.join('\n')}
 </div>
 
-<h2>Where the time goes</h2>
+<h2 id="time">Where the time goes</h2>
 <div class="cols"><figure>${timeChart}</figure><div>${timeTable}</div></div>
 
-<h2>Generator</h2>
+<h2 id="generator">Generator</h2>
 ${genTable}
 
-<h2>Best rewrites <span class="dim">(highest total reward, training samples)</span></h2>
+<h2 id="best">Best rewrites <span class="dim">(highest total reward, training samples)</span></h2>
 ${sampleTable(summary.best, 'best')}
 
-<h2>Worst rewrites <span class="dim">(lowest total reward, training samples)</span></h2>
+<h2 id="worst">Worst rewrites <span class="dim">(lowest total reward, training samples)</span></h2>
 ${sampleTable(summary.worst, 'worst')}
 
-<h2>What training changed <span class="dim">(the same task at its first and last step)</span></h2>
+<h2 id="changed">What training changed <span class="dim">(the same task at its first and last step)</span></h2>
 ${changedSection(summary.changed)}
 
-<h2>Dropped samples</h2>
+<h2 id="dropped">Dropped samples</h2>
 ${dropHtml}
 
 <p class="dim">Written by rl4qe report from the files in the run directory; regenerate with <code>rl4qe report ${e(input.runDir ?? 'RUN_DIR')}</code>.</p>

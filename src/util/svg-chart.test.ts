@@ -43,8 +43,9 @@ test('lttbIndices keeps both ends, the budget and the spike', () => {
   assert.deepEqual(lttbIndices([1, 2], [3, 4], 500), [0, 1]);
 });
 
-test('movingAverage keeps gaps and averages the finite values of each window', () => {
-  assert.deepEqual(movingAverage([1, 2, 3, null, 5], 3), [1.5, 2, 2.5, null, 5]);
+test('movingAverage averages the finite values of each window, bridging short gaps only', () => {
+  assert.deepEqual(movingAverage([1, 2, 3, null, 5], 3), [1.5, 2, 2.5, 4, 5]);
+  assert.deepEqual(movingAverage([1, null, null, null, 5], 3), [1, 1, null, 5, 5]);
 });
 
 test('charts: empty placeholder, bars, stacked shares; user text is escaped', () => {

@@ -40,14 +40,14 @@ export const chartCss = `
 .chart .raw { fill: none; stroke-width: 1; opacity: 0.45; }
 .chart .avg { fill: none; stroke-width: 2.5; }
 .chart .solo { fill: none; stroke-width: 2; }
-.chart .band { stroke: none; opacity: 0.18; }
+.chart .band { stroke: none; fill-opacity: 0.2; }
 .chart .mark { stroke: currentColor; stroke-width: 1.5; }
 .chart .seg-label { font-size: 10px; fill: #fff; }
 ${PALETTE.map((c, i) => `.chart .s${i} { stroke: ${c}; } .chart .f${i} { fill: ${c}; }`).join('\n')}
 @media (prefers-color-scheme: dark) {
   .chart { color: var(--fg, #ddd); }
   .chart .raw { opacity: 0.55; }
-  .chart .band { opacity: 0.25; }
+  .chart .band { fill-opacity: 0.3; }
 }
 `;
 
@@ -98,8 +98,9 @@ export function defaultSmoothing(n: number): number {
 }
 
 /**
- * Centred moving average over the finite values in each window; null where y itself is null,
- * so the average has the same gaps as the data it summarises.
+ * Centred moving average over the finite values in each window. It is defined wherever its
+ * window holds a value, so it bridges the isolated gaps of a component that some steps lack
+ * (a line broken every few steps reads as dashes, not as a trend); wider gaps stay gaps.
  */
 export function movingAverage(y: readonly (number | null)[], window: number): (number | null)[] {
   const half = Math.floor(window / 2);
@@ -112,8 +113,7 @@ export function movingAverage(y: readonly (number | null)[], window: number): (n
     sum[i + 1] = sum[i] + (vi ?? 0);
     cnt[i + 1] = cnt[i] + (vi === null ? 0 : 1);
   }
-  return v.map((vi, i) => {
-    if (vi === null) return null;
+  return v.map((_, i) => {
     const lo = Math.max(0, i - half);
     const hi = Math.min(v.length, i + half + 1);
     const c = cnt[hi] - cnt[lo];
@@ -445,14 +445,15 @@ export function lineChart(o: LineChartOptions): string {
       }
       const smooth = s.smooth ?? 0;
       const avg = smooth > 1 ? movingAverage(ys, smooth) : null;
-      const lines: { kind: string; cls: string; v: readonly (number | null)[] }[] = avg
-        ? [
-            { kind: 'raw', cls: 'raw', v: ys },
-            { kind: 'avg', cls: 'avg', v: avg },
-          ]
-        : [{ kind: 'raw', cls: 'solo', v: ys }];
+      const lines: { kind: string; cls: string; v: readonly (number | null)[]; idx: number[][] }[] =
+        avg
+          ? [
+              { kind: 'raw', cls: 'raw', v: ys, idx: idxs },
+              { kind: 'avg', cls: 'avg', v: avg, idx: drawIndices(s.x, avg, maxPoints) },
+            ]
+          : [{ kind: 'raw', cls: 'solo', v: ys, idx: idxs }];
       for (const l of lines) {
-        for (const idx of idxs) {
+        for (const idx of l.idx) {
           const pts = idx.filter((i) => finite(l.v[i]) !== null);
           if (pts.length === 1) {
             // One point (a single step) is invisible as a polyline.
@@ -485,7 +486,7 @@ export function lineChart(o: LineChartOptions): string {
   if (w > 1) {
     // Say what the two line weights are once, where the eye lands after the title.
     parts.push(
-      `<text class="empty" x="${width - right}" y="16" text-anchor="end">thin: each step · thick: moving average of ${w}</text>`,
+      `<text class="empty" x="${width - right}" y="${f.height - 8}" text-anchor="end">thin: each point · thick: moving average of ${w}</text>`,
     );
   }
   parts.push('</svg>');
