@@ -535,6 +535,8 @@ export function renderReport(input: ReportInput): string {
 
   // ---- plots
   const plots: string[] = [];
+  // Every curve shares the training's step axis, validation points included.
+  const xInclude = steps.length > 0 ? [steps[0].step, last.step] : [];
   const plot = (
     id: string,
     title: string,
@@ -543,7 +545,7 @@ export function renderReport(input: ReportInput): string {
     yInclude?: number[],
   ): void => {
     plots.push(
-      `<figure>${lineChart({ id, title, xLabel: 'step', yLabel, series, yInclude })}</figure>`,
+      `<figure>${lineChart({ id, title, xLabel: 'step', yLabel, series, yInclude, xInclude })}</figure>`,
     );
   };
   plot('reward', 'Mean total reward (± std over the step’s samples)', 'reward', [

@@ -17,7 +17,7 @@ export function escapeHtml(s: string): string {
     .replace(/'/g, '&#39;');
 }
 
-/** Series colours, chosen to read on both a white and a near-black background. */
+/** Series colours, chosen to read on a white background; DARK_PALETTE is the same hues, lighter. */
 export const PALETTE = [
   '#4e79a7',
   '#f28e2b',
@@ -27,6 +27,17 @@ export const PALETTE = [
   '#76b7b2',
   '#9c755f',
   '#d4a017',
+] as const;
+
+export const DARK_PALETTE = [
+  '#7fa7d4',
+  '#f7a65a',
+  '#82c07a',
+  '#f08284',
+  '#cb9bc0',
+  '#98d0cb',
+  '#c19d86',
+  '#e8c24a',
 ] as const;
 
 /** The stylesheet the charts expect; include it once in the page's <style>. */
@@ -48,6 +59,7 @@ ${PALETTE.map((c, i) => `.chart .s${i} { stroke: ${c}; } .chart .f${i} { fill: $
   .chart { color: var(--fg, #ddd); }
   .chart .raw { opacity: 0.55; }
   .chart .band { fill-opacity: 0.3; }
+${DARK_PALETTE.map((c, i) => `  .chart .s${i} { stroke: ${c}; } .chart .f${i} { fill: ${c}; }`).join('\n')}
 }
 `;
 
@@ -85,6 +97,8 @@ export interface LineChartOptions {
   maxPoints?: number;
   /** Force the y range to include these values (e.g. 0 for a share, 1 for a pass rate). */
   yInclude?: readonly number[];
+  /** Force the x range to include these values (validation points on the training's step axis). */
+  xInclude?: readonly number[];
   /** Text shown instead of the plot area when no series has a finite value. */
   emptyText?: string;
   /** Extra attribute on the <svg> so a report's tests can find a chart (data-chart="..."). */
@@ -373,6 +387,10 @@ export function lineChart(o: LineChartOptions): string {
     }
   }
   if (!Number.isFinite(xlo)) return emptyChart(f, o.title, o.emptyText ?? 'no data yet', o.id);
+  for (const v of o.xInclude ?? []) {
+    xlo = Math.min(xlo, v);
+    xhi = Math.max(xhi, v);
+  }
   for (const v of o.yInclude ?? []) {
     ylo = Math.min(ylo, v);
     yhi = Math.max(yhi, v);
