@@ -328,6 +328,22 @@ test('scoreGroups: invalid input is a ConfigError before any work', () => {
   model.release();
 });
 
+test('scoreGroups: training enables LoRA dropout from the rng (reproducible), as scoreTokens', () => {
+  const model = tinyModel('llama', 'f32');
+  addLora(model, { targets: ['q_proj', 'v_proj'], r: 2, alpha: 4, dropout: 0.5, rng: new Rng(1) });
+  for (const [name, t] of loraParameters(model))
+    if (name.endsWith('lora_B.weight')) t.data.fill(0.2);
+  const run = (o: Parameters<typeof scoreGroups>[2]) =>
+    noGrad(() => Float64Array.from(scoreGroups(model, GROUPS, o).logProbs.data));
+  const evalLp = run({});
+  assert.deepEqual(run({ training: false, rng: new Rng(3) }), evalLp, 'no dropout in eval');
+  const a = run({ training: true, rng: new Rng(3) });
+  assert.notDeepEqual(a, evalLp, 'dropout changes the log-probs');
+  assert.deepEqual(run({ training: true, rng: new Rng(3) }), a, 'same rng, same masks');
+  assert.throws(() => run({ training: true }), /rng/);
+  model.release();
+});
+
 test('withAdaptersDisabled detaches every adapter and restores them, also on throw', () => {
   const model = tinyModel('qwen2', 'f32');
   addTestLora(model, 'f32');
