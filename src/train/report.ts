@@ -745,7 +745,7 @@ pre { white-space: pre-wrap; word-break: break-word; background: var(--panel); p
 .dim { color: var(--dim); }
 .bad { color: var(--bad); }
 .warn { background: var(--warnbg); color: var(--warn); padding: 6px 10px; border-radius: 4px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px 20px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px 20px; }
 figure { margin: 0; padding: 8px; background: var(--panel); border-radius: 6px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; }
@@ -762,7 +762,7 @@ table.kv th { font-weight: 500; color: var(--dim); white-space: nowrap; }
 summary { cursor: pointer; word-break: break-word; }
 .rw { margin: 0 0 8px; }
 .cols { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 20px; align-items: start; }
-@media (max-width: 900px) { .cols { grid-template-columns: 1fr; } .grid { grid-template-columns: 1fr; } }
+@media (max-width: 900px) { .cols { grid-template-columns: 1fr; } .plots { grid-template-columns: 1fr; } }
 ${chartCss}
 </style>
 </head>
@@ -775,7 +775,7 @@ ${emptyNote}
 ${configHtml}</section>
 
 <h2 id="curves">Training curves</h2>
-<div class="grid">
+<div class="plots">
 ${plots.join('\n')}
 </div>
 

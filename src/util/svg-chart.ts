@@ -311,7 +311,7 @@ function emptyChart(f: Frame, title: string, text: string, id: string | undefine
     svgOpen(f, title, id) +
     `<rect class="grid" x="${f.left}" y="${f.top}" width="${f.width - f.left - f.right}" ` +
     `height="${f.height - f.top - f.bottom}" fill="none"/>` +
-    `<text class="empty" x="${f.width / 2}" y="${f.height / 2}" text-anchor="middle">${escapeHtml(text)}</text></svg>`
+    `<text class="empty" x="${f.width / 2}" y="${fmt(f.top + (f.height - f.top - f.bottom) / 2 + 4)}" text-anchor="middle">${escapeHtml(text)}</text></svg>`
   );
 }
 
@@ -366,7 +366,8 @@ export function lineChart(o: LineChartOptions): string {
   const left = 62;
   const right = 16;
   const lg = legend(legendItems, left, 0, width - right);
-  const top = 30 + lg.rows * 16;
+  // At least one legend row, so an empty chart is as tall as its neighbours in a grid.
+  const top = 30 + Math.max(1, lg.rows) * 16;
   const f: Frame = { width, height: (o.height ?? 260) + top - 30, left, right, top, bottom: 44 };
 
   // Data range over everything drawn (values, bands, marks).
