@@ -50,7 +50,6 @@ export const ADAPTER_TARGETS = [
   'up_proj',
   'down_proj',
 ] as const;
-const REWARD_NAME_VALUES = REWARD_NAMES as unknown as readonly [string, ...string[]];
 
 /** Input of a custom reward target: what the trainer knows about one sample before scoring. */
 export interface RewardTargetSample {
@@ -286,7 +285,7 @@ const targetSchema = z
 const rewardSchema = section(
   {
     weights: z
-      .partialRecord(z.enum(REWARD_NAME_VALUES), z.number())
+      .partialRecord(z.enum(REWARD_NAMES), z.number())
       .default({ bleu: 1 })
       .describe(`Weight per reward (${REWARD_NAMES.join(', ')}); text metrics are always stored`),
     nullPolicy: z
