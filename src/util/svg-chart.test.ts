@@ -27,6 +27,7 @@ test('niceTicks: round steps, and a finite range when all values are equal', () 
   }
   assert.equal(formatTick(0.0001, 0.00005), '1e-4');
   assert.equal(formatTick(25000, 5000), '25k');
+  assert.equal(formatTick(5000, 5000), '5k');
   assert.equal(formatTick(0.25, 0.05), '0.25');
 });
 

@@ -255,7 +255,7 @@ export function formatTick(v: number, step: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   if (a >= 1e6 || a < 1e-3) return trimExp(v.toExponential(Math.max(0, sigDigits(v, step) - 1)));
-  if (a >= 1e4 && step >= 1000) return `${trimNum((v / 1000).toFixed(step >= 10000 ? 0 : 1))}k`;
+  if (a >= 1000 && step >= 1000) return `${trimNum((v / 1000).toFixed(step >= 10000 ? 0 : 1))}k`;
   const decimals = Math.max(0, Math.min(6, -Math.floor(Math.log10(step) + 1e-9)));
   return trimNum(v.toFixed(decimals));
 }
