@@ -6,10 +6,12 @@
 // approximation. Matching follows peft/tuners/tuners_utils.py (check_target_module_exists) and
 // peft/utils/other.py (get_pattern_key) of peft 0.21.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { readGgufLoraAdapter } from '../io/gguf/lora.js';
 import { SafetensorsFile } from '../io/safetensors/index.js';
+import { hfLoraOfGgufPairs, type LoraMatrices } from '../models/adapter-export.js';
 import type { CausalLM } from '../models/index.js';
 import { Rng } from '../util/rng.js';
 import { FormatError, NotFoundError, ShapeError, UnsupportedError } from '../util/errors.js';
@@ -383,4 +385,167 @@ export function peftAdapterSha256(dir: string): string {
   h.update(readFileSync(cfg));
   h.update(readFileSync(w));
   return h.digest('hex');
+}
+
+// ---- plain-data reading and GGUF LoRA adapters -------------------------------------------------
+
+/** A PEFT adapter's LoRA as plain data: what export and merging need (no model involved). */
+export interface PeftLoraWeights {
+  dir: string;
+  config: PeftLoraConfig;
+  /** By Hugging Face module name (model.layers.0.self_attn.q_proj), sorted. */
+  modules: Map<string, LoraMatrices>;
+}
+
+/**
+ * Reads a PEFT LoRA adapter (config validated as attachPeftAdapter does) into A/B matrices per
+ * module with each module's rank and scaling (rank_pattern, alpha_pattern, rsLoRA applied).
+ */
+export function readPeftLoraWeights(dir: string): PeftLoraWeights {
+  const config = readPeftConfig(dir);
+  const wfile = path.join(dir, PEFT_WEIGHTS_FILE);
+  if (!existsSync(wfile)) peftAdapterSha256(dir); // the typed NotFoundError with its hint
+  const file = SafetensorsFile.open(wfile);
+  try {
+    const byModule = new Map<
+      string,
+      { A?: Float32Array; B?: Float32Array; sa?: number[]; sb?: number[] }
+    >();
+    for (const t of file.tensors) {
+      const p = parseTensorName(t.name);
+      if (p === undefined || 'other' in p) {
+        throw new UnsupportedError('the adapter holds tensors rl4qe does not apply', {
+          where: `${wfile}: ${t.name}`,
+          expected: 'base_model.model.<module>.lora_A.weight / lora_B.weight',
+          found: t.name,
+          hint: 'LoRA on embeddings, DoRA magnitudes and LoRA biases are not supported',
+        });
+      }
+      const e = byModule.get(p.module) ?? {};
+      e[p.which] = file.readF32(t);
+      if (p.which === 'A') e.sa = [...t.shape];
+      else e.sb = [...t.shape];
+      byModule.set(p.module, e);
+    }
+    const modules = new Map<string, LoraMatrices>();
+    for (const name of [...byModule.keys()].sort()) {
+      const e = byModule.get(name)!;
+      if (!e.A || !e.B || !e.sa || !e.sb) {
+        throw new NotFoundError(`adapter weights for ${name} are incomplete`, {
+          where: wfile,
+          expected: `base_model.model.${name}.lora_A.weight and .lora_B.weight`,
+          found: e.A ? 'only lora_A' : 'only lora_B',
+        });
+      }
+      const r = patternValue(config.rank_pattern, name) ?? config.r;
+      const alpha = patternValue(config.alpha_pattern, name) ?? config.lora_alpha;
+      if (e.sa.length !== 2 || e.sb.length !== 2 || e.sa[0] !== r || e.sb[1] !== r) {
+        throw new ShapeError(`adapter tensors of ${name} do not have rank ${r}`, {
+          where: `${wfile}: ${name}`,
+          expected: `lora_A [${r}, in], lora_B [out, ${r}]`,
+          found: `lora_A [${e.sa.join(', ')}], lora_B [${e.sb.join(', ')}]`,
+          hint: 'r / rank_pattern in adapter_config.json do not match the weights',
+        });
+      }
+      const scaling = config.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+      modules.set(name, { a: e.A, b: e.B, r, nIn: e.sa[1]!, nOut: e.sb[0]!, scaling });
+    }
+    if (modules.size === 0)
+      throw new FormatError('the PEFT adapter holds no LoRA weights', { where: wfile });
+    return { dir, config, modules };
+  } finally {
+    file.close();
+  }
+}
+
+export interface GgufLoraAdapterInfo {
+  file: string;
+  architecture: string;
+  alpha: number;
+  /** sha256 (hex) of the adapter file: what the cache keys on. */
+  sha256: string;
+  modules: { name: string; r: number; scaling: number }[];
+}
+
+/**
+ * Attaches a llama.cpp LoRA adapter GGUF (rl4qe export --format gguf-lora, or llama.cpp's
+ * convert_lora_to_gguf.py) to `model`: GGUF tensor names back to module names, the Llama q/k
+ * lora_b rows back to Hugging Face order, scaling alpha/r as llama.cpp applies it. As with
+ * attachPeftAdapter, a failure may leave adapters partly attached: load into a fresh model.
+ */
+export function attachGgufLoraAdapter(model: CausalLM, file: string): GgufLoraAdapterInfo {
+  if (!existsSync(file)) {
+    throw new NotFoundError('GGUF LoRA adapter not found', {
+      where: file,
+      hint: 'pass the .gguf file `rl4qe export RUN_DIR --format gguf-lora` wrote',
+    });
+  }
+  const ad = readGgufLoraAdapter(file);
+  if (ad.architecture !== model.config.architecture) {
+    throw new FormatError('the LoRA adapter was made for another architecture', {
+      where: `${file}: general.architecture`,
+      expected: model.config.architecture,
+      found: ad.architecture,
+    });
+  }
+  const modules = hfLoraOfGgufPairs(model.config, ad, file);
+  const linears = model.linears();
+  const attached: GgufLoraAdapterInfo['modules'] = [];
+  for (const [name, m] of modules) {
+    const lin = linears.get(name) as Linear | undefined;
+    if (!lin || name === 'lm_head') {
+      throw new NotFoundError('adapter tensor for a layer the model does not adapt', {
+        where: `${file}: ${name}`,
+        expected: 'a decoder-layer projection of this model',
+        found: name,
+        hint: 'the adapter belongs to another model size, or targets the LM head',
+      });
+    }
+    if (m.nIn !== lin.inFeatures || m.nOut !== lin.outFeatures) {
+      throw new ShapeError(`adapter for ${name} has the wrong shape`, {
+        where: `${file}: ${name}`,
+        expected: `${lin.outFeatures}×${lin.inFeatures}`,
+        found: `${m.nOut}×${m.nIn} (r = ${m.r})`,
+        hint: 'the adapter belongs to another model size',
+      });
+    }
+    const a = lin.addLora({ r: m.r, alpha: m.scaling * m.r, dropout: 0, rng: new Rng(0) });
+    a.a.data.set(m.a);
+    a.b.data.set(m.b);
+    a.a.name = `${name}.lora_A.weight`;
+    a.b.name = `${name}.lora_B.weight`;
+    attached.push({ name, r: m.r, scaling: a.scaling });
+  }
+  const sha256 = createHash('sha256').update(readFileSync(file)).digest('hex');
+  return { file, architecture: ad.architecture, alpha: ad.alpha, sha256, modules: attached };
+}
+
+/** Whether `p` names a GGUF LoRA adapter file (by its magic) rather than a PEFT directory. */
+export function isGgufAdapterPath(p: string): boolean {
+  if (!existsSync(p) || statSync(p).isDirectory()) return false;
+  const fd = openSync(p, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    readSync(fd, b, 0, 4, 0);
+    return b.toString('latin1') === 'GGUF';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Attaches either adapter format: a GGUF LoRA file or a PEFT directory. */
+export function attachAdapter(
+  model: CausalLM,
+  p: string,
+): { kind: 'peft'; info: PeftAdapterInfo } | { kind: 'gguf-lora'; info: GgufLoraAdapterInfo } {
+  return isGgufAdapterPath(p)
+    ? { kind: 'gguf-lora', info: attachGgufLoraAdapter(model, p) }
+    : { kind: 'peft', info: attachPeftAdapter(model, p) };
+}
+
+/** The adapter's content identity for caches: sha256 of the GGUF file or of the PEFT files. */
+export function adapterSha256(p: string): string {
+  return isGgufAdapterPath(p)
+    ? createHash('sha256').update(readFileSync(p)).digest('hex')
+    : peftAdapterSha256(p);
 }
