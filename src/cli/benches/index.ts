@@ -11,6 +11,7 @@ import { benchLocalGenerator } from './local-generator.js';
 import { benchGenerate } from './generate.js';
 import { benchQmatmul } from './qmatmul.js';
 import { benchTrainStep } from './train-step.js';
+import { benchRlStep } from './rl-step.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -54,5 +55,10 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
     description:
       'LoRA train step (fwd+bwd, REINFORCE loss) tokens/s vs PyTorch+PEFT; MFU, peak RSS',
     run: benchTrainStep,
+  },
+  'rl-step': {
+    description:
+      'seconds per RL step (sample K, reward, score, backward, AdamW) vs TRL GRPOTrainer',
+    run: benchRlStep,
   },
 };
