@@ -14,3 +14,4 @@ export * from './sandbox/index.js';
 // Generators share names with sampling/tokenizer (ChatMessage, SamplingParams, ...): a namespace.
 export * as generators from './generators/index.js';
 export * from './serve/index.js';
+export * from './train/index.js';

@@ -8,6 +8,8 @@ import { registerGenerate } from './generate.js';
 import { registerPull } from './pull.js';
 import { registerServe } from './serve.js';
 import { registerSetupExec } from './setup-exec.js';
+import { registerTrain } from './train.js';
+import { registerReport } from './report.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -20,4 +22,6 @@ export const commands: RegisterCommand[] = [
   registerSetupExec,
   registerGenerate,
   registerServe,
+  registerTrain,
+  registerReport,
 ];

@@ -1,0 +1,208 @@
+// The refiner policy π_θ: a base LM (GGUF or Hugging Face directory, loaded by the local engine's
+// loader so tokenizer, chat template and stop tokens are the same as `rl4qe serve` uses) with LoRA
+// adapters on the configured projections, or every weight trainable (full fine-tuning).
+//
+// It turns a task into prompt token ids (the refiner format of data/prompts.ts, the instruction
+// cue never cut: an over-long QUERY loses its middle behind a marker, or the task is skipped),
+// samples K rewrites per prompt from one prefill, and exposes the trainable parameters by their
+// PEFT names.
+import { LocalEngineGenerator, type LocalEngine } from '../generators/local.js';
+import { addLora, loraParameters, type CausalLM } from '../models/index.js';
+import { generate, type Generation } from '../sampling/index.js';
+import type { Tensor } from '../tensor/index.js';
+import { extractRefinement, refinerPrompt, type RefinerFormat } from '../data/prompts.js';
+import type { CodeTask } from '../data/tasks.js';
+import { Rng } from '../util/rng.js';
+import { ConfigError } from '../util/errors.js';
+
+/** Marker put where an over-long query lost its middle. */
+export const TRUNCATION_MARKER = '\n[…]\n';
+
+export interface RefinerOptions {
+  model: string;
+  tokenizer?: string;
+  chatTemplate?: string;
+  weights: 'float32' | 'quantized';
+  format: RefinerFormat;
+  template?: string;
+  maxPromptTokens: number;
+  overlong: 'truncate-middle' | 'skip';
+  /** Longest prompt + rewrite the model must hold (sets the RoPE table size). */
+  contextSize: number;
+}
+
+export interface AdapterOptions {
+  kind: 'lora' | 'full';
+  r: number;
+  alpha: number;
+  dropout: number;
+  targets: readonly string[];
+  /** Seed for LoRA A's initialisation. */
+  seed: number;
+}
+
+export interface RefinerPromptIds {
+  ids: number[];
+  /** The prompt as text (template applied). */
+  text: string;
+  /** Whether the query's middle was cut to fit maxPromptTokens. */
+  truncated: boolean;
+}
+
+export interface SampledRewrite extends Generation {
+  /** The refinement read from the decoded text (extractRefinement). */
+  rewrite: string;
+}
+
+export class Refiner {
+  readonly opts: RefinerOptions;
+  private readonly loader: LocalEngineGenerator;
+  private engineState: LocalEngine | undefined;
+  /** Trainable parameters by PEFT / Hugging Face name. */
+  params = new Map<string, Tensor>();
+
+  private constructor(opts: RefinerOptions) {
+    this.opts = opts;
+    this.loader = new LocalEngineGenerator({
+      model: opts.model,
+      ...(opts.tokenizer !== undefined ? { tokenizer: opts.tokenizer } : {}),
+      ...(opts.chatTemplate !== undefined ? { chatTemplate: opts.chatTemplate } : {}),
+      weights: opts.weights,
+      contextSize: opts.contextSize,
+    });
+  }
+
+  /** Loads the base model and adds the adapter (or makes every weight trainable). */
+  static async load(opts: RefinerOptions, adapter: AdapterOptions): Promise<Refiner> {
+    const r = new Refiner(opts);
+    r.engineState = await r.loader.engine();
+    const model = r.engineState.model;
+    if (adapter.kind === 'lora') {
+      r.params = addLora(model, {
+        r: adapter.r,
+        alpha: adapter.alpha,
+        dropout: adapter.dropout,
+        targets: adapter.targets,
+        rng: new Rng(adapter.seed),
+      });
+    } else {
+      for (const s of model.slots()) {
+        const w = s.get();
+        if (!('requiresGrad' in w) || w.dtype !== 'f32') {
+          throw new ConfigError('full fine-tuning needs float32 weights', {
+            where: `refiner (${s.name})`,
+            expected: 'float32 weights',
+            found: 'quantised blocks',
+            hint: 'set refiner.weights: float32 (or adapter.kind: lora)',
+          });
+        }
+        w.requiresGrad = true;
+        r.params.set(s.name, w);
+      }
+    }
+    return r;
+  }
+
+  get engine(): LocalEngine {
+    if (!this.engineState) throw new ConfigError('the refiner is not loaded', { where: 'Refiner' });
+    return this.engineState;
+  }
+
+  get model(): CausalLM {
+    return this.engine.model;
+  }
+
+  /** LoRA parameters currently on the model (empty for full fine-tuning). */
+  loraParams(): Map<string, Tensor> {
+    return loraParameters(this.model);
+  }
+
+  private render(query: string): { ids: number[]; text: string } {
+    const p = refinerPrompt(query, {
+      format: this.opts.format,
+      ...(this.opts.template !== undefined ? { template: this.opts.template } : {}),
+    });
+    const E = this.engine;
+    if (p.kind === 'completion') {
+      return { ids: E.tokenizer.encode(p.prompt), text: p.prompt };
+    }
+    if (!E.chatTemplate) {
+      throw new ConfigError('the refiner model has no chat template', {
+        where: 'refiner.format',
+        expected: "a completion format ('paper') for a model without a chat template",
+        found: this.opts.format,
+        hint: 'set refiner.format: paper, or refiner.chatTemplate',
+      });
+    }
+    const text = E.chatTemplate.render(
+      p.messages.map((m) => ({ role: m.role, content: m.content })),
+      { addGenerationPrompt: true },
+    );
+    return { ids: E.tokenizer.encode(text, { addSpecialTokens: false }), text };
+  }
+
+  /**
+   * The prompt of a task. An over-long prompt is fitted by cutting the middle of the query (the
+   * template's instruction and the cue that ends it are kept: the authors' code truncated the
+   * whole prompt at 512 tokens, which cut the cue off), or undefined when overlong is 'skip'.
+   */
+  promptFor(task: CodeTask): RefinerPromptIds | undefined {
+    const max = this.opts.maxPromptTokens;
+    const full = this.render(task.query);
+    if (full.ids.length <= max) return { ...full, truncated: false };
+    if (this.opts.overlong === 'skip') return undefined;
+    // Binary search on how many query characters to keep (half from the head, half from the
+    // tail): the token count is monotone in the kept length up to tokenizer merges at the seam.
+    const q = task.query;
+    let lo = 0;
+    let hi = q.length;
+    let best: { ids: number[]; text: string } | undefined;
+    while (lo <= hi) {
+      const keep = Math.floor((lo + hi) / 2);
+      const head = Math.ceil(keep / 2);
+      const cut = q.slice(0, head) + TRUNCATION_MARKER + q.slice(q.length - (keep - head));
+      const r = this.render(cut);
+      if (r.ids.length <= max) {
+        best = r;
+        lo = keep + 1;
+      } else hi = keep - 1;
+    }
+    if (!best) return undefined; // the template alone is longer than maxPromptTokens
+    return { ...best, truncated: true };
+  }
+
+  /**
+   * Samples `k` rewrites of each prompt (one prefill per prompt, the KV cache repeated), in
+   * prompt-major order: out[p·k + j]. seeds has prompts.length · k entries.
+   */
+  sample(
+    prompts: readonly number[][],
+    k: number,
+    opts: {
+      temperature: number;
+      topP: number;
+      topK: number;
+      maxNewTokens: number;
+      seeds: number[];
+    },
+  ): SampledRewrite[] {
+    const E = this.engine;
+    const gens = generate(this.model, {
+      prompts,
+      samplesPerPrompt: k,
+      maxNewTokens: opts.maxNewTokens,
+      temperature: opts.temperature,
+      topP: opts.topP,
+      ...(opts.topK > 0 ? { topK: opts.topK } : {}),
+      stopTokens: E.stopTokenIds,
+      decode: (ids) => E.tokenizer.decode(ids, { skipSpecialTokens: true }),
+      seeds: opts.seeds,
+    });
+    return gens.map((g) => ({ ...g, rewrite: extractRefinement(g.text ?? '') }));
+  }
+
+  release(): void {
+    this.engineState?.model.release();
+    this.engineState = undefined;
+  }
+}

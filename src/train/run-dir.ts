@@ -1,0 +1,149 @@
+// The run directory's files (layout in records.ts): JSONL appenders that survive a kill (whole
+// lines, appended and fsynced at each checkpoint, so a checkpoint never refers to records that
+// are not on disk), and readers that refuse another version.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { hashHeadAndTail } from '../generators/file-digest.js';
+import { FormatError, NotFoundError } from '../util/errors.js';
+import { RUN_VERSION, type MetricsRecord, type RunInfo, type SampleRecord } from './records.js';
+
+export const METRICS_FILE = 'metrics.jsonl';
+export const SAMPLES_FILE = 'samples.jsonl';
+
+class JsonlAppender {
+  private fd: number;
+  private buf: string[] = [];
+  constructor(readonly file: string) {
+    this.fd = fs.openSync(file, 'a');
+  }
+  push(rec: unknown): void {
+    this.buf.push(JSON.stringify(rec) + '\n');
+    // Keep the memory bounded on long steps with many samples.
+    if (this.buf.length >= 256) this.flush(false);
+  }
+  flush(sync = true): void {
+    if (this.buf.length > 0) {
+      fs.writeSync(this.fd, this.buf.join(''));
+      this.buf = [];
+    }
+    if (sync) fs.fsyncSync(this.fd);
+  }
+  close(): void {
+    if (this.fd < 0) return;
+    this.flush();
+    fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** Keeps the lines whose `step` is ≤ maxStep (a torn last line of a killed run is dropped). */
+function truncateJsonl(file: string, maxStep: number): void {
+  if (!fs.existsSync(file)) return;
+  const keep: string[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let rec: { step?: unknown };
+    try {
+      rec = JSON.parse(line) as { step?: unknown };
+    } catch {
+      continue; // torn line from a kill mid-write
+    }
+    if (typeof rec.step === 'number' && rec.step <= maxStep) keep.push(line);
+  }
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, keep.length > 0 ? keep.join('\n') + '\n' : '');
+  fs.renameSync(tmp, file);
+}
+
+export class RunFiles {
+  private metrics: JsonlAppender;
+  private samples: JsonlAppender;
+  constructor(readonly dir: string) {
+    this.metrics = new JsonlAppender(path.join(dir, METRICS_FILE));
+    this.samples = new JsonlAppender(path.join(dir, SAMPLES_FILE));
+  }
+  metric(r: MetricsRecord): void {
+    this.metrics.push(r);
+  }
+  sample(r: SampleRecord): void {
+    this.samples.push(r);
+  }
+  flush(): void {
+    this.metrics.flush();
+    this.samples.flush();
+  }
+  /** Drops records of steps after `step` (they will be replayed from the checkpoint). */
+  truncateAfter(step: number): void {
+    this.metrics.close();
+    this.samples.close();
+    truncateJsonl(path.join(this.dir, METRICS_FILE), step);
+    truncateJsonl(path.join(this.dir, SAMPLES_FILE), step);
+    this.metrics = new JsonlAppender(path.join(this.dir, METRICS_FILE));
+    this.samples = new JsonlAppender(path.join(this.dir, SAMPLES_FILE));
+  }
+  close(): void {
+    this.metrics.close();
+    this.samples.close();
+  }
+}
+
+/** run.json, checked against this version of rl4qe. */
+export function readRunInfo(dir: string): RunInfo {
+  const file = path.join(dir, 'run.json');
+  if (!fs.existsSync(file)) {
+    throw new NotFoundError('not a run directory (no run.json)', {
+      where: dir,
+      hint: 'pass the directory `rl4qe train` wrote (run.dir in its config)',
+    });
+  }
+  let info: RunInfo;
+  try {
+    info = JSON.parse(fs.readFileSync(file, 'utf8')) as RunInfo;
+  } catch (e) {
+    throw new FormatError('unreadable run.json', { where: file, found: (e as Error).message });
+  }
+  if (info.version !== RUN_VERSION) {
+    throw new FormatError('run directory from an incompatible rl4qe version', {
+      where: file,
+      expected: `version ${RUN_VERSION}`,
+      found: `version ${String(info.version)}`,
+      hint: 'use the rl4qe version that wrote it',
+    });
+  }
+  return info;
+}
+
+/** A base model's identity: file size plus sha256 of its first and last MiB (GGUF file), or of
+ * config.json and every safetensors file's head and tail (HF directory). */
+export function modelDigest(p: string): string {
+  const h = createHash('sha256');
+  const fileDigest = (f: string): void => {
+    const size = fs.statSync(f).size;
+    h.update(`${path.basename(f)}:${size}:`);
+    hashHeadAndTail(h, f, size);
+  };
+  if (fs.statSync(p).isDirectory()) {
+    const cfg = path.join(p, 'config.json');
+    if (fs.existsSync(cfg)) h.update(fs.readFileSync(cfg));
+    for (const f of fs.readdirSync(p).sort())
+      if (f.endsWith('.safetensors')) fileDigest(path.join(p, f));
+  } else fileDigest(p);
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Reads a JSONL file of records, skipping a torn last line (a killed run); returns the records and how many lines were unreadable. */
+export function readJsonlRecords<T>(file: string): { records: T[]; bad: number } {
+  if (!fs.existsSync(file)) return { records: [], bad: 0 };
+  const records: T[] = [];
+  let bad = 0;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      records.push(JSON.parse(line) as T);
+    } catch {
+      bad += 1;
+    }
+  }
+  return { records, bad };
+}
