@@ -434,7 +434,6 @@ function exportMerged(
       }
       return data;
     };
-    let configJson: unknown;
     if (gguf) {
       const f = openGguf(run.base);
       try {
@@ -458,7 +457,7 @@ function exportMerged(
             data,
           });
         }
-        configJson = hfConfigJson(config);
+        const configJson = hfConfigJson(config);
         const tok = tokenizerFromGguf(f, run.base);
         if (tok.note) notes.push(tok.note);
         notes.push(
@@ -500,14 +499,14 @@ function exportMerged(
     } finally {
       ck.close();
     }
-    configJson = readJson(path.join(run.base, 'config.json'), 'config.json');
     return finishMerged(
       out,
       opts,
       tensors,
-      configJson,
+      undefined,
       (tmp) => {
-        for (const f of HF_SIDE_FILES) {
+        // config.json and the tokenizer files are the base's, byte for byte.
+        for (const f of ['config.json', ...HF_SIDE_FILES]) {
           const p = path.join(run.base, f);
           if (fs.existsSync(p)) fs.copyFileSync(p, path.join(tmp, f));
         }
@@ -526,6 +525,7 @@ function finishMerged(
   out: string,
   opts: ExportOptions,
   tensors: SafetensorsTensorInput[],
+  /** Written as config.json; undefined when `side` copies the base's. */
   configJson: unknown,
   side: (tmp: string) => void,
   notes: string[],
@@ -546,7 +546,8 @@ function finishMerged(
   const files = writeDirAtomic(
     out,
     (tmp) => {
-      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(configJson, null, 2) + '\n');
+      if (configJson !== undefined)
+        fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(configJson, null, 2) + '\n');
       writeSafetensorsCheckpoint(tmp, { tensors, metadata: { format: 'pt' } });
       side(tmp);
     },

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writePeftAdapter, type LoraTensor } from '../../src/io/peft.js';
+import { writeSafetensors } from '../../src/io/safetensors/index.js';
 import { hashUniform } from '../../src/models/block-fixture.js';
 import { RUN_VERSION, type RunInfo } from '../../src/train/records.js';
 import { cachePaths } from '../../src/util/paths.js';
@@ -56,50 +57,79 @@ export function exportAdapterParams(): Map<string, LoraTensor> {
   return out;
 }
 
+export interface RunDirOptions {
+  base: string;
+  /** run.json base fields (default: SmolLM2-135M's). */
+  baseInfo?: Partial<RunInfo['base']>;
+  version?: number;
+}
+
+function writeRunFiles(runDir: string, o: RunDirOptions, adapter: Record<string, unknown>): string {
+  const info: RunInfo = {
+    version: o.version ?? RUN_VERSION,
+    rl4qe: '0.1.0',
+    createdAt: '2026-12-04T00:00:00.000Z',
+    base: {
+      model: o.base,
+      digest: 'test',
+      architecture: 'llama',
+      hiddenSize: ADAPTER.hidden,
+      numLayers: ADAPTER.layers,
+      ...o.baseInfo,
+    },
+    adapter: adapter.kind as 'lora' | 'full',
+  };
+  fs.mkdirSync(path.join(runDir, 'checkpoints', 'step-000001'), { recursive: true });
+  fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(info, null, 2) + '\n');
+  const config = { refiner: { model: o.base }, adapter };
+  fs.writeFileSync(path.join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  fs.writeFileSync(path.join(runDir, 'checkpoints', 'latest'), 'step-000001\n');
+  return path.join(runDir, 'checkpoints', 'step-000001');
+}
+
 /**
  * A run directory as the trainer leaves it (src/train/records.ts), with one LoRA checkpoint
  * `step-000001` holding `params` and `latest` pointing at it. Only what export reads is written.
  */
 export function makeLoraRunDir(
   runDir: string,
-  opts: { base: string; params: ReadonlyMap<string, LoraTensor>; version?: number },
+  opts: RunDirOptions & {
+    params: ReadonlyMap<string, LoraTensor>;
+    r?: number;
+    alpha?: number;
+    targets?: readonly string[];
+  },
 ): string {
-  const info: RunInfo = {
-    version: opts.version ?? RUN_VERSION,
-    rl4qe: '0.1.0',
-    createdAt: '2026-12-04T00:00:00.000Z',
-    base: {
-      model: opts.base,
-      digest: 'test',
-      architecture: 'llama',
-      hiddenSize: ADAPTER.hidden,
-      numLayers: ADAPTER.layers,
-    },
-    adapter: 'lora',
-  };
-  fs.mkdirSync(runDir, { recursive: true });
-  fs.writeFileSync(path.join(runDir, 'run.json'), JSON.stringify(info, null, 2) + '\n');
-  const config = {
-    refiner: { model: opts.base },
-    adapter: {
-      kind: 'lora',
-      r: ADAPTER.r,
-      alpha: ADAPTER.alpha,
-      dropout: 0,
-      targets: ADAPTER.targets,
-    },
-  };
-  fs.writeFileSync(path.join(runDir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  const ck = path.join(runDir, 'checkpoints', 'step-000001');
-  fs.mkdirSync(ck, { recursive: true });
+  const r = opts.r ?? ADAPTER.r;
+  const alpha = opts.alpha ?? ADAPTER.alpha;
+  const targets = opts.targets ?? ADAPTER.targets;
+  const ck = writeRunFiles(runDir, opts, { kind: 'lora', r, alpha, dropout: 0, targets });
   writePeftAdapter(path.join(ck, 'adapter'), {
     params: opts.params,
-    r: ADAPTER.r,
-    alpha: ADAPTER.alpha,
+    r,
+    alpha,
     dropout: 0,
-    targets: ADAPTER.targets,
+    targets,
     baseModel: opts.base,
   });
-  fs.writeFileSync(path.join(runDir, 'checkpoints', 'latest'), 'step-000001\n');
+  return runDir;
+}
+
+/** The same with a full fine-tuning checkpoint: weights/model.safetensors by HF name. */
+export function makeFullRunDir(
+  runDir: string,
+  opts: RunDirOptions & { weights: ReadonlyMap<string, LoraTensor> },
+): string {
+  const ck = writeRunFiles(runDir, opts, { kind: 'full' });
+  fs.mkdirSync(path.join(ck, 'weights'));
+  writeSafetensors(path.join(ck, 'weights', 'model.safetensors'), {
+    metadata: { format: 'pt' },
+    tensors: [...opts.weights].map(([name, t]) => ({
+      name,
+      shape: [...t.shape],
+      dtype: 'F32' as const,
+      data: t.data,
+    })),
+  });
   return runDir;
 }

@@ -10,8 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  adapterSha256,
+  attachAdapter,
   attachGgufLoraAdapter,
   attachPeftAdapter,
+  peftAdapterSha256,
   readPeftLoraWeights,
 } from '../../src/generators/peft-adapter.js';
 import { readGgufLoraAdapter } from '../../src/io/gguf/lora.js';
@@ -44,6 +47,7 @@ import {
   ADAPTER,
   EXPORT_FIXTURES,
   exportAdapterParams,
+  makeFullRunDir,
   makeLoraRunDir,
   REGEN_EXPORT,
   smollm2Path,
@@ -504,4 +508,121 @@ test('readPeftLoraWeights reads the PEFT-written reference with ranks and scalin
   assert.equal(w.modules.size, ADAPTER.layers * 2);
   const m = w.modules.get('model.layers.0.self_attn.v_proj')!;
   assert.deepEqual([m.r, m.nIn, m.nOut, m.scaling], [2, 576, 192, 2]);
+});
+
+describe('rl4qe export with a Hugging Face directory base (tiny-llama fixture)', () => {
+  const base = path.join(FIXTURES, 'tiny-llama');
+  const baseInfo = { architecture: 'llama', hiddenSize: 64, numLayers: 2 };
+  const targets = ['q_proj', 'v_proj', 'down_proj'];
+  let dir: string;
+  before(() => {
+    dir = tmpdir();
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Logits of the fixture's first batch row at every position. */
+  const rowLogits = (m: CausalLM): Float32Array =>
+    promptLogits(m, loadFixture('tiny-llama').expected.inputIds[0]!);
+
+  test('merged LoRA: W + (α/r)·B·A in the adapted weights, every other tensor and config.json byte-identical', () => {
+    const { model } = loadSafetensorsModel(base);
+    const params = addLora(model, { r: 4, alpha: 8, targets, rng: new Rng(11) });
+    const rng = new Rng(12);
+    for (const [n, t] of params)
+      if (n.includes('lora_B')) t.data.set(t.data.map(() => rng.uniform(-0.3, 0.3)));
+    const plain = new Map(
+      [...params].map(([n, t]) => [n, { data: Float32Array.from(t.data), shape: [...t.shape] }]),
+    );
+    const runDir = makeLoraRunDir(path.join(dir, 'lora'), {
+      base,
+      baseInfo,
+      params: plain,
+      r: 4,
+      alpha: 8,
+      targets,
+    });
+    const want = rowLogits(model);
+    const r = exportRun({ runDir, format: 'merged', out: path.join(dir, 'merged') });
+    assert.deepEqual(r.notes, []);
+    assert.deepEqual(
+      fs.readFileSync(path.join(r.out, 'config.json')),
+      fs.readFileSync(path.join(base, 'config.json')),
+      'config.json copied byte for byte',
+    );
+    const merged = loadSafetensorsModel(r.out).model;
+    const got = rowLogits(merged);
+    let d = 0;
+    got.forEach((x, i) => (d = Math.max(d, Math.abs(x - want[i]!))));
+    assert.ok(d < 1e-4, `merged vs base + LoRA: max |Δlogit| ${d}`);
+    merged.release();
+    using a = SafetensorsFile.open(path.join(base, 'model.safetensors'));
+    using b = SafetensorsFile.open(path.join(r.out, 'model.safetensors'));
+    assert.deepEqual(b.tensors.map((t) => t.name).sort(), a.tensors.map((t) => t.name).sort());
+    for (const t of a.tensors) {
+      const adapted = targets.some((x) => t.name.endsWith(`.${x}.weight`));
+      const same =
+        Buffer.compare(Buffer.from(a.readBytes(t)), Buffer.from(b.readBytes(t.name))) === 0;
+      assert.equal(same, !adapted, `${t.name}: ${adapted ? 'merged' : 'copied as it is'}`);
+    }
+    // And the gguf-lora of an HF base: q rows permuted, names mapped.
+    const g = exportRun({ runDir, format: 'gguf-lora' });
+    const ad = readGgufLoraAdapter(g.out);
+    assert.deepEqual(ad.pairs.map((p) => p.base).sort(), [
+      'blk.0.attn_q.weight',
+      'blk.0.attn_v.weight',
+      'blk.0.ffn_down.weight',
+      'blk.1.attn_q.weight',
+      'blk.1.attn_v.weight',
+      'blk.1.ffn_down.weight',
+    ]);
+    const { model: fresh } = loadSafetensorsModel(base);
+    const att = attachAdapter(fresh, g.out);
+    assert.equal(att.kind, 'gguf-lora');
+    assert.equal(adapterSha256(g.out).length, 64);
+    assert.notEqual(
+      adapterSha256(g.out),
+      peftAdapterSha256(path.join(runDir, 'checkpoints', 'step-000001', 'adapter')),
+    );
+    const back = rowLogits(fresh);
+    back.forEach((x, i) =>
+      assert.ok(Math.abs(x - want[i]!) < 1e-5, `GGUF LoRA attached: logit ${i}`),
+    );
+    assert.equal(
+      attachAdapter(fresh, path.join(runDir, 'checkpoints', 'step-000001', 'adapter')).kind,
+      'peft',
+    );
+    model.release();
+    fresh.release();
+  });
+
+  test('merged full fine-tuning: the trained tensors replace the base ones; peft/gguf-lora refused', () => {
+    const f = loadFixture('tiny-llama');
+    const name = 'model.layers.1.mlp.up_proj.weight';
+    const w = f.weights.get(name)!;
+    const trained = { data: w.data.map((x, i) => x + 0.01 * Math.sin(i)), shape: w.shape };
+    const runDir = makeFullRunDir(path.join(dir, 'full'), {
+      base,
+      baseInfo,
+      weights: new Map([[name, trained]]),
+    });
+    const r = exportRun({ runDir, format: 'merged' });
+    assert.equal(r.out, path.join(runDir, 'export', 'step-000001-merged'));
+    using b = SafetensorsFile.open(path.join(r.out, 'model.safetensors'));
+    assert.deepEqual(b.readF32(name), trained.data);
+    assert.deepEqual(
+      b.readF32('model.layers.0.mlp.up_proj.weight'),
+      f.weights.get('model.layers.0.mlp.up_proj.weight')!.data,
+    );
+    assert.throws(() => exportRun({ runDir, format: 'peft' }), UnsupportedError);
+    // A trained tensor the base lacks means the wrong base: refused, nothing written.
+    const bad = makeFullRunDir(path.join(dir, 'bad'), {
+      base,
+      baseInfo,
+      weights: new Map([['model.layers.7.mlp.up_proj.weight', trained]]),
+    });
+    assert.throws(() => exportRun({ runDir: bad, format: 'merged' }), /without a base weight/);
+    assert.ok(!fs.existsSync(path.join(bad, 'export', 'step-000001-merged')));
+  });
 });
