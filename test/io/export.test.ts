@@ -626,3 +626,60 @@ describe('rl4qe export with a Hugging Face directory base (tiny-llama fixture)',
     assert.ok(!fs.existsSync(path.join(bad, 'export', 'step-000001-merged')));
   });
 });
+
+test('the export command (commander): flags to exportRun, --json result, errors typed', async () => {
+  const { Command } = await import('commander');
+  const { registerExport } = await import('../../src/cli/commands/export.js');
+  const dir = tmpdir();
+  const base = path.join(FIXTURES, 'tiny-llama');
+  const params = new Map([
+    [
+      'model.layers.0.self_attn.q_proj.lora_A.weight',
+      { data: new Float32Array(2 * 64).fill(0.5), shape: [2, 64] },
+    ],
+    [
+      'model.layers.0.self_attn.q_proj.lora_B.weight',
+      { data: new Float32Array(64 * 2).fill(0.25), shape: [64, 2] },
+    ],
+  ]);
+  const runDir = makeLoraRunDir(path.join(dir, 'run'), {
+    base,
+    baseInfo: { architecture: 'llama', hiddenSize: 64, numLayers: 2 },
+    params,
+    targets: ['q_proj'],
+  });
+  const cli = async (...args: string[]): Promise<string> => {
+    const program = new Command('rl4qe').exitOverride();
+    registerExport(program);
+    const chunks: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((s: string) => (chunks.push(s), true)) as typeof process.stdout.write;
+    try {
+      await program.parseAsync(args, { from: 'user' });
+    } finally {
+      process.stdout.write = write;
+    }
+    return chunks.join('');
+  };
+  const out = path.join(dir, 'a.gguf');
+  const r = JSON.parse(
+    await cli(
+      'export',
+      runDir,
+      '--format',
+      'gguf-lora',
+      '--out',
+      out,
+      '--checkpoint',
+      'latest',
+      '--json',
+    ),
+  ) as { out: string; format: string; checkpoint: string };
+  assert.deepEqual(r, { ...r, out, format: 'gguf-lora', checkpoint: 'step-000001' });
+  assert.equal(readGgufLoraAdapter(out).pairs.length, 1);
+  await assert.rejects(cli('export', runDir, '--format', 'gguf-lora', '--out', out), ConfigError);
+  const text = await cli('export', runDir, '--format', 'gguf-lora', '--out', out, '--force');
+  assert.match(text, /gguf-lora export of step-000001/);
+  await assert.rejects(cli('export', runDir, '--format', 'merged', '--dtype', 'F8'), ConfigError);
+  fs.rmSync(dir, { recursive: true });
+});
