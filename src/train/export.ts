@@ -62,7 +62,11 @@ export interface ExportOptions {
   overwrite?: boolean;
   /** The base model, when it no longer sits at the path the run's config names. */
   baseModel?: string;
-  /** merged: dtype of adapted weights written from a GGUF base (default F32, exact). */
+  /**
+   * merged: dtype of the weights computed here. From a GGUF base that is every tensor (default
+   * F32: the dequantised values exactly); from a Hugging Face base the merged tensors only
+   * (default: each base tensor's own dtype; untouched tensors always keep theirs).
+   */
   dtype?: 'F32' | 'F16' | 'BF16';
 }
 
@@ -322,6 +326,15 @@ export function exportRun(opts: ExportOptions): ExportResult {
   }
   const run = openRunForExport(opts.runDir, opts);
   const out = path.resolve(opts.out ?? defaultOut(run, opts.format));
+  // Refused before any work (a merge reads and writes the whole model); the writers check again.
+  if (fs.existsSync(out) && !opts.overwrite) {
+    throw new ConfigError('output already exists', {
+      where: out,
+      expected: 'a path that does not exist yet',
+      found: fs.statSync(out).isDirectory() ? 'a directory' : 'a file',
+      hint: 'choose another --out, remove it, or pass --force',
+    });
+  }
   const base = { checkpoint: run.checkpoint, format: opts.format, out };
   switch (opts.format) {
     case 'peft':
@@ -449,32 +462,25 @@ function exportMerged(
           const w = src(hf);
           if (!w || !('data' in w)) continue;
           const data = adapt(hf, w.data, w.shape);
-          const adapted = used.has(hf) || used.has(hf.slice(0, -'.weight'.length));
-          tensors.push({
-            name: hf,
-            shape: [...w.shape],
-            dtype: adapted ? (opts.dtype ?? 'F32') : 'F32',
-            data,
-          });
+          tensors.push({ name: hf, shape: [...w.shape], dtype: opts.dtype ?? 'F32', data });
         }
-        const configJson = hfConfigJson(config);
+        const torchDtype = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
+        const configJson = hfConfigJson(config, { dtype: torchDtype[opts.dtype ?? 'F32'] });
         const tok = tokenizerFromGguf(f, run.base);
         if (tok.note) notes.push(tok.note);
         notes.push(
           'the base is a GGUF file: weights are its dequantised float32 values (not the original ' +
             'checkpoint), config.json was written from the GGUF metadata',
         );
-        return finishMerged(
+        checkAllUsed(out, used, lora, full);
+        return writeMerged({
           out,
           opts,
           tensors,
           configJson,
-          (tmp) => tok.write(tmp),
+          side: (tmp) => tok.write(tmp),
           notes,
-          used,
-          lora,
-          full,
-        );
+        });
       } finally {
         f.close();
       }
@@ -493,18 +499,18 @@ function exportMerged(
           continue;
         }
         const data = adapt(name, ck.readF32(name), info.shape);
-        const outDtype = dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32';
+        const outDtype = opts.dtype ?? (dtype === 'F16' || dtype === 'BF16' ? dtype : 'F32');
         tensors.push({ name, shape: [...info.shape], dtype: outDtype, data });
       }
     } finally {
       ck.close();
     }
-    return finishMerged(
+    checkAllUsed(out, used, lora, full);
+    return writeMerged({
       out,
       opts,
       tensors,
-      undefined,
-      (tmp) => {
+      side: (tmp) => {
         // config.json and the tokenizer files are the base's, byte for byte.
         for (const f of ['config.json', ...HF_SIDE_FILES]) {
           const p = path.join(run.base, f);
@@ -512,28 +518,19 @@ function exportMerged(
         }
       },
       notes,
-      used,
-      lora,
-      full,
-    );
+    });
   } finally {
     full?.close();
   }
 }
 
-function finishMerged(
+/** Every trained tensor must have found its base weight: a silent partial merge is a wrong model. */
+function checkAllUsed(
   out: string,
-  opts: ExportOptions,
-  tensors: SafetensorsTensorInput[],
-  /** Written as config.json; undefined when `side` copies the base's. */
-  configJson: unknown,
-  side: (tmp: string) => void,
-  notes: string[],
-  used: Set<string>,
-  lora: Map<string, LoraMatrices> | undefined,
+  used: ReadonlySet<string>,
+  lora: ReadonlyMap<string, LoraMatrices> | undefined,
   full: SafetensorsCheckpoint | undefined,
-): { files: string[]; notes: string[] } {
-  // Every trained tensor must have found its base weight: a silent partial merge is a wrong model.
+): void {
   const unused = [...(lora?.keys() ?? full?.tensorNames ?? [])].filter((n) => !used.has(n));
   if (unused.length > 0) {
     throw new FormatError('trained weights without a base weight to merge into', {
@@ -543,6 +540,21 @@ function finishMerged(
       hint: 'the base model is not the one the run trained',
     });
   }
+}
+
+interface MergedOutput {
+  out: string;
+  opts: ExportOptions;
+  tensors: SafetensorsTensorInput[];
+  /** Written as config.json; absent when `side` copies the base's. */
+  configJson?: unknown;
+  /** Writes the other files (tokenizer, generation config) into the temporary directory. */
+  side: (tmp: string) => void;
+  notes: string[];
+}
+
+function writeMerged(o: MergedOutput): { files: string[]; notes: string[] } {
+  const { out, opts, tensors, configJson, side, notes } = o;
   const files = writeDirAtomic(
     out,
     (tmp) => {

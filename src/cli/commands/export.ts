@@ -69,7 +69,7 @@ export function registerExport(program: Command): void {
     .option('--base <path>', "the run's base model, when it moved from the path in its config")
     .option(
       '--dtype <dtype>',
-      'merged from a GGUF base: F32 (default, exact), F16 or BF16 for the adapted weights',
+      'merged: F32, F16 or BF16 for the weights it computes (GGUF base: all of them, default F32; HF base: the merged ones, default the base dtype)',
     )
     .option('--force', 'replace an existing output')
     .option('--json', 'print the result as JSON on stdout')
