@@ -44,6 +44,7 @@ import {
   UnsupportedError,
 } from '../util/errors.js';
 import { RUN_VERSION, type RunInfo } from './records.js';
+import { modelDigest } from './run-dir.js';
 
 export const EXPORT_FORMATS = ['peft', 'gguf-lora', 'merged'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -62,6 +63,12 @@ export interface ExportOptions {
   overwrite?: boolean;
   /** The base model, when it no longer sits at the path the run's config names. */
   baseModel?: string;
+  /**
+   * Check that the base model is the one the run trained: its digest (run.json base.digest,
+   * train/run-dir.ts modelDigest) and shape. Default true; false accepts another file of the
+   * same architecture and size (e.g. a renamed or re-downloaded copy).
+   */
+  verifyBase?: boolean;
   /**
    * merged: dtype of the weights computed here. From a GGUF base that is every tensor (default
    * F32: the dequantised values exactly); from a Hugging Face base the merged tensors only
@@ -272,8 +279,8 @@ function ggufConfig(f: GgufFile, where: string): ModelConfig {
   });
 }
 
-/** The checkpoint's base model must be the run's (same architecture and size as run.json says). */
-function checkBase(run: RunForExport, config: ModelConfig): void {
+/** The checkpoint's base model must be the run's: same digest, architecture and size. */
+function checkBase(run: RunForExport, config: ModelConfig, verify: boolean): void {
   const b = run.info.base;
   const bad =
     b.architecture !== config.architecture ||
@@ -285,6 +292,16 @@ function checkBase(run: RunForExport, config: ModelConfig): void {
       expected: `${b.architecture} hidden ${b.hiddenSize}, ${b.numLayers} layers (run.json)`,
       found: `${config.architecture} hidden ${config.hiddenSize}, ${config.numLayers} layers`,
       hint: 'pass the run base model with --base PATH',
+    });
+  }
+  if (!verify) return;
+  const digest = modelDigest(run.base);
+  if (digest !== b.digest) {
+    throw new FormatError('the base model is not the file the run trained on', {
+      where: run.base,
+      expected: `digest ${b.digest} (run.json base.digest, of ${b.model})`,
+      found: `digest ${digest}`,
+      hint: 'pass the run base model with --base PATH, or --no-verify-base to accept this one',
     });
   }
 }
@@ -375,7 +392,7 @@ function exportGgufLora(
 ): { files: string[]; notes: string[] } {
   const dir = adapterDir(run, 'gguf-lora');
   const { config } = baseConfig(run.base);
-  checkBase(run, config);
+  checkBase(run, config, opts.verifyBase !== false);
   const { modules } = readPeftLoraWeights(dir);
   const { alpha, pairs } = ggufLoraPairsOfHf(config, modules);
   writeFileAtomic(
@@ -413,7 +430,7 @@ function exportMerged(
   opts: ExportOptions,
 ): { files: string[]; notes: string[] } {
   const { config, gguf } = baseConfig(run.base);
-  checkBase(run, config);
+  checkBase(run, config, opts.verifyBase !== false);
   const notes: string[] = [];
   // What replaces the base: LoRA deltas by module, or full weights by tensor name.
   let lora: Map<string, LoraMatrices> | undefined;

@@ -7,6 +7,7 @@ import { writePeftAdapter, type LoraTensor } from '../../src/io/peft.js';
 import { writeSafetensors } from '../../src/io/safetensors/index.js';
 import { hashUniform } from '../../src/models/block-fixture.js';
 import { RUN_VERSION, type RunInfo } from '../../src/train/records.js';
+import { modelDigest } from '../../src/train/run-dir.js';
 import { cachePaths } from '../../src/util/paths.js';
 
 export const EXPORT_FIXTURES = path.join('test', 'fixtures', 'export');
@@ -71,7 +72,7 @@ function writeRunFiles(runDir: string, o: RunDirOptions, adapter: Record<string,
     createdAt: '2026-12-04T00:00:00.000Z',
     base: {
       model: o.base,
-      digest: 'test',
+      digest: modelDigest(o.base),
       architecture: 'llama',
       hiddenSize: ADAPTER.hidden,
       numLayers: ADAPTER.layers,

@@ -33,7 +33,7 @@ import { noGrad, reshape, logits as headLogits } from '../../src/tensor/index.js
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { exportRun } from '../../src/train/export.js';
 import { runExport } from '../../src/cli/commands/export.js';
-import { RUN_VERSION } from '../../src/train/records.js';
+import { RUN_VERSION, type RunInfo } from '../../src/train/records.js';
 import {
   ConfigError,
   FormatError,
@@ -616,6 +616,17 @@ describe('rl4qe export with a Hugging Face directory base (tiny-llama fixture)',
       f.weights.get('model.layers.0.mlp.up_proj.weight')!.data,
     );
     assert.throws(() => exportRun({ runDir, format: 'peft' }), UnsupportedError);
+    // Another base file than the one run.json's digest names: refused unless told to accept it.
+    const info = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8')) as RunInfo;
+    fs.writeFileSync(
+      path.join(runDir, 'run.json'),
+      JSON.stringify({ ...info, base: { ...info.base, digest: '0123456789abcdef' } }),
+    );
+    assert.throws(
+      () => exportRun({ runDir, format: 'merged', overwrite: true }),
+      /not the file the run trained on/,
+    );
+    exportRun({ runDir, format: 'merged', overwrite: true, verifyBase: false });
     // A trained tensor the base lacks means the wrong base: refused, nothing written.
     const bad = makeFullRunDir(path.join(dir, 'bad'), {
       base,

@@ -9,6 +9,7 @@ interface ExportFlags {
   format?: string;
   out?: string;
   base?: string;
+  verifyBase?: boolean;
   dtype?: string;
   force?: boolean;
   json?: boolean;
@@ -42,6 +43,7 @@ export function runExport(runDir: string, f: ExportFlags): void {
     ...(f.base !== undefined ? { baseModel: f.base } : {}),
     ...(dtype !== undefined ? { dtype: dtype as (typeof DTYPES)[number] } : {}),
     overwrite: f.force === true,
+    verifyBase: f.verifyBase,
   });
   if (f.json) {
     process.stdout.write(JSON.stringify(r) + '\n');
@@ -67,6 +69,10 @@ export function registerExport(program: Command): void {
       'output directory (peft, merged) or .gguf file (gguf-lora); default RUN_DIR/export/<checkpoint>-<format>',
     )
     .option('--base <path>', "the run's base model, when it moved from the path in its config")
+    .option(
+      '--no-verify-base',
+      'accept a base model whose digest differs from run.json (same architecture and size)',
+    )
     .option(
       '--dtype <dtype>',
       'merged: F32, F16 or BF16 for the weights it computes (GGUF base: all of them, default F32; HF base: the merged ones, default the base dtype)',
