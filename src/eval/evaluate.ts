@@ -673,10 +673,17 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
           const vs = ps
             .map((p) => p.metrics[searchMetric])
             .filter((v): v is number => typeof v === 'number');
+          const meanOf = (m: string): number | null => {
+            const xs = ps
+              .map((p) => p.metrics[m])
+              .filter((v): v is number => typeof v === 'number');
+            return xs.length > 0 ? xs.reduce((x, y) => x + y, 0) / xs.length : null;
+          };
           scores.push({
             name: c.name,
             instruction: c.instruction,
             score: vs.length > 0 ? vs.reduce((x, y) => x + y, 0) / vs.length : null,
+            tiebreak: searchMetric === 'css' ? null : meanOf('css'),
             n: vs.length,
             failures: ss.filter(
               (s) => s.outcome === 'generator_failure' || s.outcome === 'refiner_failure',

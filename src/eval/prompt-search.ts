@@ -79,16 +79,26 @@ export interface CandidateScore {
   instruction: string;
   /** Mean of the selection metric over the search problems the candidate could score. */
   score: number | null;
+  /**
+   * Mean CSS over the same problems: breaks ties of the score (pass@1 on a few problems is often
+   * 0 for every candidate with a small generator), null when not computed.
+   */
+  tiebreak: number | null;
   n: number;
   failures: number;
 }
 
-/** The best candidate: highest score, earlier candidates winning ties; null scores lose. */
+/** The best candidate: highest score, then highest tiebreak, then the earlier; null scores lose. */
 export function chooseCandidate(scores: readonly CandidateScore[]): CandidateScore | undefined {
   let best: CandidateScore | undefined;
   for (const s of scores) {
     if (s.score === null) continue;
-    if (!best || s.score > best.score!) best = s;
+    if (
+      !best ||
+      s.score > best.score! ||
+      (s.score === best.score && (s.tiebreak ?? -Infinity) > (best.tiebreak ?? -Infinity))
+    )
+      best = s;
   }
   return best ?? scores[0];
 }

@@ -45,6 +45,26 @@ function metricNames(r: EvalResult): string[] {
   return Object.keys(r.summaries[0]?.metrics ?? {});
 }
 
+const GUARD_HEAD = ['arm', 'adapter', 'checkpoint', 'base model', 'split overlap'];
+
+/** Per adapter arm: what was loaded and what the guards found (so a reader can trust the row). */
+function guardRows(r: EvalResult): string[][] {
+  return r.arms
+    .filter((a) => a.adapter !== undefined)
+    .map((a) => {
+      const ad = a.adapter!;
+      return [
+        a.name,
+        ad.dir,
+        ad.checkpoint ? `${ad.checkpoint.name} (${ad.checkpoint.via})` : '–',
+        `${ad.base.via}: ${ad.base.detail}`,
+        ad.overlap.checked
+          ? `none with train; ${ad.overlap.familyOverlap} problems share a family with train`
+          : 'not checked (no run directory)',
+      ];
+    });
+}
+
 /** The Markdown summary: settings, means per arm, paired comparisons, outcomes, libraries. */
 export function renderMarkdown(r: EvalResult): string {
   const s = r.settings;
@@ -60,6 +80,13 @@ export function renderMarkdown(r: EvalResult): string {
       `Intervals: paired bootstrap, ${s.bootstrap.resamples} resamples, seed ${s.bootstrap.seed}, 95% percentile. ` +
       `▲/▼: the interval excludes 0.`,
   );
+  const guards = guardRows(r);
+  if (guards.length > 0) {
+    out.push('');
+    out.push('## Adapters and their guards');
+    out.push('');
+    out.push(mdTable(GUARD_HEAD, guards));
+  }
   out.push('');
   out.push('## Means per arm');
   out.push('');
@@ -155,10 +182,11 @@ export function renderMarkdown(r: EvalResult): string {
     out.push('');
     out.push(
       mdTable(
-        ['instruction', p.metric, 'n', 'failures'],
+        ['instruction', p.metric, 'css (tie-break)', 'n', 'failures'],
         p.candidates.map((c) => [
           c.name === p.chosen ? `**${c.name}**` : c.name,
           f3(c.score),
+          f3(c.tiebreak),
           String(c.n),
           String(c.failures),
         ]),
@@ -246,6 +274,9 @@ export function renderHtml(r: EvalResult): string {
         `bootstrap ${s.bootstrap.resamples} resamples, seed ${s.bootstrap.seed}. Created ${r.createdAt}.`,
     )}</p>`,
   );
+  const guards = guardRows(r);
+  if (guards.length > 0)
+    sec.push('<h2>Adapters and their guards</h2>' + htmlTable(GUARD_HEAD, guards));
   sec.push('<h2>Means per arm</h2>');
   sec.push(
     htmlTable(
