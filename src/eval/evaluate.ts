@@ -534,12 +534,15 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
       );
     };
 
-    /** Generates and scores `samples` per task; refinements null for the original arm. */
+    /**
+     * Generates `samples` per task (refinements null for the original arm); scoring runs on and
+     * fills the same sample objects when `scored` resolves.
+     */
     const generateAndScore = async (
       arm: string,
       tasks: readonly CodeTask[],
       refined: readonly Refined[] | null,
-    ): Promise<EvalSample[]> => {
+    ): Promise<{ samples: EvalSample[]; scored: Promise<EvalSample[]> }> => {
       const reqs: GenerationRequest[] = [];
       const where: { ti: number; k: number; input: string }[] = [];
       tasks.forEach((t, ti) => {
@@ -640,20 +643,23 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
           task: t,
         };
       });
-      const scored = await reward.score(batch);
-      scoredIdx.forEach((i, j) => {
-        const s = out[i]!;
-        const sc = scored[j]!;
-        s.components = sc.components;
-        const status = sc.info.exec?.status;
-        if (typeof status === 'string' && status !== 'no_tests' && status !== 'generation_failed')
-          s.outcome = status as SampleOutcome;
+      const scoring = reward.score(batch).then((scored) => {
+        scoredIdx.forEach((i, j) => {
+          const s = out[i]!;
+          const sc = scored[j]!;
+          s.components = sc.components;
+          const status = sc.info.exec?.status;
+          if (typeof status === 'string' && status !== 'no_tests' && status !== 'generation_failed')
+            s.outcome = status as SampleOutcome;
+        });
+        return out;
       });
-      return out;
+      return { samples: out, scored: scoring };
     };
 
     // ---- The arms -----------------------------------------------------------------------------
     const allSamples: EvalSample[] = [];
+    const pending: Promise<EvalSample[]>[] = [];
     let promptSearch: EvalResult['promptSearch'] = null;
     for (const a of arms) {
       const name = a.info.name;
@@ -667,7 +673,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         const searchSamples: EvalSample[] = [];
         for (const c of candidates) {
           const rf = await refine(a, searchTasks, c.instruction, `search:${c.name}`);
-          const ss = await generateAndScore(`search:${c.name}`, searchTasks, rf);
+          const ss = await (await generateAndScore(`search:${c.name}`, searchTasks, rf)).scored;
           searchSamples.push(...ss);
           const ps = problemScores(ss, passK);
           const vs = ps
@@ -714,8 +720,16 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         adapterRefiners.delete(name);
       }
       log(`${name}: generating ${evalTasks.length * samples} samples`);
-      allSamples.push(...(await generateAndScore(name, evalTasks, refined)));
+      // Tests of this arm run in the sandbox while the next arm refines and generates (the
+      // engine yields to the event loop between batches, so sandbox replies are taken meanwhile).
+      const g = await generateAndScore(name, evalTasks, refined);
+      allSamples.push(...g.samples);
+      // Marked handled now (Promise.all below still sees a rejection): a scoring error must not
+      // become an unhandled rejection while later arms are still generating.
+      g.scored.catch(() => {});
+      pending.push(g.scored);
     }
+    await Promise.all(pending);
 
     // ---- Numbers ------------------------------------------------------------------------------
     const scoresByArm = new Map<string, ReturnType<typeof problemScores>>();

@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { armsFrom, evalOptionsFrom, type EvalFlags } from './eval.js';
+import { ConfigError } from '../../util/errors.js';
+
+const base: EvalFlags = {
+  refiner: 'm.gguf',
+  generatorLocal: 'g.gguf',
+  dataset: 'ds1000',
+  split: 'test',
+  exec: 'auto',
+  checkpoint: 'best',
+  cache: true,
+};
+
+test('eval flags → options: defaults, arms, weights by file type, split names', () => {
+  const o = evalOptionsFrom(base);
+  assert.deepEqual(
+    o.arms!.map((a) => a.kind),
+    ['original', 'untrained', 'prompt-search'],
+  );
+  assert.equal(o.refiner.weights, 'quantized');
+  assert.deepEqual(o.generator, {
+    backend: 'local',
+    model: 'g.gguf',
+    weights: 'quantized',
+    cache: { enabled: true },
+  });
+  assert.equal(o.split, 'test');
+  assert.equal('cache' in o, false); // the shared default cache
+  const v = evalOptionsFrom({
+    ...base,
+    split: 'val',
+    limit: '5',
+    samples: '4',
+    temperature: '0.7',
+    adapter: ['runs/a', 'adapters/b'],
+    cache: false,
+    refinerFormat: 'chat-ds1000',
+    generatorInput: 'original+refined',
+  });
+  assert.equal(v.split, 'validation');
+  assert.equal(v.limit, 5);
+  assert.equal(v.samples, 4);
+  assert.equal(v.temperature, 0.7);
+  assert.equal(v.cache, false);
+  assert.equal(v.refiner.format, 'chat-ds1000');
+  assert.equal(v.generatorInput, 'original+refined');
+  assert.deepEqual(
+    v.arms!.map((a) => (a.kind === 'adapter' ? a.path : a.kind)),
+    ['original', 'untrained', 'runs/a', 'adapters/b', 'prompt-search'],
+  );
+  assert.deepEqual(
+    armsFrom({ arms: 'original, adapter', adapter: ['x'] }).map((a) => a.kind),
+    ['original', 'adapter'],
+  );
+});
+
+test('eval flags: bad values are ConfigErrors naming the flag', () => {
+  const bad = (f: Partial<EvalFlags>, flag: RegExp): void =>
+    assert.throws(
+      () => evalOptionsFrom({ ...base, ...f }),
+      (e: unknown) => e instanceof ConfigError && flag.test(e.message),
+    );
+  bad({ generatorConfig: 'gen.json' }, /exactly one generator/);
+  bad({ generatorLocal: undefined }, /exactly one generator/);
+  bad({ arms: 'original,nope' }, /--arms/);
+  bad({ arms: 'original,adapter' }, /needs --adapter/);
+  bad({ adapter: ['x'], arms: 'original,untrained' }, /no adapter arm/);
+  bad({ split: 'train' }, /--split/);
+  bad({ limit: '0' }, /--limit/);
+  bad({ exec: 'maybe' }, /--exec/);
+  bad({ refinerFormat: 'fancy' }, /--refiner-format/);
+  bad({ generatorInput: 'original' }, /--generator-input/);
+});
