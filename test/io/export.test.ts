@@ -17,7 +17,7 @@ import {
   peftAdapterSha256,
   readPeftLoraWeights,
 } from '../../src/generators/peft-adapter.js';
-import { readGgufLoraAdapter } from '../../src/io/gguf/lora.js';
+import { readGgufLoraAdapter, writeGgufLoraAdapter } from '../../src/io/gguf/lora.js';
 import { peftAdapterConfig, writePeftAdapter } from '../../src/io/peft.js';
 import { SafetensorsFile } from '../../src/io/safetensors/index.js';
 import { configFromHf } from '../../src/models/config.js';
@@ -692,5 +692,33 @@ test('the export command (commander): flags to exportRun, --json result, errors 
   const text = await cli('export', runDir, '--format', 'gguf-lora', '--out', out, '--force');
   assert.match(text, /gguf-lora export of step-000001/);
   await assert.rejects(cli('export', runDir, '--format', 'merged', '--dtype', 'F8'), ConfigError);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('readGgufLoraAdapter / attachGgufLoraAdapter refuse a model GGUF, another architecture, a wrong size', () => {
+  assert.throws(() => readGgufLoraAdapter(smollm2Path()), /not an adapter/);
+  const dir = tmpdir();
+  const f = loadFixture('tiny-llama');
+  const file = path.join(dir, 'q.gguf');
+  const pair = (nOut: number) => ({
+    base: 'blk.0.attn_q.weight',
+    a: new Float32Array(2 * 64).fill(0.1),
+    b: new Float32Array(nOut * 2).fill(0.1),
+    r: 2,
+    nIn: 64,
+    nOut,
+  });
+  const { model } = loadSafetensorsModel(path.join(FIXTURES, 'tiny-llama'));
+  writeGgufLoraAdapter(file, { architecture: 'qwen2', alpha: 4, pairs: [pair(64)] });
+  assert.throws(() => attachGgufLoraAdapter(model, file), /another architecture/);
+  fs.rmSync(file);
+  writeGgufLoraAdapter(file, { architecture: 'llama', alpha: 4, pairs: [pair(32)] });
+  assert.throws(() => attachGgufLoraAdapter(model, file), /wrong shape/);
+  fs.rmSync(file);
+  writeGgufLoraAdapter(file, { architecture: 'llama', alpha: 0, pairs: [pair(64)] });
+  const info = attachGgufLoraAdapter(model, file);
+  assert.equal(info.modules[0]!.scaling, 1, "no alpha: llama.cpp's scale 1");
+  assert.equal(f.config.hiddenSize, 64);
+  model.release();
   fs.rmSync(dir, { recursive: true });
 });
