@@ -109,7 +109,7 @@ const prose: RewardFn = {
   },
 };
 
-test('REINFORCE raises a learnable reward on SmolLM2 within a CI-sized run (Welch t-test)', async () => {
+test('REINFORCE raises a learnable reward on SmolLM2 within a CI-sized run (Welch t-test)', async (t) => {
   assert.ok(
     fs.existsSync(smolFile),
     `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
@@ -159,6 +159,10 @@ test('REINFORCE raises a learnable reward on SmolLM2 within a CI-sized run (Welc
   const last = rewardsOf(steps - 3, steps);
   const w = welchOneSided(first, last);
   const mean = (x: number[]): number => x.reduce((a, b) => a + b, 0) / x.length;
+  t.diagnostic(
+    `mean reward steps 1-4 ${mean(first).toFixed(3)}, steps ${steps - 3}-${steps} ${mean(last).toFixed(3)}, ` +
+      `Welch t ${w.t.toFixed(2)}, one-sided p ${w.p.toExponential(2)}`,
+  );
   assert.ok(
     w.p < 0.01,
     `mean reward first 4 steps ${mean(first).toFixed(3)}, last 4 ${mean(last).toFixed(3)}: t ${w.t.toFixed(2)}, p ${w.p.toExponential(2)}`,
