@@ -100,7 +100,7 @@ export interface RefinerSettings {
    */
   format?: RefinerFormat;
   template?: string;
-  /** Longest rewrite in tokens (default 128). */
+  /** Longest rewrite in tokens (default: the run's rollout.maxNewTokens, else 128). */
   maxTokens?: number;
 }
 
@@ -315,7 +315,6 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     });
   const seed = opts.seed ?? 0;
   const maxTokens = opts.maxTokens ?? 256;
-  const refMaxTokens = opts.refiner.maxTokens ?? 128;
   const genCfg = parseGeneratorConfig(opts.generator);
 
   // ---- Everything the guards need, before any model call --------------------------------------
@@ -384,6 +383,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   const genInput: GeneratorInput = opts.generatorInput ?? fromRun('generatorInput') ?? 'refined';
   const genFormat: GeneratorFormat = opts.generatorFormat ?? fromRun('generatorFormat') ?? 'paper';
   const genSystem = opts.generatorSystem ?? fromRun('generatorSystem');
+  const refMaxTokens = opts.refiner.maxTokens ?? fromRun('maxNewTokens') ?? 128;
   for (const a of arms) {
     if (a.spec.kind === 'original') continue;
     a.info.format = a.adapter?.prompt.format ?? defaultFormat;

@@ -69,7 +69,11 @@ function writeRun(
   );
   writeFileSync(
     path.join(dir, 'config.json'),
-    JSON.stringify({ refiner: { format: 'chat' }, generator: { input: 'original+refined' } }),
+    JSON.stringify({
+      refiner: { format: 'chat' },
+      generator: { input: 'original+refined' },
+      rollout: { maxNewTokens: 48 },
+    }),
   );
   const cks = o.checkpoints ?? ['step-000001'];
   for (const c of cks)
@@ -99,6 +103,7 @@ test('a run directory resolves to its best checkpoint, else latest; its settings
     assert.equal(best.adapterDir, path.join(d, 'checkpoints', 'step-000002', 'adapter'));
     assert.equal(best.prompt.format, 'chat');
     assert.equal(best.prompt.generatorInput, 'original+refined');
+    assert.equal(best.prompt.maxNewTokens, 48);
     const latest = await resolveAdapter(d, { checkpoint: 'latest' });
     assert.equal(latest.checkpoint?.name, 'step-000003');
     rmSync(path.join(d, 'checkpoints', 'best'));

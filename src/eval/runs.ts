@@ -207,6 +207,8 @@ export interface RunPromptSettings {
   generatorInput?: 'refined' | 'original+refined' | 'original';
   generatorFormat?: 'paper' | 'chat' | 'ds1000-completion';
   generatorSystem?: string;
+  /** The rewrite length training sampled (rollout.maxNewTokens). */
+  maxNewTokens?: number;
 }
 
 const runConfigSchema = z
@@ -216,6 +218,10 @@ const runConfigSchema = z
         format: z.enum(['paper', 'paper-chat', 'chat', 'chat-ds1000']).optional(),
         template: z.string().optional(),
       })
+      .passthrough()
+      .optional(),
+    rollout: z
+      .object({ maxNewTokens: z.number().int().positive().optional() })
       .passthrough()
       .optional(),
     generator: z
@@ -252,6 +258,7 @@ function readRunPromptSettings(runDir: string): RunPromptSettings {
   if (g?.input !== undefined) out.generatorInput = g.input;
   if (g?.format !== undefined) out.generatorFormat = g.format;
   if (g?.system !== undefined) out.generatorSystem = g.system;
+  if (r.data.rollout?.maxNewTokens !== undefined) out.maxNewTokens = r.data.rollout.maxNewTokens;
   return out;
 }
 

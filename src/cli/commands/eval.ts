@@ -243,7 +243,10 @@ export function registerEval(program: Command): void {
       '--refiner-format <format>',
       "refiner prompt: paper | paper-chat | chat | chat-ds1000 (default: the run's, else paper)",
     )
-    .option('--refiner-max-tokens <n>', 'longest rewrite in tokens (default 128)')
+    .option(
+      '--refiner-max-tokens <n>',
+      "longest rewrite in tokens (default: the run's rollout.maxNewTokens, else 128)",
+    )
     .option(
       '--generator-config <file>',
       'generator config JSON (backend openai | llama.cpp | local)',
