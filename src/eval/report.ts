@@ -235,10 +235,15 @@ function forestPlot(r: EvalResult, metric: string): string {
   const fx = (v: number): string => px(v).toFixed(1);
   parts.push(
     `<line class="axis" x1="${fx(0)}" x2="${fx(0)}" y1="${top - 4}" y2="${top + rows.length * rowH}" stroke="#888"/>`,
-    `<text x="${fx(lo)}" y="${height - 8}">${escapeHtml(f3(lo))}</text>`,
-    `<text x="${fx(hi)}" y="${height - 8}" text-anchor="end">${escapeHtml(f3(hi))}</text>`,
     `<text x="${fx(0)}" y="${height - 8}" text-anchor="middle">0</text>`,
   );
+  // The ends of the axis, unless they would print over the 0 label.
+  if (px(0) - px(lo) > 40)
+    parts.push(`<text x="${fx(lo)}" y="${height - 8}">${escapeHtml(f3(lo))}</text>`);
+  if (px(hi) - px(0) > 40)
+    parts.push(
+      `<text x="${fx(hi)}" y="${height - 8}" text-anchor="end">${escapeHtml(f3(hi))}</text>`,
+    );
   rows.forEach((x, i) => {
     const y = top + i * rowH + 11;
     const col = PALETTE[i % PALETTE.length];
@@ -254,10 +259,18 @@ function forestPlot(r: EvalResult, metric: string): string {
   return parts.join('');
 }
 
+/** Cells that read as numbers (values, intervals, W/T/L) align right; text aligns left. */
+const NUMERIC = /^[-+–0-9.,%[\] ▲▼/]*$/;
+
 function htmlTable(head: string[], rows: string[][]): string {
   return (
     `<table><thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>` +
-    rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('') +
+    rows
+      .map(
+        (r) =>
+          `<tr>${r.map((c) => (NUMERIC.test(c) ? `<td>${escapeHtml(c)}</td>` : `<td class="t">${escapeHtml(c)}</td>`)).join('')}</tr>`,
+      )
+      .join('') +
     '</tbody></table>'
   );
 }
@@ -390,7 +403,7 @@ export function renderHtml(r: EvalResult): string {
 body { font: 14px system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; --fg: #222; color: var(--fg); }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
+th:first-child, td:first-child, td.t { text-align: left; }
 pre { white-space: pre-wrap; background: rgba(127,127,127,0.1); padding: 6px; max-height: 22em; overflow: auto; }
 .arms { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 8px; }
 .k { margin: 2px 0; opacity: 0.7; font-size: 12px; }
