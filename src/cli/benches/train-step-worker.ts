@@ -36,6 +36,8 @@ export interface TrainStepResult {
   /** Median wall time of one step (forward + loss + backward), seconds. */
   medianS: number;
   runsS: number[];
+  /** Process CPU seconds (all threads) of each timed step: less sensitive to other load. */
+  cpuS: number[];
   /** Scored sequences × (prompt + completion) tokens / medianS. */
   tokensPerS: number;
   loss: number;
@@ -126,13 +128,17 @@ export async function runTrainStep(job: TrainStepJob): Promise<TrainStepResult> 
   samplePeak();
   let loss = step(); // warm-up
   const runsS: number[] = [];
+  const cpuS: number[] = [];
   for (let r = 0; r < job.runs; r++) {
     await tick(); // Node frees native buffers' bookkeeping on the event loop (see generate-worker)
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     loss = step();
     runsS.push((performance.now() - t0) / 1000);
+    const c = process.cpuUsage(c0);
+    cpuS.push((c.user + c.system) / 1e6);
     process.stderr.write(
-      `train-step-worker: run ${r + 1}/${job.runs}: ${runsS[r]!.toFixed(2)} s\n`,
+      `train-step-worker: run ${r + 1}/${job.runs}: ${runsS[r]!.toFixed(2)} s (${cpuS[r]!.toFixed(2)} s CPU)\n`,
     );
   }
   samplePeak();
@@ -148,6 +154,7 @@ export async function runTrainStep(job: TrainStepJob): Promise<TrainStepResult> 
   const res: TrainStepResult = {
     medianS,
     runsS,
+    cpuS,
     tokensPerS: tokens / medianS,
     loss,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,

@@ -213,6 +213,7 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
           threads,
           medianS: o.medianS,
           runsS: o.runsS,
+          cpuS: o.cpuS,
           loss: o.loss,
           modelGflopPerStep: flops / 1e9,
           achievedGflops: flops / o.medianS / 1e9,
