@@ -30,8 +30,10 @@ import {
   extractCode,
   generatorPrompt,
   extractRefinement,
+  loadMbpp,
   loadTasks,
   makeSplit,
+  type MbppProblem,
   type CodeTask,
   type GeneratorFormat,
   type GeneratorInput,
@@ -341,6 +343,13 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   } else if (runWithSplit) {
     manifest = runWithSplit.adapter!.split!;
     splitSource = `${path.join(runWithSplit.adapter!.runDir!, 'split.json')}`;
+  } else if (dataset === 'mbpp' && opts.tasks === undefined && opts.splitSeed === undefined) {
+    // MBPP has an official split (test 11–510, validation 511–600, train 601–974): results stay
+    // comparable with published numbers.
+    manifest = mbppOfficialManifest(
+      await loadMbpp(opts.dataPath !== undefined ? { path: opts.dataPath } : {}),
+    );
+    splitSource = 'MBPP official split';
   } else {
     manifest = makeSplit(allTasks, { seed: opts.splitSeed ?? 0, dataset });
     splitSource = `leak-free split, seed ${opts.splitSeed ?? 0}`;
@@ -799,6 +808,28 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   } finally {
     await disposeAll();
   }
+}
+
+/** MBPP's official split as a manifest (the few-shot prompt tasks 1–10 are in none). */
+export function mbppOfficialManifest(problems: readonly MbppProblem[]): SplitManifest {
+  const ids = { train: [] as string[], validation: [] as string[], test: [] as string[] };
+  for (const p of problems) if (p.split !== 'prompt') ids[p.split].push(`mbpp/${p.taskId}`);
+  const sizes = {
+    train: ids.train.length,
+    validation: ids.validation.length,
+    test: ids.test.length,
+  };
+  return {
+    version: 1,
+    dataset: 'mbpp',
+    // No families in MBPP: the official split is leak-free by construction.
+    strategy: 'leak-free',
+    seed: 0,
+    createdAt: new Date(0).toISOString(),
+    sizes,
+    countsByStratum: { mbpp: sizes },
+    ids,
+  };
 }
 
 /** True when `p` looks like a run directory (for CLI messages). */
