@@ -436,17 +436,29 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     });
 
   // ---- Models: lazy (a fully cached re-run loads none) -----------------------------------------
+  // The cache file: --cache-file, else the generator config's cache.file, else the default.
+  // A generator config with cache.enabled false keeps its answers out of the cache (refinements
+  // are still cached).
+  const cacheFile =
+    opts.cache !== undefined && opts.cache !== false ? opts.cache : genCfg.cache.file;
   const cache =
     opts.cache === false
       ? undefined
-      : new GenerationCache(opts.cache !== undefined ? { file: opts.cache } : {});
-  const wrap = (g: Generator): Counted => {
+      : new GenerationCache(cacheFile !== undefined ? { file: cacheFile } : {});
+  const wrap = (g: Generator, useCache = true): Counted => {
     const counter = new CountingGenerator(g);
-    return { gen: cache ? new CachedGenerator(counter, cache) : counter, counter, counts: zero() };
+    return {
+      gen: cache && useCache ? new CachedGenerator(counter, cache) : counter,
+      counter,
+      counts: zero(),
+    };
   };
   const refinerCounts = zero();
   const genCounts = zero();
-  const generator = wrap(createGenerator({ ...genCfg, cache: { enabled: false } }));
+  const generator = wrap(
+    createGenerator({ ...genCfg, cache: { enabled: false } }),
+    genCfg.cache.enabled,
+  );
   generator.counts = genCounts;
   const localOpts = {
     model: opts.refiner.model,
