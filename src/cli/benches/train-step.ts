@@ -93,6 +93,7 @@ function runChild(job: TrainStepJob, log: (l: string) => void): TrainStepResult 
 interface TorchResult {
   median_s: number;
   runs_s: number[];
+  cpu_s: number[];
   tokens_per_s: number;
   loss: number;
   peak_rss_bytes: number;
@@ -230,6 +231,7 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
             pytorchTokensPerS: torch.tokens_per_s,
             pytorchMedianS: torch.median_s,
             pytorchRunsS: torch.runs_s,
+            pytorchCpuS: torch.cpu_s,
             pytorchPeakRssMiB: torch.peak_rss_bytes / 2 ** 20,
             pytorchLoss: torch.loss,
             pytorchAttn: torch.attn,
