@@ -15,3 +15,19 @@ export * from './sandbox/index.js';
 export * as generators from './generators/index.js';
 export * from './serve/index.js';
 export * from './train/index.js';
+export {
+  evaluate,
+  writeEvalOutputs,
+  renderMarkdown,
+  renderHtml,
+  pairedBootstrap,
+  mcnemarExact,
+  binomialTwoSided,
+  passAtK,
+  winTieLoss,
+  EvalRefusedError,
+  PROMPT_CANDIDATES,
+  type EvalOptions,
+  type EvalResult,
+  type ArmSpec,
+} from './eval/index.js';

@@ -39,6 +39,13 @@ export {
   PEFT_WEIGHTS_FILE,
   type PeftAdapterInfo,
   type PeftLoraConfig,
+  readPeftLoraWeights,
+  attachGgufLoraAdapter,
+  attachAdapter,
+  adapterSha256,
+  isGgufAdapterPath,
+  type PeftLoraWeights,
+  type GgufLoraAdapterInfo,
 } from './peft-adapter.js';
 export {
   CachedGenerator,

@@ -33,9 +33,11 @@ import {
 } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import {
-  attachPeftAdapter,
-  peftAdapterSha256,
+  adapterSha256,
+  attachAdapter,
+  isGgufAdapterPath,
   readPeftConfig,
+  type GgufLoraAdapterInfo,
   type PeftAdapterInfo,
 } from './peft-adapter.js';
 import {
@@ -205,7 +207,7 @@ export interface LocalEngine {
   /** The chat template requests are rendered with (undefined: the model has none). */
   chatTemplate?: ChatTemplate;
   stopTokenIds: number[];
-  adapter?: PeftAdapterInfo;
+  adapter?: PeftAdapterInfo | GgufLoraAdapterInfo;
 }
 
 /** Name, size and a hash of the first and last MiB: cheap and stable for multi-GiB files. */
@@ -312,9 +314,10 @@ export class LocalEngineGenerator implements Generator {
     let model = modelIdentity(this.modelPath);
     if (opts.adapter !== undefined) {
       this.adapterPath = path.resolve(opts.adapter);
-      readPeftConfig(this.adapterPath); // unsupported adapters fail here, before any loading
+      // Unsupported adapters fail here, before any loading (a GGUF LoRA is read when attached).
+      if (!isGgufAdapterPath(this.adapterPath)) readPeftConfig(this.adapterPath);
       // The full content hash: two adapters never share cached answers, even with the same path.
-      model += `+lora:${this.adapterPath}:${peftAdapterSha256(this.adapterPath).slice(0, 16)}`;
+      model += `+lora:${this.adapterPath}:${adapterSha256(this.adapterPath).slice(0, 16)}`;
     }
     if (opts.tokenizer !== undefined)
       model += `+tokenizer:${tokenizerIdentity(path.resolve(opts.tokenizer))}`;
@@ -382,7 +385,7 @@ export class LocalEngineGenerator implements Generator {
     const { model, config } = loaded;
     try {
       checkCompatible(tokenizer, config.vocabSize, { where: tokSrc });
-      const adapter = this.adapterPath ? attachPeftAdapter(model, this.adapterPath) : undefined;
+      const adapter = this.adapterPath ? attachAdapter(model, this.adapterPath).info : undefined;
       let chatTemplate: ChatTemplate | undefined;
       if (this.opts.chatTemplate !== undefined) {
         const special: Record<string, string> = {};

@@ -10,6 +10,7 @@ export {
   writeGguf,
   kv as ggufKv,
   writeGgufLoraAdapter,
+  readGgufLoraAdapter,
   GgmlType,
   GgufValueType,
   GGML_TYPES,
@@ -24,7 +25,20 @@ export {
   type GgufScalar,
   type GgufLoraPair,
   type GgufLoraSpec,
+  type GgufLoraAdapter,
 } from './gguf/index.js';
+export {
+  writePeftAdapter,
+  readPeftAdapterTensors,
+  peftAdapterConfig,
+  PEFT_ADAPTER_CONFIG,
+  PEFT_ADAPTER_WEIGHTS,
+  PEFT_PREFIX,
+  type PeftAdapterSpec,
+  type PeftWriteResult,
+  type LoraTensor,
+} from './peft.js';
+export { writeDirAtomic, writeFileAtomic } from './atomic.js';
 export * from './safetensors/index.js';
 export * from './hub/index.js';
 export {

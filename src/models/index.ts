@@ -38,3 +38,10 @@ export {
   ggufMetadataValues,
   type LoadedModel,
 } from './load.js';
+export {
+  hfConfigJson,
+  ggufLoraPairsOfHf,
+  hfLoraOfGgufPairs,
+  mergeLoraInto,
+  type LoraMatrices,
+} from './adapter-export.js';

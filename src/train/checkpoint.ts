@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors/index.js';
-import { writePeftAdapter, type PeftAdapterSpec } from '../io/peft.js';
+import { readPeftAdapterTensors, writePeftAdapter, type PeftAdapterSpec } from '../io/peft.js';
 import { fsyncFile, writeDirAtomic, writeFileAtomic as writeAtomic } from '../io/atomic.js';
 import type { AdamWState } from '../nn/optim.js';
 import { FormatError, NotFoundError } from '../util/errors.js';
@@ -190,21 +190,17 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     });
   }
   const params = new Map<string, Float32Array>();
-  const peftFile = path.join(dir, 'adapter', 'adapter_model.safetensors');
-  const fullFile = path.join(dir, 'weights', 'model.safetensors');
-  const readAll = (file: string, strip: string): void => {
-    const f = SafetensorsFile.open(file);
+  const adapterDir = path.join(dir, 'adapter');
+  if (fs.existsSync(path.join(adapterDir, 'adapter_model.safetensors'))) {
+    for (const [n, t] of readPeftAdapterTensors(adapterDir)) params.set(n, t.data);
+  } else {
+    const f = SafetensorsFile.open(path.join(dir, 'weights', 'model.safetensors'));
     try {
-      for (const t of f.tensors) {
-        const n = t.name.startsWith(strip) ? t.name.slice(strip.length) : t.name;
-        params.set(n, f.readF32(t));
-      }
+      for (const t of f.tensors) params.set(t.name, f.readF32(t));
     } finally {
       f.close();
     }
-  };
-  if (fs.existsSync(peftFile)) readAll(peftFile, 'base_model.model.');
-  else readAll(fullFile, '');
+  }
   const m = new Map<string, Float32Array>();
   const v = new Map<string, Float32Array>();
   const of = SafetensorsFile.open(path.join(dir, 'optimizer.safetensors'));

@@ -21,3 +21,12 @@ export {
 export { readRunInfo, readJsonlRecords, modelDigest } from './run-dir.js';
 export { train, Trainer, type TrainOptions, type TrainResult } from './trainer.js';
 export { renderReport, writeReport, type ReportInput } from './report.js';
+export {
+  exportRun,
+  openRunForExport,
+  EXPORT_FORMATS,
+  type ExportFormat,
+  type ExportOptions,
+  type ExportResult,
+  type RunForExport,
+} from './export.js';

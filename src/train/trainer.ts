@@ -40,6 +40,7 @@ import { runnerFromSandbox } from '../rewards/execution.js';
 import type { RewardFn, RewardSample } from '../rewards/types.js';
 import { Sandbox } from '../sandbox/index.js';
 import { Rng } from '../util/rng.js';
+import { createLogger } from '../util/log.js';
 import { ConfigError, NumericError, Rl4qeError } from '../util/errors.js';
 import { Baseline, reinforceLoss, shapeRewards } from './reinforce.js';
 import { lrAt } from './schedule.js';
@@ -60,6 +61,8 @@ import {
   type CheckpointState,
 } from './checkpoint.js';
 import { RunFiles, readRunInfo, modelDigest } from './run-dir.js';
+import { readPeftAdapterTensors } from '../io/peft.js';
+import { writeReport } from './report.js';
 import { Progress, type ProgressMode } from './progress.js';
 import {
   RUN_VERSION,
@@ -68,6 +71,8 @@ import {
   type StepRecord,
   type ValRecord,
 } from './records.js';
+
+const log = createLogger('train');
 
 export interface TrainOptions {
   config: TrainConfig;
@@ -274,6 +279,9 @@ export class Trainer {
     manifest = await ensureRunSplit(runDir, tasks, {
       strategy: cfg.data.split,
       seed: cfg.run.seed,
+      dataset: cfg.data.dataset,
+      ...(cfg.data.testSize !== undefined ? { testSize: cfg.data.testSize } : {}),
+      ...(cfg.data.validationSize !== undefined ? { validationSize: cfg.data.validationSize } : {}),
     });
     const split = applySplit(tasks, manifest);
     this.train =
@@ -331,6 +339,7 @@ export class Trainer {
         ...(gitCommit() !== undefined ? { commit: gitCommit() as string } : {}),
       };
     }
+    if (cfg.adapter.init !== undefined && !resume) this.initAdapter(cfg.adapter.init, digest);
     this.paramNames = [...this.refiner.params.keys()];
     this.params = [...this.refiner.params.values()];
     this.optimizer = new AdamW(this.params, {
@@ -353,19 +362,30 @@ export class Trainer {
       this.reward = new CompositeReward([{ fn: this.opts.reward, weight: 1 }]);
     } else {
       const needsExec = cfg.reward.weights.exec !== undefined;
-      if (needsExec)
-        this.sandbox = new Sandbox(
-          cfg.reward.exec.concurrency !== undefined
-            ? { concurrency: cfg.reward.exec.concurrency }
-            : {},
-        );
+      const ex = cfg.reward.exec;
+      if (needsExec) {
+        this.sandbox = new Sandbox({
+          ...(ex.concurrency !== undefined ? { concurrency: ex.concurrency } : {}),
+          limits: {
+            ...(ex.timeoutMs !== undefined
+              ? { wallSeconds: ex.timeoutMs / 1000, cpuSeconds: Math.ceil(ex.timeoutMs / 1000) }
+              : {}),
+            ...(ex.memoryMb !== undefined ? { memoryBytes: ex.memoryMb * 2 ** 20 } : {}),
+          },
+        });
+      }
       this.reward = makeReward({
         weights: cfg.reward.weights,
         nullPolicy: cfg.reward.nullPolicy,
         ...(cfg.reward.smoothing !== undefined ? { smoothing: cfg.reward.smoothing } : {}),
         ...(needsExec
           ? {
-              exec: { pSyntax: cfg.reward.exec.pSyntax, pTimeout: cfg.reward.exec.pTimeout },
+              exec: {
+                pSyntax: ex.pSyntax,
+                pTimeout: ex.pTimeout,
+                ...(ex.other !== undefined ? { other: ex.other } : {}),
+                ...(ex.concurrency !== undefined ? { concurrency: ex.concurrency } : {}),
+              },
               runner: runnerFromSandbox(this.sandbox as Sandbox),
             }
           : {}),
@@ -376,8 +396,9 @@ export class Trainer {
     if (resume) {
       const ck = checkpointDir(runDir);
       if (ck) this.restore(ck);
-      // Records after the checkpoint are replayed: drop them so each step appears once.
-      this.files.truncateAfter(this.step);
+      // Records after the checkpoint are replayed: drop them so each step appears once (without
+      // a checkpoint everything is replayed, the initial validation included).
+      this.files.truncateAfter(ck ? this.step : -1);
     } else {
       writeFileAtomic(path.join(runDir, 'run.json'), JSON.stringify(info, null, 2) + '\n');
       writeFileAtomic(path.join(runDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
@@ -388,6 +409,51 @@ export class Trainer {
         (cfg.run.log === 'auto' ? (process.stderr.isTTY ? 'bar' : 'json') : cfg.run.log),
       total: cfg.run.steps,
     });
+  }
+
+  /**
+   * Starts the LoRA from a PEFT adapter (adapter.init). Refused before any work when it was
+   * trained on another base model: its run directory's digest differs (when it lives in one), or
+   * its modules, ranks or shapes do not match this refiner's adapters.
+   */
+  private initAdapter(dir: string, digest: string): void {
+    const where = `adapter.init (${dir})`;
+    const runJson = path.resolve(dir, '..', '..', '..', 'run.json');
+    if (fs.existsSync(runJson)) {
+      const info = readRunInfo(path.dirname(runJson));
+      if (info.base.digest !== digest) {
+        throw new ConfigError('the initial adapter was trained on another base model', {
+          where,
+          expected: `an adapter of ${this.cfg.refiner.model} (digest ${digest})`,
+          found: `an adapter of ${info.base.model} (digest ${info.base.digest})`,
+        });
+      }
+    }
+    const tensors = readPeftAdapterTensors(dir);
+    for (const [name, p] of this.refiner.params) {
+      const t = tensors.get(name);
+      const same =
+        t !== undefined &&
+        t.shape.length === p.shape.length &&
+        t.shape.every((d, i) => d === p.shape[i]);
+      if (!same) {
+        throw new ConfigError('the initial adapter does not fit this refiner', {
+          where: `${where}: ${name}`,
+          expected: `[${p.shape.join(', ')}] (adapter ${this.cfg.adapter.r}-rank on ${this.cfg.adapter.targets.join(', ')})`,
+          found: t ? `[${t.shape.join(', ')}]` : 'missing',
+          hint: 'the adapter was trained on another base model or with other adapter.r / adapter.targets',
+        });
+      }
+      (p.data as Float32Array).set(t.data);
+    }
+    for (const name of tensors.keys()) {
+      if (!this.refiner.params.has(name)) {
+        throw new ConfigError('the initial adapter has modules this configuration does not train', {
+          where: `${where}: ${name}`,
+          hint: "set adapter.targets to the adapter's target_modules",
+        });
+      }
+    }
   }
 
   private restore(dir: string): void {
@@ -677,7 +743,7 @@ export class Trainer {
     return { loss, kl: klTok > 0 ? klSum / klTok : 0, tokens: toks };
   }
 
-  private async validate(): Promise<ValRecord> {
+  private async validate(opts: { initial?: boolean } = {}): Promise<ValRecord> {
     const cfg = this.cfg;
     const t0 = performance.now();
     const times = newTimes();
@@ -697,7 +763,7 @@ export class Trainer {
         : (components[metric] ?? null);
     for (const s of samples) this.files.sample(this.sampleRecord(s, null, true));
     let isBest = false;
-    if (value !== null && (this.best === null || value > this.best.value)) {
+    if (!opts.initial && value !== null && (this.best === null || value > this.best.value)) {
       isBest = true;
       this.best = { step: this.step, value, checkpoint: checkpointName(this.step) };
     }
@@ -759,6 +825,15 @@ export class Trainer {
     let stopped: TrainResult['stopped'] = 'done';
     this.progress.start(this.step);
     try {
+      if (this.step === 0 && this.validation.length > 0) {
+        // The untrained refiner (LoRA B = 0: the base model) on the validation problems: the
+        // reference point of every later validation. It never becomes "best" (no checkpoint).
+        const v = await this.validate({ initial: true });
+        this.files.metric(v);
+        validations.push(v);
+        this.opts.onValidation?.(v);
+        this.progress.validation(v);
+      }
       while (this.step < cfg.run.steps) {
         if (this.opts.signal?.aborted) {
           stopped = 'signal';
@@ -884,6 +959,7 @@ export class Trainer {
           this.files.flush();
           const name = this.checkpoint(elapsed());
           if (valBest && cfg.eval.keepBest) markBest(this.runDir, name);
+          this.refreshReport();
         }
       }
       if (stopped === 'signal' && this.lastCheckpoint !== checkpointName(this.step)) {
@@ -903,6 +979,15 @@ export class Trainer {
       history,
       validations,
     };
+  }
+
+  /** Rewrites report.html from the files on disk; a report problem never stops training. */
+  private refreshReport(): void {
+    try {
+      writeReport(this.runDir);
+    } catch (e) {
+      log.warn('could not write report.html', { error: (e as Error).message });
+    }
   }
 
   private dumpNan(groups: Sample[][]): void {

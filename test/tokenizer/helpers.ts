@@ -64,11 +64,12 @@ export function listHash(items: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(items), 'utf8').digest('hex');
 }
 
-/** DS-1000 prompts from the shared offline copy ($RL4QE_DATA_DIR, else ../shared/data upwards). */
+/** DS-1000 prompts: $RL4QE_DATA_DIR, else the repository's data/, else shared/data upwards. */
 export function loadDs1000Prompts(expectedSha256?: string): string[] {
   const tried: string[] = [];
   const candidates: string[] = [];
   if (process.env.RL4QE_DATA_DIR) candidates.push(path.resolve(process.env.RL4QE_DATA_DIR));
+  candidates.push(path.join(REPO_ROOT, 'data'));
   for (let dir = REPO_ROOT; ; dir = path.dirname(dir)) {
     candidates.push(path.join(dir, 'shared', 'data'));
     if (path.dirname(dir) === dir) break;

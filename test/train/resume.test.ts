@@ -81,15 +81,21 @@ ${extra}`,
 
 function runCli(args: string[]): Promise<{ status: number; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'train', ...args], { env: { ...process.env } }, (err, _o, stderr) =>
-      resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+    execFile(
+      process.execPath,
+      [cli, 'train', ...args],
+      { env: { ...process.env } },
+      (err, _o, stderr) =>
+        resolve({ status: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
     );
   });
 }
 
 function finalAdapter(runDir: string): Buffer {
   const latest = fs.readFileSync(path.join(runDir, 'checkpoints', 'latest'), 'utf8').trim();
-  return fs.readFileSync(path.join(runDir, 'checkpoints', latest, 'adapter', 'adapter_model.safetensors'));
+  return fs.readFileSync(
+    path.join(runDir, 'checkpoints', latest, 'adapter', 'adapter_model.safetensors'),
+  );
 }
 
 const steps = (runDir: string): number[] =>
@@ -98,7 +104,10 @@ const steps = (runDir: string): number[] =>
     .map((r) => r.step);
 
 test('a run killed with SIGKILL at a random step and resumed ends bit-identical, sending no answered request again', async () => {
-  assert.ok(fs.existsSync(smolFile), `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`);
+  assert.ok(
+    fs.existsSync(smolFile),
+    `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
+  );
   const server: FaultServer = await startFaultServer();
   const base = `${server.url}/ok/v1`;
   try {
@@ -119,7 +128,9 @@ test('a run killed with SIGKILL at a random step and resumed ends bit-identical,
     const b = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-resume-b-'));
     const cfgB = config(b, base);
     const runB = path.join(b, 'run');
-    const child = spawn(process.execPath, [cli, 'train', '-c', cfgB], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cli, 'train', '-c', cfgB], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let killedAt = 0;
     await new Promise<void>((resolve, reject) => {
       const timer = setInterval(() => {
@@ -138,14 +149,21 @@ test('a run killed with SIGKILL at a random step and resumed ends bit-identical,
       child.on('exit', (code, signal) => {
         clearInterval(timer);
         if (signal === 'SIGKILL') resolve();
-        else reject(new Error(`the run ended (code ${code}) before it could be killed at step ${killAt}`));
+        else
+          reject(
+            new Error(`the run ended (code ${code}) before it could be killed at step ${killAt}`),
+          );
       });
     });
     const before = server.hits.slice(hitsA).filter((h) => h.at < killedAt - 1000);
     const nBefore = server.hits.length;
     const rb = await runCli(['--resume', runB]);
     assert.equal(rb.status, 0, rb.stderr);
-    assert.deepEqual(steps(runB), [1, 2, 3, 4, 5], `killed after step ${killAt}: each step recorded once`);
+    assert.deepEqual(
+      steps(runB),
+      [1, 2, 3, 4, 5],
+      `killed after step ${killAt}: each step recorded once`,
+    );
     assert.ok(
       finalAdapter(path.join(a, 'run')).equals(finalAdapter(runB)),
       `killed after step ${killAt}: the resumed adapter must be bit-identical to the uninterrupted one`,

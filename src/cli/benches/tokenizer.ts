@@ -3,6 +3,7 @@
 // call per prompt as rl4qe encodes) timed in the same run on the same texts (ratio
 // `transformers`; the Rust backend called directly is kept in `extra`).
 import { spawnSync } from 'node:child_process';
+import { defaultDataDir } from '../../data/paths.js';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -41,10 +42,11 @@ rust, _ = timed(lambda: sum(len(bt.encode(p).ids) for p in prompts))
 print(json.dumps({"load": load, "encode": enc, "rust": rust, "tokens": n}))
 `;
 
-/** DS-1000 prompts from the shared offline copy ($RL4QE_DATA_DIR, else shared/data upwards). */
+/** DS-1000 prompts: $RL4QE_DATA_DIR, else the repository's data/, else shared/data upwards. */
 function ds1000Prompts(): string[] {
   const dirs: string[] = [];
   if (process.env.RL4QE_DATA_DIR) dirs.push(path.resolve(process.env.RL4QE_DATA_DIR));
+  dirs.push(defaultDataDir());
   for (let d = process.cwd(); ; d = path.dirname(d)) {
     dirs.push(path.join(d, 'shared', 'data'));
     if (path.dirname(d) === d) break;

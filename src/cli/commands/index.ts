@@ -10,6 +10,8 @@ import { registerServe } from './serve.js';
 import { registerSetupExec } from './setup-exec.js';
 import { registerTrain } from './train.js';
 import { registerReport } from './report.js';
+import { registerExport } from './export.js';
+import { registerEval } from './eval.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -24,4 +26,6 @@ export const commands: RegisterCommand[] = [
   registerServe,
   registerTrain,
   registerReport,
+  registerExport,
+  registerEval,
 ];

@@ -106,8 +106,8 @@ export function registerServe(program: Command): void {
       'refiner model: a GGUF file, or (local) a Hugging Face model directory (default: the offline test model)',
     )
     .option(
-      '--refiner-adapter <dir>',
-      'PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors); needs --refiner-backend local',
+      '--refiner-adapter <path>',
+      'LoRA adapter: a PEFT directory (adapter_config.json + adapter_model.safetensors) or a GGUF LoRA file (rl4qe export); a merged export is a --refiner-model; needs --refiner-backend local',
     )
     .option(
       '--refiner-tokenizer <path>',

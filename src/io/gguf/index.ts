@@ -11,4 +11,10 @@ export {
   type GgufArray,
   type GgufScalar,
 } from './types.js';
-export { writeGgufLoraAdapter, type GgufLoraPair, type GgufLoraSpec } from './lora.js';
+export {
+  writeGgufLoraAdapter,
+  readGgufLoraAdapter,
+  type GgufLoraPair,
+  type GgufLoraSpec,
+  type GgufLoraAdapter,
+} from './lora.js';
