@@ -184,6 +184,8 @@ export class Refiner {
       topK: number;
       maxNewTokens: number;
       seeds: number[];
+      /** Replaces the model's stop tokens ([] = always maxNewTokens). */
+      stopTokens?: readonly number[];
     },
   ): SampledRewrite[] {
     const E = this.engine;
@@ -194,7 +196,7 @@ export class Refiner {
       temperature: opts.temperature,
       topP: opts.topP,
       ...(opts.topK > 0 ? { topK: opts.topK } : {}),
-      stopTokens: E.stopTokenIds,
+      stopTokens: opts.stopTokens ?? E.stopTokenIds,
       decode: (ids) => E.tokenizer.decode(ids, { skipSpecialTokens: true }),
       seeds: opts.seeds,
     });

@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { nativeStatus } from '../backend/index.js';
-import { noGrad, setCheckNan, tidy, type Tensor } from '../tensor/index.js';
+import { isCheckNanEnabled, noGrad, setCheckNan, tidy, type Tensor } from '../tensor/index.js';
 import { AdamW, clipGradNorm } from '../nn/optim.js';
 import { withAdaptersDisabled } from '../models/index.js';
 import { scoreGroups, scoreTokens } from '../sampling/index.js';
@@ -86,6 +86,12 @@ export interface TrainOptions {
   onValidation?: (r: ValRecord) => void;
   /** Progress display: default from config.run.log. */
   progress?: ProgressMode;
+  /**
+   * Token ids that end a rewrite, replacing the refiner's EOS and end-of-turn tokens; [] makes
+   * every rewrite exactly rollout.maxNewTokens long (what `bench rl-step` needs to compare with
+   * TRL's fixed-length completions).
+   */
+  stopTokens?: readonly number[];
 }
 
 export interface TrainResult {
@@ -635,6 +641,7 @@ export class Trainer {
         topK: cfg.rollout.topK,
         maxNewTokens: cfg.rollout.maxNewTokens,
         seeds,
+        ...(this.opts.stopTokens !== undefined ? { stopTokens: this.opts.stopTokens } : {}),
       });
       const dt = (performance.now() - t0) / 1000;
       times.sample += dt;
@@ -692,7 +699,6 @@ export class Trainer {
     let loss = 0;
     let klSum = 0;
     let klTok = 0;
-    const rng = new Rng(seedOf(cfg.run.seed, this.step, 3, 0));
     for (let m0 = 0; m0 < live.length; m0 += per) {
       const part = live.slice(m0, m0 + per).filter((x) => x.g.some((s) => s.tokens.length > 0));
       if (part.length === 0) continue;
@@ -713,21 +719,29 @@ export class Trainer {
           ),
         );
       }
-      tidy(() => {
+      // Dropout masks from (seed, step, micro-batch): a re-run of the micro-batch draws the same.
+      const dropoutSeed = seedOf(cfg.run.seed, this.step, 3, m0);
+      const forward = (): ReturnType<typeof reinforceLoss> => {
         const scored = cfg.rollout.sharedPrompt
-          ? scoreGroups(model, groupsIn, { training: true, rng })
-          : scoreGroupsSeparately(model, groupsIn, rng);
-        const out = reinforceLoss(scored.logProbs, scored.offsets, adv, {
+          ? scoreGroups(model, groupsIn, { training: true, rng: new Rng(dropoutSeed) })
+          : scoreGroupsSeparately(model, groupsIn, new Rng(dropoutSeed));
+        return reinforceLoss(scored.logProbs, scored.offsets, adv, {
           normalization: cfg.loss.normalization,
           denominator,
           ...(ref ? { klCoef: cfg.loss.klCoef, refLogProbs: ref } : {}),
         });
+      };
+      tidy(() => {
+        const out = forward();
         const lv = out.loss.data[0] as number;
         if (!Number.isFinite(lv)) {
+          // Run the same micro-batch again with every op's output checked: the first op that
+          // produced a NaN/Inf is named in the error.
+          const op = firstNonFiniteOp(forward);
           throw new NumericError('the loss is not finite', {
-            where: `train step ${this.step + 1}`,
+            where: `train step ${this.step + 1}${op ? `, ${op}` : ''}`,
             found: String(lv),
-            hint: 'the offending samples are in nan-step-N.json in the run directory; rerun with RL4QE_CHECK_NAN=1 to name the op',
+            hint: `the offending samples are in nan-step-${this.step + 1}.json in the run directory`,
           });
         }
         loss += lv;
@@ -1005,7 +1019,6 @@ export class Trainer {
     } catch {
       // The NumericError that follows matters more than the dump.
     }
-    setCheckNan(false);
   }
 
   async dispose(): Promise<void> {
@@ -1036,6 +1049,22 @@ function newTimes(): StageTimesAcc {
     updateTokens: 0,
     skipped: 0,
   };
+}
+
+/** Re-runs `fn` with the NaN/Inf check of every op on; the first offending op's message. */
+function firstNonFiniteOp(fn: () => unknown): string | undefined {
+  const prev = isCheckNanEnabled();
+  setCheckNan(true);
+  try {
+    tidy(() => {
+      fn();
+    });
+    return undefined;
+  } catch (e) {
+    return e instanceof NumericError ? e.message.split('\n')[0] : undefined;
+  } finally {
+    setCheckNan(prev);
+  }
 }
 
 /** The K sequences of each group scored as separate sequences (sharedPrompt: false: the

@@ -115,7 +115,7 @@ test('REINFORCE raises a learnable reward on SmolLM2 within a CI-sized run (Welc
     `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
   );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-learn-'));
-  const steps = 16;
+  const steps = 12;
   const cfg = resolveTrainConfig([
     {
       source: 'test',
@@ -155,17 +155,17 @@ test('REINFORCE raises a learnable reward on SmolLM2 within a CI-sized run (Welc
     samples
       .filter((s) => !s.validation && s.step >= lo && s.step <= hi)
       .map((s) => s.total as number);
-  const first = rewardsOf(1, 4);
-  const last = rewardsOf(steps - 3, steps);
+  const first = rewardsOf(1, 3);
+  const last = rewardsOf(steps - 2, steps);
   const w = welchOneSided(first, last);
   const mean = (x: number[]): number => x.reduce((a, b) => a + b, 0) / x.length;
   t.diagnostic(
-    `mean reward steps 1-4 ${mean(first).toFixed(3)}, steps ${steps - 3}-${steps} ${mean(last).toFixed(3)}, ` +
+    `mean reward steps 1-3 ${mean(first).toFixed(3)}, steps ${steps - 2}-${steps} ${mean(last).toFixed(3)}, ` +
       `Welch t ${w.t.toFixed(2)}, one-sided p ${w.p.toExponential(2)}`,
   );
   assert.ok(
     w.p < 0.01,
-    `mean reward first 4 steps ${mean(first).toFixed(3)}, last 4 ${mean(last).toFixed(3)}: t ${w.t.toFixed(2)}, p ${w.p.toExponential(2)}`,
+    `mean reward first 3 steps ${mean(first).toFixed(3)}, last 3 ${mean(last).toFixed(3)}: t ${w.t.toFixed(2)}, p ${w.p.toExponential(2)}`,
   );
   // Every sample's components are stored, with its advantage.
   for (const s of samples) {

@@ -86,20 +86,30 @@ function runTrl(model: string, s: RlStepShape): TrlResult | string {
 }
 
 /**
- * The rl4qe side: the same step through the trainer (src/train, `train` from
- * '../../train/index.js'), in a child process so that its peak RSS is its own.
- *
- * TODO(lead): run rl4qe's trainer on this shape — LoRA r=8 α 32 dropout 0 on q,k,v,o, beta 0,
- * `s.prompts` queries × K `s.k`, temperature 0.7, top-p 0.9, exactly `s.completionLen` new tokens
- * (stop tokens off), prompts ≤ `s.promptLen` tokens, the same length reward as the TRL script
- * (−|len(rewrite) − 300| / 300, passed as TrainOptions.reward), AdamW — time `s.steps` steps
- * after one warm-up step (TrainOptions.onStep gives each step's record) and return
- * { secondsPerStep: median, stepsS, peakRssMb } from a child process. Until then the bench
- * reports TRL's number alone; it never invents ours.
+ * The rl4qe side: the same step through the trainer (rl-step-worker.ts), in a child process so
+ * that its peak RSS is its own. `weights` float32 is TRL's arithmetic (the GGUF dequantised);
+ * quantized keeps the file's blocks (LoRA on the frozen blocks, as the trainer defaults to).
  */
-async function runRl4qe(_model: string, _s: RlStepShape): Promise<RlStepResult | string> {
-  await Promise.resolve();
-  return 'rl4qe side not wired yet (TODO in src/cli/benches/rl-step.ts): TRL reported alone';
+function runRl4qe(
+  model: string,
+  s: RlStepShape,
+  weights: 'float32' | 'quantized',
+): RlStepResult | string {
+  const worker = path.join(HERE, 'rl-step-worker.js');
+  const args = [worker, model, String(s.steps), String(s.prompts), String(s.k)];
+  args.push(String(s.promptLen), String(s.completionLen), weights);
+  const r = spawnSync(process.execPath, args, {
+    encoding: 'utf8',
+    timeout: 7_200_000,
+    maxBuffer: 1 << 26,
+    env: { ...process.env, RL4QE_THREADS: String(s.threads) },
+  });
+  const last = r.stdout?.trim().split('\n').slice(-1)[0] ?? '';
+  if (r.status !== 0 || !last.startsWith('{')) {
+    const why = (r.stderr || String(r.error ?? '')).trim().split('\n').slice(-1)[0] ?? '';
+    return `rl4qe side failed: rl-step-worker (${why})`;
+  }
+  return JSON.parse(last) as RlStepResult;
 }
 
 export async function benchRlStep(opts: BenchOptions): Promise<BenchReport> {
@@ -142,50 +152,52 @@ export async function benchRlStep(opts: BenchOptions): Promise<BenchReport> {
       opts.log(
         `rl-step: TRL ${m.id}: ${trl.secondsPerStep.toFixed(1)} s/step (${trl.stepsS.map((s) => s.toFixed(1)).join(', ')}), peak RSS ${trl.peakRssMb.toFixed(0)} MB`,
       );
-    opts.log(`rl-step: rl4qe ${m.id}`);
-    const ours = await runRl4qe(file, shape);
-    if (typeof ours === 'string') note(`${m.id}: ${ours}`);
-    const trlExtra =
-      typeof trl === 'string'
-        ? {}
-        : {
-            trlSecondsPerStep: trl.secondsPerStep,
-            trlStepsS: trl.stepsS,
-            trlWarmupS: trl.warmupS,
-            trlPeakRssMb: trl.peakRssMb,
-            trlPromptTokens: trl.promptTokens,
-            trlGradientCheckpointing: trl.gradientCheckpointing,
-            trl: trl.trl,
-            torch: trl.torch,
-          };
-    if (typeof ours !== 'string') {
-      const ratios: Record<string, number> = {};
-      if (typeof trl !== 'string') {
-        ratios.trl = trl.secondsPerStep / ours.secondsPerStep;
-        ratios.rss = ours.peakRssMb / trl.peakRssMb;
+    for (const weights of ['float32', 'quantized'] as const) {
+      opts.log(`rl-step: rl4qe ${m.id} (${weights} weights)`);
+      const ours = runRl4qe(file, shape, weights);
+      if (typeof ours === 'string') note(`${m.id}/${weights}: ${ours}`);
+      const trlExtra =
+        typeof trl === 'string'
+          ? {}
+          : {
+              trlSecondsPerStep: trl.secondsPerStep,
+              trlStepsS: trl.stepsS,
+              trlWarmupS: trl.warmupS,
+              trlPeakRssMb: trl.peakRssMb,
+              trlPromptTokens: trl.promptTokens,
+              trlGradientCheckpointing: trl.gradientCheckpointing,
+              trl: trl.trl,
+              torch: trl.torch,
+            };
+      if (typeof ours !== 'string') {
+        const ratios: Record<string, number> = {};
+        if (typeof trl !== 'string') {
+          ratios.trl = trl.secondsPerStep / ours.secondsPerStep;
+          ratios.rss = ours.peakRssMb / trl.peakRssMb;
+        }
+        cases.push({
+          case: weights === 'float32' ? id : `${id}/quantized`,
+          value: ours.secondsPerStep,
+          unit: 's/step',
+          ratios,
+          extra: {
+            ...shape,
+            stepsS: ours.stepsS,
+            peakRssMb: ours.peakRssMb,
+            ...ours.extra,
+            ...trlExtra,
+          },
+        });
+      } else if (typeof trl !== 'string' && weights === 'float32') {
+        // TRL alone, under its own case name: no ratio without our side.
+        cases.push({
+          case: `${id}/trl`,
+          value: trl.secondsPerStep,
+          unit: 's/step',
+          ratios: {},
+          extra: { ...shape, ...trlExtra },
+        });
       }
-      cases.push({
-        case: id,
-        value: ours.secondsPerStep,
-        unit: 's/step',
-        ratios,
-        extra: {
-          ...shape,
-          stepsS: ours.stepsS,
-          peakRssMb: ours.peakRssMb,
-          ...ours.extra,
-          ...trlExtra,
-        },
-      });
-    } else if (typeof trl !== 'string') {
-      // TRL alone, under its own case name: no ratio without our side.
-      cases.push({
-        case: `${id}/trl`,
-        value: trl.secondsPerStep,
-        unit: 's/step',
-        ratios: {},
-        extra: { ...shape, ...trlExtra },
-      });
     }
   }
   return {

@@ -1,0 +1,92 @@
+// Bad runs stop cleanly and say why: a non-finite loss stops the run at that step, saves the
+// offending samples and names the op that produced the first non-finite value; an initial
+// adapter of another base model is refused before any work.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveTrainConfig } from '../../src/train/config.js';
+import { train } from '../../src/train/trainer.js';
+import { writePeftAdapter } from '../../src/io/peft.js';
+import type { RewardFn } from '../../src/rewards/types.js';
+import { cachePaths } from '../../src/util/paths.js';
+
+const smolFile = path.join(cachePaths.testModels(), 'smollm2-135m-instruct-q4_1.gguf');
+
+function config(
+  dir: string,
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof resolveTrainConfig> {
+  return resolveTrainConfig([
+    {
+      source: 'test',
+      value: {
+        refiner: { model: smolFile, weights: 'quantized', format: 'paper', maxPromptTokens: 96 },
+        adapter: { r: 4, alpha: 8, dropout: 0 },
+        rollout: { queriesPerStep: 1, samplesPerQuery: 2, temperature: 1, maxNewTokens: 6 },
+        reward: { weights: { bleu: 1 }, target: { kind: 'rewrite' } },
+        generator: { backend: 'none' },
+        data: { dataset: 'ds1000', trainLimit: 4 },
+        eval: { problems: 0 },
+        run: { dir: path.join(dir, 'run'), steps: 2, log: 'quiet' },
+        ...extra,
+      },
+    },
+  ]);
+}
+
+test('a non-finite loss stops the run at that step, saves its samples and names the op', async () => {
+  assert.ok(
+    fs.existsSync(smolFile),
+    `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-nan-'));
+  // A finite reward so large that advantage × log-prob overflows float32 in the loss.
+  let k = 0;
+  const huge: RewardFn = { name: 'huge', score: (b) => b.map(() => (k++ % 2 === 0 ? 1e38 : 0)) };
+  await assert.rejects(train({ config: config(dir), reward: huge }), (e: Error) => {
+    assert.equal(e.name, 'NumericError');
+    assert.match(e.message, /loss is not finite/);
+    assert.match(e.message, /train step 1/);
+    assert.match(e.message, /produced by op \w+/, 'the op that first went non-finite is named');
+    return true;
+  });
+  const dump = path.join(dir, 'run', 'nan-step-1.json');
+  assert.ok(fs.existsSync(dump), 'the offending samples are saved');
+  const saved = JSON.parse(fs.readFileSync(dump, 'utf8')) as { samples: { total: number }[] };
+  assert.equal(saved.samples.length, 2);
+  assert.ok(
+    !fs.existsSync(path.join(dir, 'run', 'checkpoints', 'latest')),
+    'no checkpoint of a broken step',
+  );
+});
+
+test('an initial adapter with other shapes (another base model) is refused before any step', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-init-'));
+  const adapter = path.join(dir, 'qwen-adapter');
+  // A LoRA for a model with hidden size 896 (Qwen2.5-0.5B), not SmolLM2's 576.
+  writePeftAdapter(adapter, {
+    params: new Map([
+      [
+        'model.layers.0.self_attn.q_proj.lora_A.weight',
+        { data: new Float32Array(4 * 896), shape: [4, 896] },
+      ],
+      [
+        'model.layers.0.self_attn.q_proj.lora_B.weight',
+        { data: new Float32Array(896 * 4), shape: [896, 4] },
+      ],
+    ]),
+    r: 4,
+    alpha: 8,
+    dropout: 0,
+    targets: ['q_proj'],
+    baseModel: 'Qwen/Qwen2.5-0.5B',
+  });
+  const cfg = config(dir, { adapter: { r: 4, alpha: 8, dropout: 0, init: adapter } });
+  await assert.rejects(train({ config: cfg }), /initial adapter does not fit this refiner/);
+  assert.ok(
+    !fs.existsSync(path.join(dir, 'run', 'metrics.jsonl')) ||
+      fs.readFileSync(path.join(dir, 'run', 'metrics.jsonl'), 'utf8') === '',
+  );
+});
