@@ -5,7 +5,7 @@
 // a list of statements run after the solution; pass = exit 0), setup (run before the solution),
 // library (split stratum), group (family key: same group, same split side). See docs/data.md.
 import { z } from 'zod';
-import { readJsonl } from './jsonl.js';
+import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
 import type { CodeTask } from './tasks.js';
 import { FormatError } from '../util/errors.js';
 
@@ -42,8 +42,14 @@ export function customTask(r: CustomRow, fallbackId: string): CodeTask {
 }
 
 /** Loads a custom task file (.jsonl or .jsonl.gz). Ids must be unique. */
-export async function loadCustomTasks(file: string): Promise<CodeTask[]> {
-  const rows = await readJsonl(file, customRowSchema, { what: 'custom task row' });
+export async function loadCustomTasks(
+  file: string,
+  opts: { onInvalid?: InvalidRowPolicy } = {},
+): Promise<CodeTask[]> {
+  const rows = await readJsonl(file, customRowSchema, {
+    what: 'custom task row',
+    ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
+  });
   const seen = new Map<string, number>();
   return rows.map(({ line, value }) => {
     const t = customTask(value, `line${line}`);

@@ -3,7 +3,7 @@
 // `reference_code`, `code_context` and `metadata`. Rows are validated at the edge and renamed to
 // camelCase; inside rl4qe they are trusted.
 import { z } from 'zod';
-import { readJsonl } from './jsonl.js';
+import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
 import { sharedDataFile } from './paths.js';
 import { FormatError, NetworkError } from '../util/errors.js';
 
@@ -82,8 +82,10 @@ export function ds1000FromRow(r: Ds1000Row): Ds1000Problem {
 }
 
 export interface LoadDs1000Options {
-  /** A local .jsonl or .jsonl.gz file; default `../shared/data/ds1000.jsonl.gz`. */
+  /** A local .jsonl or .jsonl.gz file; default `data/ds1000.jsonl.gz` (see data/paths.ts). */
   path?: string;
+  /** Malformed rows: throw (default), or report each to this function and skip it. */
+  onInvalid?: InvalidRowPolicy;
 }
 
 /**
@@ -92,7 +94,10 @@ export interface LoadDs1000Options {
  */
 export async function loadDs1000(opts: LoadDs1000Options = {}): Promise<Ds1000Problem[]> {
   const file = opts.path ?? sharedDataFile(DS1000_FILE);
-  const rows = await readJsonl(file, ds1000RowSchema, { what: 'DS-1000 row' });
+  const rows = await readJsonl(file, ds1000RowSchema, {
+    what: 'DS-1000 row',
+    ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
+  });
   const seen = new Map<number, number>();
   const out: Ds1000Problem[] = [];
   for (const { line, value } of rows) {

@@ -1,7 +1,7 @@
 // HumanEval (Chen et al. 2021), openai/human-eval data/HumanEval.jsonl.gz. Test protocol as in
 // human-eval's execution.py: prompt + completion + "\n" + test + "\n" + f"check({entry_point})".
 import { z } from 'zod';
-import { readJsonl } from './jsonl.js';
+import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
 import { sharedDataFile } from './paths.js';
 import type { CodeTask, TestProtocol } from './tasks.js';
 
@@ -25,9 +25,14 @@ export const humanEvalRowSchema = z.object({
 
 export const HUMANEVAL_FILE = 'HumanEval.jsonl.gz';
 
-export async function loadHumanEval(opts: { path?: string } = {}): Promise<HumanEvalProblem[]> {
+export async function loadHumanEval(
+  opts: { path?: string; onInvalid?: InvalidRowPolicy } = {},
+): Promise<HumanEvalProblem[]> {
   const file = opts.path ?? sharedDataFile(HUMANEVAL_FILE);
-  const rows = await readJsonl(file, humanEvalRowSchema, { what: 'HumanEval row' });
+  const rows = await readJsonl(file, humanEvalRowSchema, {
+    what: 'HumanEval row',
+    ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
+  });
   return rows.map(({ value: r }) => ({
     taskId: r.task_id,
     prompt: r.prompt,

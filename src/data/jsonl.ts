@@ -72,40 +72,55 @@ export function fieldPath(path: ReadonlyArray<PropertyKey>): string {
   return out === '' ? '(row)' : out;
 }
 
+/** What happens to a malformed row: 'fail' (default) throws; a function is told and the row skipped. */
+export type InvalidRowPolicy = 'fail' | ((error: FormatError) => void);
+
 /**
- * Reads a JSONL file and validates each non-blank line with `schema`. Throws FormatError at the
- * first malformed line (invalid JSON, or a missing / mistyped field), naming file, line, field.
+ * Reads a JSONL file and validates each non-blank line with `schema`. By default throws
+ * FormatError at the first malformed line (invalid JSON, or a missing / mistyped field), naming
+ * file, line, field; with `onInvalid` a function, each malformed line is reported to it (the same
+ * FormatError) and skipped.
  */
 export async function readJsonl<S extends z.ZodType>(
   file: string,
   schema: S,
-  opts: { what?: string } = {},
+  opts: { what?: string; onInvalid?: InvalidRowPolicy } = {},
 ): Promise<JsonlRow<z.output<S>>[]> {
   const what = opts.what ?? 'row';
   const rows: JsonlRow<z.output<S>>[] = [];
+  const bad = (e: FormatError): void => {
+    if (typeof opts.onInvalid === 'function') opts.onInvalid(e);
+    else throw e;
+  };
   for await (const { line, text } of readLines(file)) {
     if (text.trim() === '') continue;
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (e) {
-      throw new FormatError(`line is not valid JSON`, {
-        where: `${file}:${line}`,
-        expected: `one JSON object per line (${what})`,
-        found: `${(e as Error).message}; text starts ${JSON.stringify(text.slice(0, 60))}`,
-        cause: e,
-      });
+      bad(
+        new FormatError(`line is not valid JSON`, {
+          where: `${file}:${line}`,
+          expected: `one JSON object per line (${what})`,
+          found: `${(e as Error).message}; text starts ${JSON.stringify(text.slice(0, 60))}`,
+          cause: e,
+        }),
+      );
+      continue;
     }
     const r = schema.safeParse(raw);
     if (!r.success) {
       const issue = r.error.issues[0];
       const field = issue ? fieldPath(issue.path) : '(row)';
-      throw new FormatError(`invalid ${what}: field ${field}: ${issue?.message ?? 'invalid'}`, {
-        where: `${file}:${line} field ${field}`,
-        expected: `a valid ${what}`,
-        found: issue?.message ?? 'invalid value',
-        hint: 'fix or remove this line; the documented row formats are in docs/data.md',
-      });
+      bad(
+        new FormatError(`invalid ${what}: field ${field}: ${issue?.message ?? 'invalid'}`, {
+          where: `${file}:${line} field ${field}`,
+          expected: `a valid ${what}`,
+          found: issue?.message ?? 'invalid value',
+          hint: 'fix or remove this line; the documented row formats are in docs/data.md',
+        }),
+      );
+      continue;
     }
     rows.push({ line, value: r.data });
   }

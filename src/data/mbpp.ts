@@ -3,7 +3,7 @@
 // Setup comes AFTER the code because both tasks that have setup code (367, 927) build objects of
 // a class that the solution defines (Node); run before the code it raises NameError.
 import { z } from 'zod';
-import { readJsonl } from './jsonl.js';
+import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
 import { sharedDataFile } from './paths.js';
 import type { CodeTask, TestProtocol } from './tasks.js';
 
@@ -39,9 +39,14 @@ export function mbppSplitOf(taskId: number): MbppSplit {
   return 'train';
 }
 
-export async function loadMbpp(opts: { path?: string } = {}): Promise<MbppProblem[]> {
+export async function loadMbpp(
+  opts: { path?: string; onInvalid?: InvalidRowPolicy } = {},
+): Promise<MbppProblem[]> {
   const file = opts.path ?? sharedDataFile(MBPP_FILE);
-  const rows = await readJsonl(file, mbppRowSchema, { what: 'MBPP row' });
+  const rows = await readJsonl(file, mbppRowSchema, {
+    what: 'MBPP row',
+    ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
+  });
   return rows.map(({ value: r }) => ({
     taskId: r.task_id,
     text: r.text,

@@ -222,6 +222,8 @@ export class Trainer {
   private gen = { calls: 0, cached: 0, failures: 0, costUsd: 0 };
   private lastCheckpoint: string | null = null;
   private progress!: Progress;
+  /** Dataset rows skipped as invalid (data.invalidRows: skip), one message each. */
+  invalidRows: string[] = [];
 
   constructor(opts: TrainOptions) {
     this.opts = opts;
@@ -273,10 +275,22 @@ export class Trainer {
     fs.mkdirSync(runDir, { recursive: true });
 
     // Data: the split is made once and kept in the run directory.
+    // Malformed rows: fatal by default (data.invalidRows 'fail'); with 'skip' each is logged with
+    // its file, line and field, counted, and left out.
+    const invalid: string[] = [];
     const tasks = await loadTasks({
       dataset: cfg.data.dataset,
       ...(cfg.data.path !== undefined ? { path: cfg.data.path } : {}),
+      ...(cfg.data.invalidRows === 'skip'
+        ? {
+            onInvalid: (e: Error) => {
+              invalid.push(e.message.split('\n')[0] ?? e.message);
+              log.warn('skipped an invalid dataset row', { error: e.message.split('\n')[0] });
+            },
+          }
+        : {}),
     });
+    this.invalidRows = invalid;
     let manifest: SplitManifest;
     if (cfg.data.manifest !== undefined && !fs.existsSync(path.join(runDir, 'split.json'))) {
       manifest = await readSplitManifest(cfg.data.manifest);

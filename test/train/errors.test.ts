@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { resolveTrainConfig } from '../../src/train/config.js';
-import { train } from '../../src/train/trainer.js';
+import { train, Trainer } from '../../src/train/trainer.js';
 import { writePeftAdapter } from '../../src/io/peft.js';
 import type { RewardFn } from '../../src/rewards/types.js';
 import { cachePaths } from '../../src/util/paths.js';
@@ -89,4 +89,32 @@ test('an initial adapter with other shapes (another base model) is refused befor
     !fs.existsSync(path.join(dir, 'run', 'metrics.jsonl')) ||
       fs.readFileSync(path.join(dir, 'run', 'metrics.jsonl'), 'utf8') === '',
   );
+});
+
+test('invalid dataset rows: fatal with file and line by default, skipped and counted with invalidRows: skip', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-rows-'));
+  const data = path.join(dir, 'tasks.jsonl');
+  const good = (i: number): string =>
+    JSON.stringify({ id: `t${i}`, query: `Sum the list ${i}.`, reference: 'sum(x)' });
+  fs.writeFileSync(
+    data,
+    [good(1), good(2), '{"id": "t3", "reference": 1}', good(4), good(5), good(6)].join('\n') + '\n',
+  );
+  const dataCfg = (invalidRows: string): Record<string, unknown> => ({
+    data: { dataset: 'custom', path: data, invalidRows, testSize: 1, validationSize: 0 },
+    run: { dir: path.join(dir, `run-${invalidRows}`), steps: 1, log: 'quiet' },
+  });
+  await assert.rejects(train({ config: config(dir, dataCfg('fail')) }), (e: Error) => {
+    assert.match(e.message, /tasks\.jsonl:3/);
+    assert.match(e.message, /field query/);
+    return true;
+  });
+  const t = new Trainer({ config: config(dir, dataCfg('skip')) });
+  try {
+    await t.setup();
+    assert.equal(t.invalidRows.length, 1);
+    assert.match(t.invalidRows[0]!, /tasks\.jsonl:3/);
+  } finally {
+    await t.dispose();
+  }
 });
