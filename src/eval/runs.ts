@@ -28,6 +28,7 @@ import {
   UnsupportedError,
   type ErrorDetails,
 } from '../util/errors.js';
+import { runInfoSchema } from '../train/run-dir.js';
 
 /** Why evaluation refused to start. */
 export type RefusalReason = 'run-version' | 'base-model' | 'split-overlap';
@@ -145,25 +146,6 @@ export function baseModelInfo(modelPath: string): BaseModelInfo {
     numLayers: cfg.numLayers,
   };
 }
-
-const runInfoSchema = z
-  .object({
-    version: z.number().int(),
-    rl4qe: z.string(),
-    createdAt: z.string(),
-    base: z
-      .object({
-        model: z.string(),
-        digest: z.string(),
-        architecture: z.string(),
-        hiddenSize: z.number().int(),
-        numLayers: z.number().int(),
-      })
-      .passthrough(),
-    adapter: z.enum(['lora', 'full']),
-    commit: z.string().optional(),
-  })
-  .passthrough();
 
 /** Reads RUN_DIR/run.json: the version guard first (another version may have another shape). */
 export function readRunInfo(runDir: string): RunInfo {

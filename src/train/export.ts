@@ -45,6 +45,7 @@ import {
 } from '../util/errors.js';
 import { RUN_VERSION, type RunInfo } from './records.js';
 import { modelDigest } from './run-dir.js';
+import { runInfoSchema } from './run-dir.js';
 
 export const EXPORT_FORMATS = ['peft', 'gguf-lora', 'merged'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -87,25 +88,7 @@ export interface ExportResult {
   notes: string[];
 }
 
-// The parts of run.json and config.json an export reads; both files carry more.
-const runInfoSchema = z
-  .object({
-    version: z.number(),
-    rl4qe: z.string(),
-    createdAt: z.string(),
-    base: z
-      .object({
-        model: z.string(),
-        digest: z.string(),
-        architecture: z.string(),
-        hiddenSize: z.number(),
-        numLayers: z.number(),
-      })
-      .passthrough(),
-    adapter: z.enum(['lora', 'full']),
-    commit: z.string().optional(),
-  })
-  .passthrough() satisfies z.ZodType<RunInfo>;
+// The parts of config.json an export reads (run.json: runInfoSchema in run-dir.ts); it carries more.
 
 const trainConfigSchema = z
   .object({

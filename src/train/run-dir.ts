@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import { hashHeadAndTail } from '../generators/file-digest.js';
 import { FormatError, NotFoundError } from '../util/errors.js';
 import { RUN_VERSION, type MetricsRecord, type RunInfo, type SampleRecord } from './records.js';
@@ -88,7 +89,27 @@ export class RunFiles {
   }
 }
 
-/** run.json, checked against this version of rl4qe. */
+/** run.json's schema (RunInfo); other fields pass through (later versions may add some). */
+export const runInfoSchema = z
+  .object({
+    version: z.number().int(),
+    rl4qe: z.string(),
+    createdAt: z.string(),
+    base: z
+      .object({
+        model: z.string(),
+        digest: z.string(),
+        architecture: z.string(),
+        hiddenSize: z.number().int(),
+        numLayers: z.number().int(),
+      })
+      .passthrough(),
+    adapter: z.enum(['lora', 'full']),
+    commit: z.string().optional(),
+  })
+  .passthrough() satisfies z.ZodType<RunInfo>;
+
+/** run.json, checked against this version of rl4qe and validated. */
 export function readRunInfo(dir: string): RunInfo {
   const file = path.join(dir, 'run.json');
   if (!fs.existsSync(file)) {
@@ -97,21 +118,29 @@ export function readRunInfo(dir: string): RunInfo {
       hint: 'pass the directory `rl4qe train` wrote (run.dir in its config)',
     });
   }
-  let info: RunInfo;
+  let raw: unknown;
   try {
-    info = JSON.parse(fs.readFileSync(file, 'utf8')) as RunInfo;
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new FormatError('unreadable run.json', { where: file, found: (e as Error).message });
   }
-  if (info.version !== RUN_VERSION) {
+  const version = (raw as { version?: unknown } | null)?.version;
+  if (version !== RUN_VERSION) {
     throw new FormatError('run directory from an incompatible rl4qe version', {
       where: file,
       expected: `version ${RUN_VERSION}`,
-      found: `version ${String(info.version)}`,
+      found: `version ${JSON.stringify(version)}`,
       hint: 'use the rl4qe version that wrote it',
     });
   }
-  return info;
+  const r = runInfoSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new FormatError(`invalid run.json: ${issue.message}`, {
+      where: `${file} field ${issue.path.join('.') || '(root)'}`,
+    });
+  }
+  return r.data as RunInfo;
 }
 
 /** A base model's identity: file size plus sha256 of its first and last MiB (GGUF file), or of
