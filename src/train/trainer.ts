@@ -74,6 +74,9 @@ import {
 
 const log = createLogger('train');
 
+/** Sequences sampled per generate() call (and sent to the generator together). */
+const SAMPLE_BATCH = 8;
+
 export interface TrainOptions {
   config: TrainConfig;
   /** A reward of your own (the API): replaces the configured composite; its value is the total. */
@@ -635,49 +638,64 @@ export class Trainer {
     times: StageTimesAcc,
   ): Promise<Sample[][]> {
     const cfg = this.cfg;
-    const groups: Sample[][] = [];
+    const groups: Sample[][] = tasks.map(() => []);
     const pending: Promise<void>[] = [];
-    for (let gi = 0; gi < tasks.length; gi++) {
-      const task = tasks[gi]!;
-      const p = this.refiner.promptFor(task);
-      if (!p) {
-        groups.push([]);
-        times.skipped += 1;
-        continue;
-      }
+    // Prompts of the tasks that fit (an over-long one under overlong 'skip' is counted).
+    const prompts = tasks.map((t) => this.refiner.promptFor(t));
+    const live = prompts.flatMap((p, gi) => (p ? [gi] : []));
+    times.skipped += tasks.length - live.length;
+    // Tasks are sampled in chunks of about SAMPLE_BATCH sequences (one generate() call: decoding
+    // batches well), and each chunk's groups go to the generator and the reward while the next
+    // chunk samples. Seeds depend on (step, task index, k) only, not on the chunking.
+    const perChunk = Math.max(1, Math.floor(SAMPLE_BATCH / k));
+    for (let c0 = 0; c0 < live.length; c0 += perChunk) {
+      const chunk = live.slice(c0, c0 + perChunk);
       const t0 = performance.now();
-      const seeds = Array.from({ length: k }, (_, j) =>
-        seedOf(cfg.run.seed, opts.step, opts.purpose, gi * k + j),
+      const seeds = chunk.flatMap((gi) =>
+        Array.from({ length: k }, (_, j) =>
+          seedOf(cfg.run.seed, opts.step, opts.purpose, gi * k + j),
+        ),
       );
-      const outs = this.refiner.sample([p.ids], k, {
-        temperature: opts.temperature,
-        topP: cfg.rollout.topP,
-        topK: cfg.rollout.topK,
-        maxNewTokens: cfg.rollout.maxNewTokens,
-        seeds,
-        ...(this.opts.stopTokens !== undefined ? { stopTokens: this.opts.stopTokens } : {}),
+      const outs = this.refiner.sample(
+        chunk.map((gi) => prompts[gi]!.ids),
+        k,
+        {
+          temperature: opts.temperature,
+          topP: cfg.rollout.topP,
+          topK: cfg.rollout.topK,
+          maxNewTokens: cfg.rollout.maxNewTokens,
+          seeds,
+          ...(this.opts.stopTokens !== undefined ? { stopTokens: this.opts.stopTokens } : {}),
+        },
+      );
+      times.sample += (performance.now() - t0) / 1000;
+      chunk.forEach((gi, ci) => {
+        const p = prompts[gi]!;
+        const group: Sample[] = outs.slice(ci * k, (ci + 1) * k).map((o, j) => ({
+          task: tasks[gi]!,
+          group: gi,
+          k: j,
+          prompt: p.ids,
+          promptText: p.text,
+          tokens: o.tokens,
+          logProbs: o.logProbs,
+          finishReason: o.finishReason,
+          rewrite: o.rewrite,
+          generatorInput: null,
+          output: null,
+          code: null,
+          failure: null,
+          scored: null,
+        }));
+        for (const s of group) times.sampledTokens += s.tokens.length;
+        groups[gi] = group;
       });
-      const dt = (performance.now() - t0) / 1000;
-      times.sample += dt;
-      const group: Sample[] = outs.map((o, j) => ({
-        task,
-        group: gi,
-        k: j,
-        prompt: p.ids,
-        promptText: p.text,
-        tokens: o.tokens,
-        logProbs: o.logProbs,
-        finishReason: o.finishReason,
-        rewrite: o.rewrite,
-        generatorInput: null,
-        output: null,
-        code: null,
-        failure: null,
-        scored: null,
-      }));
-      for (const s of group) times.sampledTokens += s.tokens.length;
-      groups.push(group);
-      pending.push(this.finishGroup(group, times));
+      pending.push(
+        this.finishGroup(
+          chunk.flatMap((gi) => groups[gi]!),
+          times,
+        ),
+      );
       // Let the generator's sockets and the sandbox's pipes make progress before the next
       // (synchronous) sampling call holds the event loop again.
       await new Promise((r) => setImmediate(r));
