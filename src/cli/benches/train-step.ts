@@ -15,7 +15,10 @@
 // PyTorch step at batch 8 × 640 peaks ≈ 13 GB), so peak RSS and timings never mix.
 // Environment: RL4QE_BENCH_MODELS=smollm2-135m (ids, comma-separated), RL4QE_BENCH_WEIGHTS=
 // float32|quantized, RL4QE_BENCH_RUNS (timed steps per case, default 3), RL4QE_BENCH_PROMPTS
-// (prompts per batch, overrides every model's default).
+// (prompts per batch, overrides every model's default). The workers inherit the environment, so
+// RL4QE_POOL_MB (the native allocator's reuse pool, default 1024) applies to them; the report
+// says which pool ran (a step allocates several GB: blocks beyond the pool are fresh mmap pages,
+// paid for in page faults every step).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -151,6 +154,7 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
     `LoRA r=${LORA.r}, alpha ${LORA.alpha}, dropout 0, on q,k,v,o; base frozen; loss −Σ adv·Σ log π over the completion positions`,
     `mfu FLOPs: ${FLOPS_FORMULA}`,
     'rss ratio = ours / PyTorch (lower is better; target ≤ 0.5)',
+    `native pool RL4QE_POOL_MB=${process.env.RL4QE_POOL_MB ?? '1024 (default)'}`,
   ];
   const note = (s: string): void => {
     notes.push(s);
