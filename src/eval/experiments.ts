@@ -638,7 +638,8 @@ function mdTable(head: string[], rows: string[][]): string {
   ].join('\n');
 }
 
-const METRIC_LABEL: Record<string, string> = {
+/** Column labels as the paper prints them. */
+export const METRIC_LABEL: Readonly<Record<string, string>> = {
   bleu: 'BLEU-4',
   rouge_l: 'ROUGE-L',
   f1: 'F1',

@@ -21,6 +21,7 @@ import { evaluate, writeEvalOutputs, type EvalResult } from '../../eval/index.js
 import {
   commitInfo,
   machineInfo,
+  METRIC_LABEL,
   requireModelFile,
   scoreCell,
   type MachineInfo,
@@ -232,7 +233,7 @@ export function demoTable(r: EvalResult): string {
   const arms = r.summaries.map((s) => s.arm);
   const head = ['metric', ...arms];
   const rows = metrics.map((m) => [
-    m,
+    METRIC_LABEL[m] ?? m,
     ...r.summaries.map((s) =>
       scoreCell(
         s.metrics[m]?.mean ?? null,
