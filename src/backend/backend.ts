@@ -240,6 +240,12 @@ export interface Backend {
    */
   trimPool?(): number;
   /**
+   * Set the cap of that pool in MiB (0 turns it off); returns the previous cap. A trainer raises
+   * it so that a step's activations are reused from the previous step rather than page-faulted
+   * in fresh every step. Absent where the backend has no pool.
+   */
+  setPoolCapMb?(mb: number): number;
+  /**
    * Like alloc, but the contents are unspecified (not zero-filled): for outputs a kernel
    * overwrites entirely. Saves a pass over memory per op; the native backend reuses released
    * blocks, so this is recycled memory. A backend without it gets its own alloc (withFallback).

@@ -49,6 +49,7 @@ export function withFallback(b: Backend): FullBackend {
   if (b.liveBytes === undefined) out.liveBytes = () => NaN;
   // Nor may it trim another backend's pool.
   if (b.trimPool === undefined) out.trimPool = () => 0;
+  if (b.setPoolCapMb === undefined) out.setPoolCapMb = () => 0;
   return out as unknown as FullBackend;
 }
 

@@ -117,7 +117,7 @@ const refinerSchema = z
       .enum(['truncate-middle', 'skip'])
       .default('truncate-middle')
       .describe(
-        'Too-long prompts: cut the middle of the QUERY (marker "\\n…\\n"; never the instruction cue), or skip the task',
+        'Too-long prompts: cut the middle of the QUERY (marker "[…]" on its own line; never the instruction cue), or skip the task',
       ),
     chatTemplate: z
       .string()

@@ -237,3 +237,50 @@ test('a generator that fails every request stops the run with the failure kind, 
     await server.close();
   }
 });
+
+test('Ctrl-C (SIGINT) stops after the current step with a checkpoint, and --resume finishes the run', async () => {
+  const server = await startFaultServer();
+  try {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-sigint-'));
+    const runDir = path.join(d, 'run');
+    const child = spawn(process.execPath, [cli, 'train', '-c', config(d, `${server.url}/ok/v1`)], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      let sent = false;
+      const timer = setInterval(() => {
+        let n = 0;
+        try {
+          n = steps(runDir).length;
+        } catch {
+          // not there yet
+        }
+        if (!sent && (n >= 1 || stderr.includes('"event":"step"'))) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      }, 20);
+      child.on('exit', (c) => {
+        clearInterval(timer);
+        resolve(c);
+      });
+    });
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /stopping after this step/);
+    const done = steps(runDir);
+    assert.ok(done.length >= 1 && done.length < STEPS, `stopped early: steps ${done.join(',')}`);
+    const latest = fs.readFileSync(path.join(runDir, 'checkpoints', 'latest'), 'utf8').trim();
+    assert.equal(
+      latest,
+      `step-${String(done[done.length - 1]).padStart(6, '0')}`,
+      'the last step is checkpointed',
+    );
+    const r = await runCli(['--resume', runDir]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(steps(runDir), [1, 2, 3, 4, 5]);
+  } finally {
+    await server.close();
+  }
+});

@@ -93,6 +93,8 @@ interface Addon {
   liveBytes(): number;
   /** Free the pool of released blocks kept for reuse; returns the bytes freed. */
   trimPool?(): number;
+  /** Set the pool's cap in MiB (0 = off); returns the previous cap. Older builds lack it. */
+  setPoolCap?(mb: number): number;
   info(): NativeInfo;
   setThreads(n: number): number;
   setKernel(name: string): string;
@@ -488,6 +490,9 @@ export function createNativeBackend(
     },
     liveBytes: () => a.liveBytes(),
     trimPool: () => a.trimPool?.() ?? 0,
+    ...(a.setPoolCap
+      ? { setPoolCapMb: (mb: number) => (a.setPoolCap as (m: number) => number)(mb) }
+      : {}),
     softmax(x, rows, cols, out, log) {
       if (!isF32(x) || !isF32(out)) return fb('softmax', 'f64').softmax(x, rows, cols, out, log);
       try {

@@ -24,6 +24,8 @@ export const referenceBackend: FullBackend = {
   liveBytes,
   // No pool: released reference buffers are the garbage collector's.
   trimPool: () => 0,
+  // No pool: nothing to cap.
+  setPoolCapMb: () => 0,
   copyStrided,
   fill,
   matmul,
