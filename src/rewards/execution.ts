@@ -42,6 +42,8 @@ export function outcomeRewards(
     timeout: -pTimeout,
     memory: o.other?.memory !== undefined ? o.other.memory : -pTimeout,
     crash: o.other?.crash !== undefined ? o.other.crash : 0,
+    // Reaching into the harness is a failure like any other, never a harness error (null).
+    tampered: 0,
     sandbox_error: o.other?.sandbox_error !== undefined ? o.other.sandbox_error : null,
   };
 }

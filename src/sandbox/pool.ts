@@ -93,6 +93,7 @@ const STATUSES: readonly OutcomeStatus[] = [
   'timeout',
   'memory',
   'crash',
+  'tampered',
   'sandbox_error',
 ];
 
@@ -454,7 +455,13 @@ export class Sandbox {
   /** Runs one DS-1000 test: exec(code_context), test_execution(solution), test_string(solution). */
   runDs1000(t: Ds1000Test): Promise<SandboxOutcome> {
     return this.submit(
-      { mode: 'ds1000', context: t.codeContext, solution: t.solution },
+      {
+        mode: 'ds1000',
+        context: t.codeContext,
+        solution: t.solution,
+        // Plotting problems inspect pyplot's state: the solver hands its figures back too.
+        figures: t.codeContext.includes('matplotlib'),
+      },
       t.limits,
     ).catch((e: unknown) => sandboxError(String(e)));
   }

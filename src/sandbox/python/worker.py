@@ -38,6 +38,7 @@ UNSHARE_NET = ARGS.get("unshareNet", False)  # ask this process to unshare its n
 TAIL_BYTES = 4096
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 CLONE_NEWNET = 0x40000000
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -260,6 +261,499 @@ MEMORY_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate mem
                   "oom when allocating", "failed to allocate", "unable to allocate")
 
 
+# --- results as data (issue 11) ---------------------------------------------------------------------
+#
+# In DS-1000 mode the solution runs in one process ("solver", the per-test uid) and the test's
+# comparison in another ("judge", forked from this worker, which never ran untrusted code). The
+# solver hands back only test_env["result"] (and, for plots, the pyplot figures) as a pickle that
+# the judge reads with SafeUnpickler: only the classes and functions listed here can be named, so
+# the stream can build plain data, numpy arrays, pandas and scipy.sparse objects, tensors (through
+# the converters below) and matplotlib figures, and nothing that runs code of the solution's.
+import io as _io
+import pickle as _pickle
+import types as _types
+
+SAFE = _types.ModuleType("rl4qe_safe")
+sys.modules["rl4qe_safe"] = SAFE
+
+
+def _safe_fn(f):
+    f.__module__ = "rl4qe_safe"
+    setattr(SAFE, f.__name__, f)
+    return f
+
+
+def _plain_array(arr):
+    import numpy as np
+
+    if type(arr) is not np.ndarray or arr.dtype.hasobject:
+        raise _pickle.UnpicklingError("tensor data must be a plain numeric numpy array")
+    return arr
+
+
+@_safe_fn
+def torch_tensor(arr, dtype, requires_grad, parameter):
+    import torch
+
+    t = torch.from_numpy(_plain_array(arr).copy())
+    want = getattr(torch, str(dtype).replace("torch.", ""), None)
+    if not isinstance(want, torch.dtype):
+        raise _pickle.UnpicklingError("not a torch dtype: %r" % (dtype,))
+    t = t.to(want)
+    if parameter:
+        return torch.nn.Parameter(t, requires_grad=bool(requires_grad))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+@_safe_fn
+def tf_tensor(arr, dtype, variable, trainable):
+    import numpy as np
+    import tensorflow as tf
+
+    if type(arr) is not np.ndarray:
+        raise _pickle.UnpicklingError("tensor data must be a numpy array")
+    if arr.dtype.hasobject and not all(type(x) is bytes for x in arr.ravel()):
+        raise _pickle.UnpicklingError("string tensors hold bytes only")
+    dt = tf.dtypes.as_dtype(str(dtype))
+    if variable:
+        return tf.Variable(arr, dtype=dt, trainable=bool(trainable))
+    return tf.constant(arr, dtype=dt)
+
+
+@_safe_fn
+def safe_getattr(obj, name):
+    # matplotlib pickles some bound methods as getattr(instance-or-class, name): allowed only for
+    # public names on matplotlib objects, and only when the answer is matplotlib's own function.
+    if not isinstance(name, str) or name.startswith("__"):
+        raise _pickle.UnpicklingError("getattr of %r refused" % (name,))
+    mod = getattr(type(obj) if not isinstance(obj, type) else obj, "__module__", "") or ""
+    if not mod.startswith(("matplotlib.", "mpl_toolkits.")):
+        raise _pickle.UnpicklingError("getattr on %s refused" % mod)
+    v = getattr(obj, name)
+    fmod = getattr(v, "__module__", "") or ""
+    if not callable(v) or not fmod.startswith(("matplotlib.", "mpl_toolkits.")):
+        raise _pickle.UnpicklingError("getattr result refused")
+    return v
+
+
+SAFE_NAMES = {
+    "builtins": {"dict", "list", "tuple", "set", "frozenset", "slice", "complex", "object", "bool",
+                 "int", "float", "str", "bytes"},
+    "collections": {"OrderedDict", "defaultdict"},
+    "copyreg": {"_reconstructor"},
+    "datetime": {"datetime", "date", "time", "timedelta", "timezone"},
+    "numpy": {"ndarray", "dtype"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "pandas._libs.arrays": {"__pyx_unpickle_NDArrayBacked"},
+    "pandas._libs.internals": {"_unpickle_block"},
+    "pandas._libs.missing": {"NA", "NAType"},
+    "pandas._libs.tslibs.timestamps": {"_unpickle_timestamp"},
+    "pandas._libs.tslibs.timedeltas": {"_timedelta_unpickle"},
+    "pandas._libs.tslibs.nattype": {"__nat_unpickle"},
+    "pandas.core.indexes.base": {"_new_Index"},
+    "pandas.core.indexes.datetimes": {"_new_DatetimeIndex"},
+    "pandas.core.indexes.interval": {"_new_IntervalIndex"},
+    "pandas.core.indexes.period": {"_new_PeriodIndex"},
+    "pytz": {"_p", "_UTC"},
+    "torch": {"Size"},
+    "torch.optim.sgd": {"SGD"},
+    "torch.optim.adam": {"Adam"},
+    "torch.optim.adamw": {"AdamW"},
+    "torch.optim.rmsprop": {"RMSprop"},
+    "torch.optim.adagrad": {"Adagrad"},
+    "rl4qe_safe": {"torch_tensor", "tf_tensor"},
+}
+# Only for the pyplot figures of plotting problems (never for `result`): a masked array, for
+# instance, compares equal to anything in numpy.testing, so it must not be a result.
+FIGURE_NAMES = {
+    "builtins": {"getattr"},
+    "functools": {"partial"},
+    "itertools": {"count"},
+    "numpy.ma.core": {"_mareconstruct", "MaskedArray"},
+    "matplotlib.cbook": {"_exception_printer"},
+    "matplotlib.backend_bases": {"_key_handler"},
+    "pandas.plotting._matplotlib.timeseries": {"_format_coord"},
+}
+# Classes (only classes) of these packages may be named; code-running corners are excluded.
+CLASS_PREFIXES = ("pandas.", "scipy.sparse.", "scipy.stats.")
+FIGURE_CLASS_PREFIXES = ("matplotlib.", "mpl_toolkits.", "seaborn.", "pandas.plotting.")
+DENY_PREFIXES = ("pandas.io", "pandas.core.computation", "pandas._testing", "pandas.testing",
+                 "pandas.tests", "pandas.util", "matplotlib.testing", "matplotlib.animation",
+                 "matplotlib.backends", "matplotlib.sphinxext", "matplotlib.pyplot",
+                 "scipy.sparse.linalg")
+
+
+class SafeUnpickler(_pickle.Unpickler):
+    def __init__(self, data, figures=False):
+        super().__init__(_io.BytesIO(data))
+        self.figures = figures
+
+    def find_class(self, module, name):
+        if module.startswith(DENY_PREFIXES) or "." in name:
+            raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
+        if name in SAFE_NAMES.get(module, ()):
+            if module == "rl4qe_safe":
+                return getattr(SAFE, name)
+            return super().find_class(module, name)
+        if self.figures and name in FIGURE_NAMES.get(module, ()):
+            if module == "builtins" and name == "getattr":
+                return safe_getattr
+            return super().find_class(module, name)
+        prefixes = CLASS_PREFIXES + (FIGURE_CLASS_PREFIXES if self.figures else ())
+        if module.startswith(prefixes) and module in sys.modules:
+            obj = getattr(sys.modules[module], name, None)
+            if isinstance(obj, type) and not issubclass(obj, BaseException):
+                if module.startswith("scipy.stats.") and not issubclass(obj, tuple):
+                    raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
+                return obj
+        raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
+
+
+def safe_loads(data, figures=False):
+    return SafeUnpickler(data, figures).load()
+
+
+class _SolverPickler(_pickle.Pickler):
+    """Tensors travel as numpy arrays plus a dtype name (torch's own pickling goes through
+    torch.load, which runs arbitrary pickles; TensorFlow's through convert_to_tensor)."""
+
+    def reducer_override(self, obj):
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(obj, torch.Tensor):
+            t = obj.detach().cpu()
+            dt = str(t.dtype)
+            if t.dtype == torch.bfloat16:
+                t = t.float()
+            return (torch_tensor, (t.resolve_conj().numpy().copy(), dt, bool(obj.requires_grad),
+                                   isinstance(obj, torch.nn.Parameter)))
+        tf = sys.modules.get("tensorflow")
+        if tf is not None:
+            try:
+                import numpy as np
+
+                if isinstance(obj, tf.Variable):
+                    return (tf_tensor, (np.asarray(obj.numpy()), obj.dtype.name, True,
+                                        bool(obj.trainable)))
+                if isinstance(obj, tf.Tensor) and hasattr(obj, "numpy"):
+                    return (tf_tensor, (np.asarray(obj.numpy()), obj.dtype.name, False, False))
+            except (AttributeError, TypeError):
+                pass
+        return NotImplemented
+
+
+def solver_dumps(obj):
+    buf = _io.BytesIO()
+    _SolverPickler(buf, protocol=4).dump(obj)
+    return buf.getvalue()
+
+
+# --- DS-1000: solver and judge (issue 11) --------------------------------------------------------------
+
+FRAME_CAP = 256 << 20  # largest result the solver may hand back
+
+
+def write_all(fd, data):
+    mv = memoryview(data)
+    while mv:
+        n = os.write(fd, mv)
+        mv = mv[n:]
+
+
+def read_exact(fd, n):
+    parts, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            return None
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def write_frame(fd, data):
+    write_all(fd, len(data).to_bytes(8, "little") + data)
+
+
+def read_frame(fd, cap=FRAME_CAP):
+    hdr = read_exact(fd, 8)
+    if hdr is None:
+        return None
+    n = int.from_bytes(hdr, "little")
+    if n > cap:
+        raise ValueError("frame of %d bytes over the cap" % n)
+    return read_exact(fd, n)
+
+
+def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
+    """Common start of a forked child: own session, stdout/stderr to the capped log, stdin from
+    /dev/null, only the `keep` descriptors open (moved to unpredictable numbers), scrubbed
+    environment, optionally the per-test uid, rlimits. Returns the new numbers of `keep`."""
+    limits = req.get("limits") or {}
+    os.setsid()
+    os.dup2(io_fd, 1)
+    os.dup2(io_fd, 2)
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    base = 300 + int.from_bytes(os.urandom(2), "little") % 600
+    moved = []
+    for i, fd in enumerate(keep):
+        os.dup2(fd, base + i)
+        moved.append(base + i)
+    os.closerange(3, base)
+    os.closerange(base + len(keep), 65536)
+    os.chdir(run_dir)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": home,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONHASHSEED": "0",
+        "SEABORN_DATA": SEABORN_DATA,
+    }
+    os.environ.clear()
+    os.environ.update(env)
+    import tempfile
+
+    tempfile.tempdir = None
+    if drop_uid and RUN_UID is not None:
+        os.setgroups([])
+        os.setgid(RUN_UID)
+        os.setuid(RUN_UID)
+        # Fail closed: never run a test with more privilege than asked for.
+        if os.getuid() != RUN_UID or os.geteuid() != RUN_UID or os.getegid() != RUN_UID:
+            raise OSError("uid drop did not take effect")
+        try:
+            os.setuid(0)
+        except OSError:
+            pass
+        else:
+            raise OSError("uid drop is reversible")
+    mem = int(limits.get("memoryBytes", 4 << 30))
+    cpu = int(max(1, round(float(limits.get("cpuSeconds", 10)))))
+    if mem > 0:
+        b = vm_kib("VmSize") * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (b + mem, b + mem))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits.get("outputBytes", 16 << 20)),) * 2)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits.get("openFiles", 256)),) * 2)
+    if drop_uid and RUN_UID is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(limits.get("processes", 256)),) * 2)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return moved
+
+
+def solver_main(req, run_dir, io_fd, job_r, rep_w):
+    """The solution's process (per-test uid). Forked from the worker before the judge computed
+    anything, so no expected result, oracle or verdict channel exists in its memory. Serves the
+    judge's exec() calls: runs the code, hands back `result` (and pyplot figures) as data."""
+    try:
+        job_r, rep_w = child_setup(req, run_dir, io_fd, [job_r, rep_w], True, run_dir)
+    except BaseException:
+        os._exit(70)
+    figures = bool(req.get("figures"))
+    while True:
+        try:
+            data = read_frame(job_r)
+        except BaseException:
+            os._exit(72)
+        if data is None:
+            os._exit(0)
+        header, payload, figs = {"ok": True}, b"", b""
+        try:
+            job = _pickle.loads(data)  # written by the judge: trusted
+            env = job["env"]
+            exec(compile(job["code"], "<solution>", "exec"), env)
+            try:
+                payload = solver_dumps({"has": "result" in env, "result": env.get("result")})
+            except BaseException as e:
+                header = {"ok": False, "type": "ResultNotData",
+                          "tb": "the solution's result cannot be handed over as data: %s: %s"
+                                % (type(e).__name__, str(e)[:300])}
+            if figures and header["ok"] and "matplotlib.pyplot" in sys.modules:
+                try:
+                    plt = sys.modules["matplotlib.pyplot"]
+                    figs = solver_dumps([plt.figure(n) for n in plt.get_fignums()])
+                except BaseException:
+                    figs = b""
+        except BaseException as e:
+            try:
+                first = e.__traceback__.tb_next if e.__traceback__ is not None else None
+                tb = "".join(traceback.format_exception(type(e), e, first))
+            except BaseException:
+                tb = "%s" % type(e).__name__
+            if isinstance(e, SystemExit):
+                tb += "\nthe solution called sys.exit()/exit()/quit(): a failure, not a pass"
+            header = {"ok": False, "type": type(e).__name__, "tb": tb[-TAIL_BYTES:],
+                      "syntax": isinstance(e, SyntaxError)}
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        try:
+            write_frame(rep_w, json.dumps(header).encode())
+            write_frame(rep_w, payload)
+            write_frame(rep_w, figs)
+        except BaseException:
+            os._exit(73)
+
+
+class SolverError(Exception):
+    def __init__(self, header):
+        super().__init__(str(header.get("type")))
+        self.header = header
+
+
+class SolverDied(Exception):
+    pass
+
+
+def copy_new_files(src, dst, cap=64 << 20):
+    """Files the solution wrote (e.g. output.png) join the judge's folder; never overwrite one of
+    the judge's own (ans.png), never follow a link."""
+    try:
+        names = os.listdir(src)
+    except OSError:
+        return
+    for name in names[:256]:
+        p = os.path.join(src, name)
+        q = os.path.join(dst, name)
+        try:
+            st = os.lstat(p)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > cap or os.path.lexists(q):
+                continue
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                data = read_exact(fd, st.st_size) or b""
+            finally:
+                os.close(fd)
+            with open(q, "xb") as f:
+                f.write(data)
+        except OSError:
+            continue
+
+
+def judge_main(req, judge_dir, run_dir, io_fd, job_w, rep_r, result_w, nonce):
+    """The judge: runs DS-1000's code_context (trusted), its expected results and comparisons.
+    It never executes the solution; exec() of the solution is forwarded to the solver."""
+    result_fd = result_w
+    try:
+        job_w, rep_r, result_fd = child_setup(req, judge_dir, io_fd, [job_w, rep_r, result_w],
+                                              False, judge_dir)
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except BaseException as e:
+        try:
+            os.write(result_fd, (json.dumps({"setup": "%s: %s" % (type(e).__name__, e),
+                                             "nonce": nonce}) + "\n").encode())
+        finally:
+            os._exit(70)
+
+    def report(obj):
+        obj["nonce"] = nonce
+        try:
+            os.write(result_fd, (json.dumps(obj)[:16000] + "\n").encode())
+        except OSError:
+            pass
+
+    import builtins
+
+    def solver_exec(code, env=None, *rest):
+        if not isinstance(code, str) or not isinstance(env, dict) or rest:
+            return builtins.exec(code, env, *rest)
+        sendable = {k: v for k, v in env.items() if k != "__builtins__"}
+        try:
+            blob = _pickle.dumps({"code": code, "env": sendable}, protocol=4)
+        except Exception:
+            import cloudpickle  # local classes in a test input
+
+            blob = cloudpickle.dumps({"code": code, "env": sendable}, protocol=4)
+        try:
+            write_frame(job_w, blob)
+            header = read_frame(rep_r, 1 << 20)
+            payload = read_frame(rep_r)
+            figs = read_frame(rep_r)
+        except (OSError, ValueError):
+            raise SolverDied()  # ended, or wrote something that is not the protocol
+        if header is None or payload is None or figs is None:
+            raise SolverDied()
+        try:
+            h = json.loads(header)
+        except ValueError:
+            raise SolverDied()
+        if not isinstance(h, dict):
+            raise SolverDied()
+        if h.get("ok") is not True:
+            raise SolverError(h)
+        try:
+            data = safe_loads(payload)
+            if not isinstance(data, dict):
+                raise _pickle.UnpicklingError("not a result record")
+        except Exception as e:
+            raise SolverError({"ok": False, "type": "ResultNotData",
+                               "tb": "the solution's result was refused: %s: %s"
+                                     % (type(e).__name__, str(e)[:300])})
+        if data.get("has") is True:
+            env["result"] = data.get("result")
+        if figs:
+            plt = sys.modules.get("matplotlib.pyplot")
+            if plt is not None:
+                plt.close("all")
+                try:
+                    safe_loads(figs, figures=True)
+                except Exception:
+                    plt.close("all")
+        copy_new_files(run_dir, judge_dir)
+        return None
+
+    try:
+        g = {"__name__": "__main__", "__builtins__": builtins, "exec": solver_exec}
+        context = req["context"]
+        solution = req["solution"]
+        exec(compile(context, "<code_context>", "exec"), g)
+        g["test_execution"](solution)
+        if "test_string(" in context and "test_string" in g:
+            g["test_string"](solution)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        report({"ok": True})
+        os._exit(0)
+    except SolverError as e:
+        h = e.header
+        report({"ok": False, "type": str(h.get("type") or "Exception")[:200],
+                "tb": str(h.get("tb") or "")[-TAIL_BYTES:], "syntax": h.get("syntax") is True})
+        os._exit(1)
+    except SolverDied:
+        report({"ok": False, "died": True})
+        os._exit(1)
+    except BaseException as e:
+        try:
+            first = e.__traceback__.tb_next if e.__traceback__ is not None else None
+            tb = "".join(traceback.format_exception(type(e), e, first))
+        except BaseException:
+            tb = repr(e)
+        report({"ok": False, "type": type(e).__name__, "tb": tb[-TAIL_BYTES:],
+                "syntax": isinstance(e, SyntaxError)})
+        os._exit(1)
+
+
+
+
 def child_main(req, run_dir, io_fd, result_w, nonce):
     """Runs in the forked child. Never returns."""
     result_fd = result_w
@@ -323,7 +817,8 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     except BaseException as e:
         try:
-            os.write(result_fd, json.dumps({"setup": "%s: %s" % (type(e).__name__, e)}).encode())
+            os.write(result_fd, (json.dumps({"setup": "%s: %s" % (type(e).__name__, e),
+                                             "nonce": nonce}) + "\n").encode())
         finally:
             os._exit(70)
 
@@ -334,7 +829,7 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         if os.getpid() != me:
             return
         obj["nonce"] = nonce
-        data = json.dumps(obj).encode()[:16000]
+        data = (json.dumps(obj)[:16000] + "\n").encode()
         try:
             os.write(result_fd, data)
         except OSError:
@@ -353,7 +848,42 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
             if "test_string(" in context and "test_string" in g:
                 g["test_string"](solution)
         else:
-            exec(compile(req["code"], "<sandbox>", "exec"), g)
+            # The program and this reporting code share an interpreter: what cannot be prevented
+            # here is detected. Frame and heap introspection or ctypes (the ways to reach report()
+            # and its nonce) are announced to the worker at once, before the program gets the
+            # object back, and turn any pass into `tampered`.
+            code = compile(req["code"], "<sandbox>", "exec")
+            tripped = []
+
+            busy = []
+
+            def audit(event, args):
+                if tripped or busy or os.getpid() != me:
+                    return
+                if event == "sys._getframe":
+                    # Libraries (namedtuple, typing, enum) ask for their caller's frame; only the
+                    # program's own request (directly or through inspect) counts.
+                    busy.append(1)
+                    try:
+                        caller = sys._getframe(1).f_code.co_filename
+                    finally:
+                        busy.pop()
+                    if caller != "<sandbox>" and not caller.endswith("inspect.py"):
+                        return
+                if event in TAMPER_EVENTS or event.startswith("ctypes.") or (
+                        event == "object.__getattr__" and len(args) > 1 and
+                        args[1] in TAMPER_ATTRS) or (
+                        event == "open" and args and "/proc/" in str(args[0]) and
+                        str(args[0]).endswith(("/mem", "/environ", "/fd"))):
+                    tripped.append(event)
+                    try:
+                        os.write(result_fd, (json.dumps({"tampered": event, "nonce": nonce}) +
+                                             "\n").encode())
+                    except OSError:
+                        pass
+
+            sys.addaudithook(audit)
+            exec(code, g)
         try:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -362,11 +892,9 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         report({"ok": True})
         os._exit(0)
     except SystemExit as e:
-        code = e.code
-        if code is None or code == 0:
-            report({"ok": True})
-            os._exit(0)
-        report({"ok": False, "type": "SystemExit", "tb": "SystemExit: %r" % (code,)})
+        # As upstream human-eval: leaving early is not passing, whatever the exit code.
+        report({"ok": False, "type": "SystemExit",
+                "tb": "SystemExit: %r (the program called sys.exit()/exit()/quit())" % (e.code,)})
         os._exit(1)
     except BaseException as e:
         try:
@@ -380,6 +908,9 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         os._exit(1)
 
 
+TAMPER_EVENTS = {"sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
+                 "gc.get_referents", "sys.setprofile", "sys.settrace"}
+TAMPER_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
 run_counter = 0
 RESULT_CAP = 1 << 16
 
@@ -482,16 +1013,40 @@ def run_one(req):
     if RUN_UID is not None:
         os.chown(run_dir, RUN_UID, RUN_UID)
     io_fd = os.open(io_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    t_start = time.monotonic()
+    spid = None
+    judge_dir = None
+    if req.get("mode") == "ds1000":
+        # The solver first, so that nothing of this run (nonce, verdict pipe, judge's folder) exists
+        # in the memory or the descriptors it inherits.
+        job_r, job_w = os.pipe()
+        rep_r, rep_w = os.pipe()
+        spid = os.fork()
+        if spid == 0:
+            os.close(job_w)
+            os.close(rep_r)
+            solver_main(req, run_dir, io_fd, job_r, rep_w)
+            os._exit(71)
+        os.close(job_r)
+        os.close(rep_w)
+        judge_dir = os.path.join(WORK_ROOT, "judge-%d-%s" % (run_counter, os.urandom(8).hex()))
+        os.mkdir(judge_dir, 0o700)
     result_r, result_w = os.pipe()
     nonce = os.urandom(16).hex()
-    t_start = time.monotonic()
     pid = os.fork()
     if pid == 0:
         os.close(result_r)
-        child_main(req, run_dir, io_fd, result_w, nonce)
+        if spid is not None:
+            judge_main(req, judge_dir, run_dir, io_fd, job_w, rep_r, result_w, nonce)
+        else:
+            child_main(req, run_dir, io_fd, result_w, nonce)
         os._exit(71)
+    if spid is not None:
+        os.close(job_w)
+        os.close(rep_r)
     os.close(result_w)
     os.close(io_fd)
+    s_status = None
     # Wait with a wall-clock deadline. The pidfd lets us poll the child and the result pipe together.
     timed_out = False
     stopped = False
@@ -525,7 +1080,25 @@ def run_one(req):
                 break
             status = st
             break
+        if spid is not None and s_status is None:
+            wpid, st = os.waitpid(spid, os.WNOHANG | os.WUNTRACED)
+            if wpid == spid:
+                if os.WIFSTOPPED(st):
+                    stopped = True
+                    break
+                s_status = st
     t_end = time.monotonic()
+    if spid is not None:
+        try:
+            os.killpg(spid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.kill(spid, signal.SIGKILL)
+        except OSError:
+            pass
+        if s_status is None:
+            _, s_status = os.waitpid(spid, 0)
     if status is None:
         try:
             os.killpg(pid, signal.SIGKILL)
@@ -567,6 +1140,8 @@ def run_one(req):
     os.close(result_r)
     tail, out_size = read_tail(io_path)
     shutil.rmtree(run_dir, ignore_errors=True)
+    if judge_dir is not None:
+        shutil.rmtree(judge_dir, ignore_errors=True)
     try:
         os.unlink(io_path)
     except OSError:
@@ -575,19 +1150,41 @@ def run_one(req):
         clean_uid_files(RUN_UID)
     seconds = t_end - t_start
     return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
-                    nonce)
+                    nonce, s_status)
 
 
-def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce):
-    out = {"seconds": round(seconds, 6)}
-    parsed = None
-    if result:
+def parse_messages(result, nonce):
+    """The report and any tamper notes: one JSON object a line; a line without the run's nonce
+    (forged, or garbled) is ignored."""
+    report, tampered = None, None
+    for line in result.decode("utf-8", "replace").split("\n"):
+        if not line.strip():
+            continue
         try:
-            parsed = json.loads(result.decode("utf-8", "replace"))
+            m = json.loads(line)
         except ValueError:
-            parsed = None
-    if isinstance(parsed, dict) and "setup" not in parsed and parsed.get("nonce") != nonce:
-        parsed = None  # forged or garbled: judged by how the process ended
+            continue
+        if not isinstance(m, dict) or m.get("nonce") != nonce:
+            continue
+        if "tampered" in m:
+            tampered = tampered or str(m["tampered"])[:200]
+        elif report is None:
+            report = m
+    return report, tampered
+
+
+def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce,
+             s_status=None):
+    out = {"seconds": round(seconds, 6)}
+    parsed, tampered = parse_messages(result, nonce)
+    if isinstance(parsed, dict) and parsed.get("died") is True and s_status is not None:
+        # The judge saw the solver end without handing back a result: judge by how it ended.
+        status, parsed = s_status, None
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 70:
+            out.update(status="sandbox_error", errorType="SandboxSetup",
+                       stderrTail="the solution's process could not be set up (uid drop or "
+                                  "limits refused); nothing of the test was run")
+            return out
     tb = parsed.get("tb", "") if isinstance(parsed, dict) else ""
     combined = (tail + ("\n" if tail and tb else "") + tb)[-TAIL_BYTES:]
     out["stderrTail"] = combined
@@ -607,6 +1204,11 @@ def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stoppe
                    stderrTail=str(parsed["setup"])[-TAIL_BYTES:])
         return out
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    if tampered is not None and (parsed is None or parsed.get("ok") is True):
+        out.update(status="tampered", errorType="Tampered",
+                   stderrTail=(combined + "\nthe program reached into the harness (%s)" %
+                               tampered)[-TAIL_BYTES:])
+        return out
     if isinstance(parsed, dict) and parsed.get("ok") is True and code == 0:
         out["status"] = "pass"
         return out
