@@ -621,14 +621,16 @@ class SolverDied(Exception):
     pass
 
 
-def copy_new_files(src, dst, cap=64 << 20):
+def copy_new_files(src, dst, cap=64 << 20, only=None):
     """Files the solution wrote (e.g. output.png) join the judge's folder; never overwrite one of
-    the judge's own (ans.png), never follow a link."""
+    the judge's own (ans.png), never follow a link. With `only`, just the names it admits."""
     try:
         names = os.listdir(src)
     except OSError:
         return
     for name in names[:256]:
+        if only is not None and not only(name):
+            continue
         p = os.path.join(src, name)
         q = os.path.join(dst, name)
         try:
@@ -680,6 +682,11 @@ def judge_main(req, judge_dir, run_dir, io_fd, job_w, rep_r, result_w, nonce):
             import cloudpickle  # local classes in a test input
 
             blob = cloudpickle.dumps({"code": code, "env": sendable}, protocol=4)
+        # Inputs the test wrote for the code (e.g. a saved model the context loads) go to the
+        # solver, but only names the context's own code uses and the solution does not mention:
+        # an oracle file (ans.png) must not reach it.
+        copy_new_files(judge_dir, run_dir,
+                       only=lambda n: n in code and n not in req.get("solution", ""))
         try:
             write_frame(job_w, blob)
             header = read_frame(rep_r, 1 << 20)
