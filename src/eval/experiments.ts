@@ -455,6 +455,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     } catch (e) {
       // One variant failing (out of memory, a generator down) must not lose the others' rows.
       rec.train.error = errorText(e);
+      // What it did reach, never more: the steps of its latest checkpoint.
+      rec.train.steps = completedSteps(runDir) ?? 0;
       log(`variant ${name}: training failed: ${rec.train.error.split('\n')[0]}`);
     }
     rec.train.seconds = (performance.now() - tv) / 1000;
