@@ -328,9 +328,11 @@ def safe_getattr(obj, name):
     # public names on matplotlib objects, and only when the answer is matplotlib's own function.
     if not isinstance(name, str) or name.startswith("__"):
         raise _pickle.UnpicklingError("getattr of %r refused" % (name,))
+    if type(obj) is list and name in ("remove", "append"):
+        return getattr(obj, name)  # artists' _remove_method: a list's own bound method
     mod = getattr(type(obj) if not isinstance(obj, type) else obj, "__module__", "") or ""
     if not mod.startswith(("matplotlib.", "mpl_toolkits.")):
-        raise _pickle.UnpicklingError("getattr on %s refused" % mod)
+        raise _pickle.UnpicklingError("getattr on %s refused (%r, %r)" % (mod, type(obj), name))
     v = getattr(obj, name)
     fmod = getattr(v, "__module__", "") or ""
     if not callable(v) or not fmod.startswith(("matplotlib.", "mpl_toolkits.")):
@@ -374,8 +376,10 @@ FIGURE_NAMES = {
     "itertools": {"count"},
     "numpy.ma.core": {"_mareconstruct", "MaskedArray"},
     "matplotlib.cbook": {"_exception_printer"},
-    "matplotlib.backend_bases": {"_key_handler"},
+    "matplotlib.backend_bases": {"_key_handler", "_mouse_handler"},
+    "matplotlib.artist": {"_stale_axes_callback"},
     "pandas.plotting._matplotlib.timeseries": {"_format_coord"},
+    "pandas.plotting._matplotlib.converter": {"_daily_finder"},
 }
 # Classes (only classes) of these packages may be named; code-running corners are excluded.
 CLASS_PREFIXES = ("pandas.", "scipy.sparse.", "scipy.stats.")
@@ -392,7 +396,21 @@ class SafeUnpickler(_pickle.Unpickler):
         self.figures = figures
 
     def find_class(self, module, name):
-        if module.startswith(DENY_PREFIXES) or "." in name:
+        if module.startswith(DENY_PREFIXES):
+            raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
+        if "." in name:
+            # Nested classes (BoxStyle.Round) and methods (Axis._format_with_dict) of matplotlib,
+            # in figures only, resolved attribute by attribute without dunders.
+            if not (self.figures and module.startswith(("matplotlib.", "mpl_toolkits."))
+                    and module in sys.modules and "__" not in name):
+                raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
+            obj = sys.modules[module]
+            for part in name.split("."):
+                obj = getattr(obj, part, None)
+            fmod = getattr(obj, "__module__", "") or ""
+            if (isinstance(obj, type) or isinstance(obj, _types.FunctionType)) and \
+                    fmod.startswith(("matplotlib.", "mpl_toolkits.")):
+                return obj
             raise _pickle.UnpicklingError("refused: %s.%s" % (module, name))
         if name in SAFE_NAMES.get(module, ()):
             if module == "rl4qe_safe":
@@ -442,6 +460,22 @@ class _SolverPickler(_pickle.Pickler):
             except (AttributeError, TypeError):
                 pass
         return NotImplemented
+
+
+class _SolverUnpickler(_pickle.Unpickler):
+    """The judge's test inputs, as they were. An unpickled object dtype is a new dtype instance,
+    and pandas 1.5 then mistakes a view for a copy (Series.astype(str) rewrites the frame it came
+    from); the canonical instance keeps the inputs behaving as in DS-1000's one-process harness."""
+
+    def find_class(self, module, name):
+        if module == "numpy" and name == "dtype":
+            import numpy as np
+
+            def dtype(spec, align=False, copy=False):
+                return np.dtype(object) if spec == "O8" else np.dtype(spec, align, copy)
+
+            return dtype
+        return super().find_class(module, name)
 
 
 def solver_dumps(obj):
@@ -573,7 +607,7 @@ def solver_main(req, run_dir, io_fd, job_r, rep_w):
             os._exit(0)
         header, payload, figs = {"ok": True}, b"", b""
         try:
-            job = _pickle.loads(data)  # written by the judge: trusted
+            job = _SolverUnpickler(_io.BytesIO(data)).load()  # written by the judge: trusted
             env = job["env"]
             exec(compile(job["code"], "<solution>", "exec"), env)
             try:
