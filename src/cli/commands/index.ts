@@ -12,6 +12,8 @@ import { registerTrain } from './train.js';
 import { registerReport } from './report.js';
 import { registerExport } from './export.js';
 import { registerEval } from './eval.js';
+import { registerDemo } from './demo.js';
+import { registerExperiment } from './experiment.js';
 
 export type RegisterCommand = (program: Command) => void;
 
@@ -28,4 +30,6 @@ export const commands: RegisterCommand[] = [
   registerReport,
   registerExport,
   registerEval,
+  registerDemo,
+  registerExperiment,
 ];
