@@ -108,6 +108,30 @@ export const FORGERIES: Record<string, string> = {
     '    f = f.f_back',
     'result = 0',
   ].join('\n'),
+  // A masked array: numpy.testing treats masked elements as equal to anything.
+  'a fully masked array as the result': [
+    'import numpy as np',
+    'result = np.ma.masked_all((3,))',
+  ].join('\n'),
+  // Replace the worker's own serialiser with a pickle that names code or an always-true class.
+  'a hand-crafted result pickle naming os.system': [
+    'import sys',
+    'm = sys.modules["__main__"]',
+    'payload = b"cos\\nsystem\\n(S\'echo forged\'\\ntR."',
+    'for n in ("solver_dumps", "_pickle"):',
+    '    pass',
+    'm.solver_dumps = lambda obj: payload',
+    'result = 0',
+  ].join('\n'),
+  // Copy the test's own oracle image (ans.png) over the output, wherever it can be found.
+  'copy the oracle image ans.png to output.png': [
+    'import glob, shutil, os',
+    "c = glob.glob('ans.png') + glob.glob('../*/ans.png') + glob.glob('/sandbox/*/ans.png')",
+    "c += glob.glob('/tmp/**/ans.png', recursive=True)",
+    'if c:',
+    "    shutil.copy(c[0], 'output.png')",
+    'result = None',
+  ].join('\n'),
   // A message without the run's nonce on every descriptor (a forged setup error would score null).
   'forged setup message on every descriptor': [
     'import os, json',

@@ -489,26 +489,28 @@ def solver_dumps(obj):
 FRAME_CAP = 256 << 20  # largest result the solver may hand back
 
 
-def write_all(fd, data):
-    mv = memoryview(data)
+# The protocol helpers bind what they use when defined: a solution that patches builtins or os in
+# the solver breaks only its own reply (the judge refuses it), not the framing of a correct one.
+def write_all(fd, data, _write=os.write, _mv=memoryview):
+    mv = _mv(data)
     while mv:
-        n = os.write(fd, mv)
+        n = _write(fd, mv)
         mv = mv[n:]
 
 
-def read_exact(fd, n):
+def read_exact(fd, n, _read=os.read, _len=len, _min=min):
     parts, got = [], 0
     while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
+        chunk = _read(fd, _min(n - got, 1 << 20))
         if not chunk:
             return None
         parts.append(chunk)
-        got += len(chunk)
+        got += _len(chunk)
     return b"".join(parts)
 
 
-def write_frame(fd, data):
-    write_all(fd, len(data).to_bytes(8, "little") + data)
+def write_frame(fd, data, _len=len):
+    write_all(fd, _len(data).to_bytes(8, "little") + data)
 
 
 def read_frame(fd, cap=FRAME_CAP):
@@ -1088,6 +1090,7 @@ def run_one(req):
     os.close(result_w)
     os.close(io_fd)
     s_status = None
+    s_killed = False
     # Wait with a wall-clock deadline. The pidfd lets us poll the child and the result pipe together.
     timed_out = False
     stopped = False
@@ -1129,7 +1132,27 @@ def run_one(req):
                     break
                 s_status = st
     t_end = time.monotonic()
+    s_killed = False
     if spid is not None:
+        # When the judge saw the solver's reply break off, give the solver a moment to finish
+        # ending (an exit or a signal says more than "broke the protocol").
+        while result_open and select.select([result_r], [], [], 0)[0]:
+            chunk = os.read(result_r, 65536)
+            if not chunk:
+                poller.unregister(result_r)
+                result_open = False
+            elif len(result) < RESULT_CAP:
+                result += chunk
+        grace = time.monotonic() + (0.5 if b'"died": true' in result else 0)
+        while s_status is None:
+            wpid, st = os.waitpid(spid, os.WNOHANG)
+            if wpid == spid:
+                s_status = st
+            elif time.monotonic() >= grace:
+                s_killed = True  # still running when the judge was done
+                break
+            else:
+                time.sleep(0.002)
         try:
             os.killpg(spid, signal.SIGKILL)
         except OSError:
@@ -1191,7 +1214,7 @@ def run_one(req):
         clean_uid_files(RUN_UID)
     seconds = t_end - t_start
     return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
-                    nonce, s_status)
+                    nonce, s_status, s_killed)
 
 
 def parse_messages(result, nonce):
@@ -1215,9 +1238,14 @@ def parse_messages(result, nonce):
 
 
 def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce,
-             s_status=None):
+             s_status=None, s_killed=False):
     out = {"seconds": round(seconds, 6)}
     parsed, tampered = parse_messages(result, nonce)
+    if isinstance(parsed, dict) and parsed.get("died") is True and s_killed:
+        out.update(status="fail", errorType="ProtocolError",
+                   stderrTail=(tail + "\nthe solution's process broke the result protocol")
+                   [-TAIL_BYTES:])
+        return out
     if isinstance(parsed, dict) and parsed.get("died") is True and s_status is not None:
         # The judge saw the solver end without handing back a result: judge by how it ended.
         status, parsed = s_status, None
