@@ -1273,7 +1273,7 @@ def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stoppe
                    stderrTail=str(parsed["setup"])[-TAIL_BYTES:])
         return out
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    if tampered is not None and (parsed is None or parsed.get("ok") is True):
+    if tampered is not None and isinstance(parsed, dict) and parsed.get("ok") is True:
         out.update(status="tampered", errorType="Tampered",
                    stderrTail=(combined + "\nthe program reached into the harness (%s)" %
                                tampered)[-TAIL_BYTES:])
