@@ -9,6 +9,7 @@ export {
   type SandboxOptions,
   type Ds1000Test,
   type ScriptRun,
+  type SimulatedFailure,
 } from './pool.js';
 export { runNaiveDs1000, ds1000Program, classifyExit, type NaiveOptions } from './naive.js';
 export { detectIsolation, type IsolationInfo, type IsolationMode } from './isolation.js';

@@ -167,8 +167,28 @@ export function bwrapArgs(opts: {
   python: PythonLayout;
   workerScript: string;
   workRoot: string;
+  /** bwrap runs as root: keep only the capabilities the worker needs (below). */
+  root?: boolean;
+  /** Size of the run folders' tmpfs (/sandbox); /tmp and /var/tmp get a quarter each. */
+  diskBytes?: number;
 }): string[] {
+  const disk = Math.max(16 * 2 ** 20, Math.floor(opts.diskBytes ?? 512 * 2 ** 20));
+  const small = String(Math.max(8 * 2 ** 20, Math.floor(disk / 4)));
+  // As root, every capability goes except what the worker itself uses: SETUID/SETGID (the
+  // per-test uid), CHOWN (its run folder), DAC_OVERRIDE/FOWNER (reading and removing what the
+  // test left), KILL (ending the test's processes). The tests lose even these at the uid drop;
+  // no_new_privs (worker.py) keeps setuid binaries from giving any back.
+  const keep = [
+    'CAP_SETUID',
+    'CAP_SETGID',
+    'CAP_CHOWN',
+    'CAP_DAC_OVERRIDE',
+    'CAP_FOWNER',
+    'CAP_KILL',
+  ];
+  const caps = opts.root ? ['--cap-drop', 'ALL', ...keep.flatMap((c) => ['--cap-add', c])] : [];
   const a: string[] = [
+    ...caps,
     '--die-with-parent',
     '--unshare-net',
     '--unshare-pid',
@@ -199,8 +219,8 @@ export function bwrapArgs(opts: {
   }
   // /tmp and /var/tmp are private, world-writable tmpfs (what libraries expect); the worker removes
   // whatever a test leaves there.
-  a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp', '--dir', '/var');
-  a.push('--perms', '1777', '--tmpfs', '/var/tmp');
+  a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--size', small, '--tmpfs', '/tmp');
+  a.push('--dir', '/var', '--perms', '1777', '--size', small, '--tmpfs', '/var/tmp');
   // Folders that exist in the sandbox: created ones, plus mount points that cover their subtrees.
   const dirs = new Set<string>(['/', '/usr', '/etc', '/tmp', '/proc', '/dev', '/var']);
   const bound = new Set<string>(['/usr', '/etc']);
@@ -225,6 +245,9 @@ export function bwrapArgs(opts: {
   }
   ensureParents('/opt/rl4qe/worker.py');
   a.push('--ro-bind', opts.workerScript, '/opt/rl4qe/worker.py');
-  a.push('--bind', opts.workRoot, '/sandbox', '--chdir', '/sandbox');
+  // The run folders live on a size-capped tmpfs, not on the host disk (the host folder stays
+  // empty: it only carries the owner's pid for the stale sweep). 0711: a test's uid can enter its
+  // own run-N but can list neither the others nor the judge's folder.
+  a.push('--perms', '0711', '--size', String(disk), '--tmpfs', '/sandbox', '--chdir', '/sandbox');
   return a;
 }

@@ -63,7 +63,21 @@ export interface SandboxOptions {
   startupSeconds?: number;
   /** Where the workers' scratch folders go (default: the OS temp folder). */
   tmpDir?: string;
+  /**
+   * Under bubblewrap: the size of each worker's tmpfs for its run folders (`/sandbox`; default
+   * 512 MiB), what one test can write in all, since a worker runs one test at a time. `/tmp` and
+   * `/var/tmp` get a quarter of it each.
+   */
+  diskBytes?: number;
+  /**
+   * @internal Tests only: make the worker behave as if an isolation step failed, to prove that
+   * it then refuses to run tests.
+   */
+  simulate?: readonly SimulatedFailure[];
 }
+
+/** Isolation steps a test can pretend failed (SandboxOptions.simulate). */
+export type SimulatedFailure = 'uidDropFails' | 'uidDropFailsInChild' | 'unshareFails';
 
 export interface Ds1000Test {
   /** DS-1000's code_context: defines test_execution(solution) and maybe test_string(solution). */
@@ -162,6 +176,7 @@ class Worker {
       uid: this.uid ?? null,
       preload: pool.preload,
       unshareNet: iso.mode === 'none' && iso.network === 'unshare',
+      simulate: pool.simulate,
     });
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -178,7 +193,13 @@ class Worker {
     if (iso.mode === 'bwrap') {
       cmd = 'bwrap';
       argv = [
-        ...bwrapArgs({ python: layout, workerScript: workerScriptPath(), workRoot: this.workRoot }),
+        ...bwrapArgs({
+          python: layout,
+          workerScript: workerScriptPath(),
+          workRoot: this.workRoot,
+          root: iso.uidDrop,
+          diskBytes: pool.diskBytes,
+        }),
         layout.executable,
         '-u',
         '-I',
@@ -326,6 +347,9 @@ export class Sandbox {
   readonly limits: SandboxLimits;
   readonly startupSeconds: number;
   readonly tmpDir: string;
+  readonly diskBytes: number;
+  /** @internal */
+  readonly simulate: readonly SimulatedFailure[];
   private workers: Worker[] = [];
   private idle: Worker[] = [];
   private queue: Job[] = [];
@@ -341,6 +365,8 @@ export class Sandbox {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     this.startupSeconds = opts.startupSeconds ?? 180;
     this.tmpDir = opts.tmpDir ?? os.tmpdir();
+    this.diskBytes = opts.diskBytes ?? 512 * 2 ** 20;
+    this.simulate = opts.simulate ?? [];
     // A random block of high uids, so two pools on one machine never share (and never kill) a uid.
     this.uidBase = this.isolation.uidDrop
       ? 1_900_000_000 + Math.floor(Math.random() * 1_000_000) * 64

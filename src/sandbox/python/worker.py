@@ -52,11 +52,18 @@ def send(obj):
 # --- setup before the heavy imports ---------------------------------------------------------------
 
 notes = []
+# Fail closed: isolation that was asked for and could not be had refuses every test (status
+# sandbox_error with this reason) instead of running with the network on or with more privilege.
+# SIMULATE lets the tests exercise these paths on a machine where they work.
+SIMULATE = set(ARGS.get("simulate") or [])
+REFUSE = None
 if UNSHARE_NET:
-    if libc.unshare(CLONE_NEWNET) == 0:
+    if "unshareFails" not in SIMULATE and libc.unshare(CLONE_NEWNET) == 0:
         notes.append("network: unshared by the worker")
     else:
-        notes.append("network: unshare failed errno %d" % ctypes.get_errno())
+        REFUSE = "the network namespace could not be created (errno %d): tests refused" % (
+            ctypes.get_errno() if "unshareFails" not in SIMULATE else errno.EPERM)
+        notes.append(REFUSE)
 # Orphans of a test (a daemonised grandchild) are re-parented to us, so we can reap them.
 libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
@@ -152,9 +159,10 @@ def uid_can_run_python(uid):
     return os.waitstatus_to_exitcode(st) == 0
 
 
-if RUN_UID is not None and not uid_can_run_python(RUN_UID):
-    notes.append("per-test uid disabled: uid %d cannot read the interpreter's files" % RUN_UID)
-    RUN_UID = None
+if RUN_UID is not None and ("uidDropFails" in SIMULATE or not uid_can_run_python(RUN_UID)):
+    REFUSE = REFUSE or ("the per-test uid %d cannot be used (it cannot run this interpreter): "
+                        "tests refused rather than run as root" % RUN_UID)
+    notes.append(REFUSE)
 
 REAPER = start_reaper() if RUN_UID is not None else None
 
@@ -484,6 +492,89 @@ def solver_dumps(obj):
     return buf.getvalue()
 
 
+# --- seccomp (issue 11) -----------------------------------------------------------------------------
+#
+# A classic-BPF filter, assembled here (no libseccomp needed), installed in every process that runs
+# untrusted code after the uid drop: what a data-science solution never needs fails with EPERM —
+# ptrace and cross-process memory, mount and friends, namespace creation (unshare, setns, clone
+# with CLONE_NEW*), kernel keyrings, bpf, perf events, userfaultfd, modules, SysV IPC (whose
+# objects would outlive the test in the worker's IPC namespace). clone3 gets ENOSYS, so libc falls
+# back to clone, whose flags the filter can see. Non-x86_64 system-call entries (int 0x80, x32)
+# are refused as a whole. no_new_privs comes first: it is required and stops setuid binaries.
+SECCOMP_DENY_X86_64 = [
+    101, 310, 311,  # ptrace, process_vm_readv/writev
+    165, 166, 155, 161, 428, 429, 430, 431, 432, 442,  # mount, umount2, pivot_root, chroot, new mount API
+    272, 308,  # unshare, setns
+    248, 249, 250,  # add_key, request_key, keyctl
+    321, 298, 323,  # bpf, perf_event_open, userfaultfd
+    175, 176, 313, 246, 320,  # modules, kexec
+    167, 168, 169, 163, 179, 172, 173, 303, 304,  # swap, reboot, acct, quotactl, iopl, ioperm, handles
+    29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71,  # SysV shm, sem, msg
+]
+CLONE_NS_FLAGS = 0x7E020000
+AUDIT_ARCH_X86_64 = 0xC000003E
+
+
+def seccomp_program():
+    import platform
+
+    if platform.machine() != "x86_64":
+        return None
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, eperm, enosys = 0x7FFF0000, 0x00050001, 0x00050026
+    p = [(ld, 0, 0, 4), (jeq, 1, 0, AUDIT_ARCH_X86_64), (ret, 0, 0, eperm), (ld, 0, 0, 0),
+         (jge, 0, 1, 0x40000000), (ret, 0, 0, eperm)]
+    for nr in SECCOMP_DENY_X86_64:
+        p += [(jeq, 0, 1, nr), (ret, 0, 0, eperm)]
+    p += [(jeq, 0, 1, 435), (ret, 0, 0, enosys)]
+    # clone(flags, ...): refuse namespace flags (low 32 bits of the first argument).
+    p += [(jeq, 0, 3, 56), (ld, 0, 0, 16), (jset, 0, 1, CLONE_NS_FLAGS), (ret, 0, 0, eperm)]
+    p += [(ret, 0, 0, allow)]
+    return p
+
+
+def install_seccomp():
+    """Returns None when installed, else why not."""
+    prog = seccomp_program()
+    if prog is None:
+        return "seccomp: no filter for this architecture"
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                    ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    arr = (SockFilter * len(prog))(*[SockFilter(*x) for x in prog])
+    fprog = SockFprog(len(prog), arr)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        return "seccomp: no_new_privs refused (errno %d)" % ctypes.get_errno()
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+        return "seccomp: filter refused (errno %d)" % ctypes.get_errno()
+    return None
+
+
+def probe_seccomp():
+    """Whether the filter installs here (in a throwaway child), and that it refuses unshare."""
+    pid = os.fork()
+    if pid == 0:
+        if install_seccomp() is not None:
+            os._exit(2)
+        if libc.unshare(0x04000000) == 0 or ctypes.get_errno() != errno.EPERM:
+            os._exit(3)
+        os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(st)
+    return None if code == 0 else "seccomp: not available here (probe exit %d); tests run without" % code
+
+
+SECCOMP_NOTE = probe_seccomp()
+SECCOMP = SECCOMP_NOTE is None
+if not SECCOMP:
+    notes.append(SECCOMP_NOTE)
+
+
 # --- DS-1000: solver and judge (issue 11) --------------------------------------------------------------
 
 FRAME_CAP = 256 << 20  # largest result the solver may hand back
@@ -523,6 +614,28 @@ def read_frame(fd, cap=FRAME_CAP):
     return read_exact(fd, n)
 
 
+def clear_capabilities():
+    """After the uid drop the permitted and effective sets are empty; the inheritable and ambient
+    ones (bwrap sets them for the worker) are emptied too, so nothing is left in any set."""
+    libc.prctl(47, 4, 0, 0, 0)  # PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    hdr = Header(0x20080522, 0)
+    data = (Data * 2)()
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    for d in data:
+        d.inheritable = 0
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
 def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     """Common start of a forked child: own session, stdout/stderr to the capped log, stdin from
     /dev/null, only the `keep` descriptors open (moved to unpredictable numbers), scrubbed
@@ -560,6 +673,8 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     import tempfile
 
     tempfile.tempdir = None
+    if drop_uid and "uidDropFailsInChild" in SIMULATE:
+        raise OSError(errno.EPERM, "setuid refused (simulated)")
     if drop_uid and RUN_UID is not None:
         os.setgroups([])
         os.setgid(RUN_UID)
@@ -573,6 +688,7 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
             pass
         else:
             raise OSError("uid drop is reversible")
+        clear_capabilities()
     mem = int(limits.get("memoryBytes", 4 << 30))
     cpu = int(max(1, round(float(limits.get("cpuSeconds", 10)))))
     if mem > 0:
@@ -588,6 +704,10 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
         signal.signal(s, signal.SIG_DFL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    if drop_uid and SECCOMP:
+        err = install_seccomp()
+        if err is not None:
+            raise OSError(err)  # it worked at start-up: refuse rather than run without it
     return moved
 
 
@@ -835,10 +955,15 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         import tempfile
 
         tempfile.tempdir = None
+        if "uidDropFailsInChild" in SIMULATE:
+            raise OSError(errno.EPERM, "setuid refused (simulated)")
         if RUN_UID is not None:
             os.setgroups([])
             os.setgid(RUN_UID)
             os.setuid(RUN_UID)
+            if os.getuid() != RUN_UID or os.geteuid() != RUN_UID or os.getegid() != RUN_UID:
+                raise OSError("uid drop did not take effect")
+            clear_capabilities()
         mem = int(limits.get("memoryBytes", 4 << 30))
         cpu = int(max(1, round(float(limits.get("cpuSeconds", 10)))))
         # Address space: what the imports already reserved (inherited through fork) plus the budget.
@@ -858,6 +983,10 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
             signal.signal(s, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        if SECCOMP:
+            err = install_seccomp()
+            if err is not None:
+                raise OSError(err)
     except BaseException as e:
         try:
             os.write(result_fd, (json.dumps({"setup": "%s: %s" % (type(e).__name__, e),
@@ -1046,6 +1175,9 @@ def reap_zombies():
 
 def run_one(req):
     global run_counter
+    if REFUSE is not None:
+        return {"status": "sandbox_error", "seconds": 0.0, "errorType": "IsolationRefused",
+                "stderrTail": REFUSE}
     run_counter += 1
     limits = req.get("limits") or {}
     wall = float(limits.get("wallSeconds", 10))
@@ -1329,6 +1461,7 @@ def main():
         "importSeconds": round(import_seconds, 3),
         "importErrors": import_errors,
         "uid": RUN_UID,
+        "seccomp": SECCOMP,
         "notes": notes,
         "vmSizeKiB": vm_kib("VmSize"),
         "vmRssKiB": vm_kib("VmRSS"),
