@@ -404,7 +404,7 @@ describe('soak: consecutive hostile and normal runs leave nothing behind', () =>
 });
 
 describe('fallback without bubblewrap (isolation: none)', () => {
-  test('limits, timeouts and cleanup still hold; the weaker isolation is reported', async () => {
+  test('limits, timeouts and cleanup still hold; the weaker isolation is reported', async (t) => {
     const tmp = privateTmp();
     const sb = new Sandbox({
       python: 'python3',
@@ -419,6 +419,14 @@ describe('fallback without bubblewrap (isolation: none)', () => {
       assert.equal(sb.isolation.filesystem, 'host');
       assert.match(sb.isolation.reason, /disabled|fallback/);
       const ok = await sb.runScript({ code: 'import json\nprint(json.dumps([1]))' });
+      if (ok.errorType === 'IsolationRefused') {
+        // Fail closed (issue 11): as root, a per-test uid that cannot read this interpreter
+        // (e.g. a pyenv under /root) refuses every test instead of running it as root.
+        assert.equal(ok.status, 'sandbox_error');
+        assert.match(ok.stderrTail, /cannot be used/);
+        t.skip(`the fallback refuses here, so its limits cannot be checked: ${ok.stderrTail}`);
+        return;
+      }
       assert.equal(ok.status, 'pass', show(ok));
       const loop = await sb.runScript({ code: 'while True:\n    pass' });
       assert.equal(loop.status, 'timeout', show(loop));

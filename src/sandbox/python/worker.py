@@ -719,7 +719,9 @@ def solver_main(req, run_dir, io_fd, job_r, rep_w):
         job_r, rep_w = child_setup(req, run_dir, io_fd, [job_r, rep_w], True, run_dir)
     except BaseException:
         os._exit(70)
-    figures = bool(req.get("figures"))
+    # Plotting problems inspect pyplot's state: their figures travel too (also when an older
+    # Node side does not say so).
+    figures = bool(req.get("figures", "matplotlib" in str(req.get("context", ""))))
     while True:
         try:
             data = read_frame(job_r)
