@@ -258,7 +258,12 @@ export function demoTable(r: EvalResult): string {
 /** Runs the demo: train, evaluate, write, print. */
 export async function demoCommand(
   f: DemoFlags,
-  io: { stdout?: (s: string) => void; stderr?: (s: string) => void } = {},
+  io: {
+    stdout?: (s: string) => void;
+    stderr?: (s: string) => void;
+    /** Aborting stops training after the current step (with a checkpoint); the demo evaluates it. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<DemoResult> {
   const stdout = io.stdout ?? ((s: string): void => void process.stdout.write(s));
   const stderr = io.stderr ?? ((s: string): void => void process.stderr.write(s));
@@ -291,11 +296,15 @@ export async function demoCommand(
   const tt = performance.now();
   const tr = await train({
     config: plan.config,
+    ...(io.signal ? { signal: io.signal } : {}),
     ...(f.quiet ? { progress: 'quiet' as const } : {}),
   });
   const trainReport = writeReport(tr.runDir);
   const trainSeconds = (performance.now() - tt) / 1000;
-  say(`trained ${tr.steps} steps in ${trainSeconds.toFixed(0)} s; report ${trainReport}`);
+  say(
+    `${tr.stopped === 'signal' ? 'stopped after' : 'trained'} ${tr.steps} steps in ` +
+      `${trainSeconds.toFixed(0)} s; report ${trainReport}`,
+  );
 
   say(
     `[2/2] evaluating on ${s.problems} held-out test problems: original query, untrained ` +
@@ -400,6 +409,23 @@ export function registerDemo(program: Command): void {
     )
     .option('--quiet', 'no progress output')
     .action(async (f: DemoFlags) => {
-      await demoCommand(f);
+      // As `rl4qe train`: the first Ctrl-C ends training after the current step (the demo then
+      // evaluates that checkpoint), a second exits at once.
+      const ac = new AbortController();
+      let interrupts = 0;
+      const onSigint = (): void => {
+        interrupts += 1;
+        if (interrupts > 1) process.exit(130);
+        process.stderr.write(
+          '\nrl4qe demo: stopping training after this step (Ctrl-C again to exit)\n',
+        );
+        ac.abort();
+      };
+      process.on('SIGINT', onSigint);
+      try {
+        await demoCommand(f, { signal: ac.signal });
+      } finally {
+        process.off('SIGINT', onSigint);
+      }
     });
 }

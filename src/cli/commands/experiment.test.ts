@@ -64,6 +64,10 @@ describe(`rl4qe experiment lora-rank --quick --only ${VARIANTS.join(',')} (SmolL
       readFileSync(path.join(out, 'results.json'), 'utf8'),
     ) as ExperimentResult;
     assert.equal(saved.experiment, 'lora-rank');
+    assert.equal(
+      saved.command,
+      `rl4qe experiment lora-rank --quick --only ${VARIANTS.join(',')} --out ${out}`,
+    );
     assert.ok(saved.machine.cores > 0 && saved.machine.cpu.length > 0);
     assert.ok(saved.wallSeconds > 0);
     assert.deepEqual(saved.seeds.train, [0]);

@@ -36,6 +36,19 @@ function defaultOutDir(name: string, quick: boolean): string {
   return path.join('runs', `experiment-${name}${quick ? '-quick' : ''}-${t}`);
 }
 
+/** The command that reproduces a run (for the record): the flags that change what runs. */
+export function commandLine(name: string, f: ExperimentFlags, outDir: string): string {
+  const q = (v: string): string =>
+    /^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, "'\\''")}'`;
+  const parts = ['rl4qe', 'experiment', q(name)];
+  if (f.quick) parts.push('--quick');
+  for (const s of f.set) parts.push('--set', q(s));
+  if (f.only !== undefined) parts.push('--only', q(f.only));
+  if (f.limit !== undefined) parts.push('--limit', q(f.limit));
+  parts.push('--out', q(outDir));
+  return parts.join(' ');
+}
+
 /** Runs `rl4qe experiment` with parsed flags. */
 export async function experimentCommand(
   name: string | undefined,
@@ -88,7 +101,7 @@ export async function experimentCommand(
     ...(f.cacheFile !== undefined ? { cache: f.cacheFile } : {}),
     ...(f.quiet ? { progress: 'quiet' as const } : f.json ? { progress: 'json' as const } : {}),
     ...(f.quiet ? {} : { log: (l: string): void => stderr(`rl4qe experiment: ${l}\n`) }),
-    command: ['rl4qe', 'experiment', ...process.argv.slice(3)].join(' '),
+    command: commandLine(name, f, outDir),
   });
   if (f.json) stdout(JSON.stringify({ out: path.resolve(outDir), evals: r.evals }) + '\n');
   else stdout(renderExperimentMarkdown(r));
