@@ -375,6 +375,8 @@ function errorText(e: unknown): string {
 export async function runExperiment(o: ExperimentOptions): Promise<ExperimentResult> {
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
+  // The code that runs is the checkout as it is now (a long run may outlive later commits).
+  const commit = commitInfo();
   const log = o.log ?? ((): void => {});
   const spec = o.spec;
   const outDir = path.resolve(o.outDir);
@@ -590,7 +592,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     endedAt: new Date().toISOString(),
     wallSeconds: (performance.now() - t0) / 1000,
     machine: machineInfo(),
-    commit: commitInfo(),
+    commit,
     seeds: {
       train: [...new Set(configs.map((c) => c.config.run.seed))],
       bootstrap: spec.eval.seed,

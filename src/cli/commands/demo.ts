@@ -269,6 +269,9 @@ export async function demoCommand(
   const stderr = io.stderr ?? ((s: string): void => void process.stderr.write(s));
   const say = (s: string): void => stderr(`rl4qe demo: ${s}\n`);
   const t0 = performance.now();
+  // The code that runs is the checkout as it is now (a long run may outlive later commits).
+  const commit = commitInfo();
+  const startedAt = new Date().toISOString();
   const plan = demoPlan(f);
   // Both models before any work: a missing file says how to get it.
   requireModelFile(plan.refiner, 'refiner model', 'HuggingFaceTB/SmolLM2-135M-Instruct');
@@ -345,12 +348,20 @@ export async function demoCommand(
     JSON.stringify(
       {
         version: 1,
+        command: [
+          'rl4qe demo',
+          ...(plan.quick ? ['--quick'] : []),
+          `--steps ${s.steps} --problems ${s.problems} --exec ${plan.exec ? 'on' : 'off'}`,
+          `--out ${plan.outDir}`,
+        ].join(' '),
+        startedAt,
+        endedAt: new Date().toISOString(),
         quick: plan.quick,
         size: s,
         exec: plan.execNote,
         models: { refiner: plan.refiner, generator: plan.generator },
         machine,
-        commit: commitInfo(),
+        commit,
         seconds: { train: trainSeconds, eval: evalSeconds, total },
         runDir: tr.runDir,
         eval: files,
