@@ -13,3 +13,4 @@ export {
 } from './pool.js';
 export { runNaiveDs1000, ds1000Program, classifyExit, type NaiveOptions } from './naive.js';
 export { detectIsolation, type IsolationInfo, type IsolationMode } from './isolation.js';
+export { probeSandbox, type SandboxProbe } from './doctor.js';

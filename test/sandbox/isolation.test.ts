@@ -4,7 +4,7 @@
 // Runs under the real worker (exec venv python when present, else python3), without preloading.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Sandbox } from '../../src/sandbox/index.js';
+import { Sandbox, probeSandbox } from '../../src/sandbox/index.js';
 import type { SandboxOutcome } from '../../src/sandbox/index.js';
 
 function show(o: SandboxOutcome): string {
@@ -144,7 +144,7 @@ describe('fail-closed isolation', () => {
       solution: [
         'import os',
         "leftover = os.listdir('.') + [n for n in os.listdir('/tmp') if n.startswith('f')]",
-        "for i in range(4):",
+        'for i in range(4):',
         "    open('g%d' % i, 'wb').write(b'x' * (15 << 20))",
         "result = 'ok' if not leftover else repr(leftover)",
       ].join('\n'),
@@ -200,5 +200,16 @@ describe('refusals: a failed isolation step does not run the test', () => {
     assert.equal(o.status, 'sandbox_error', show(o));
     assert.equal(o.errorType, 'IsolationRefused');
     assert.match(o.stderrTail, /network namespace/);
+  });
+});
+
+describe('probeSandbox (for rl4qe doctor)', () => {
+  test('reports what a started worker got, and a refusal as such', async () => {
+    const p = await probeSandbox();
+    const rows = new Map(p.rows);
+    assert.equal(p.runs, true, JSON.stringify(p.rows));
+    assert.match(rows.get('probe test') ?? '', /^ran/);
+    assert.ok(rows.has('worker seccomp'));
+    if (isRoot) assert.notEqual(rows.get('worker per-test uid'), 'none');
   });
 });

@@ -831,8 +831,14 @@ def judge_main(req, judge_dir, run_dir, io_fd, job_w, rep_r, result_w, nonce):
     import builtins
 
     def solver_exec(code, env=None, *rest):
-        if not isinstance(code, str) or not isinstance(env, dict) or rest:
-            return builtins.exec(code, env, *rest)
+        # Every exec() of the context goes to the solver: the code carries the solution, and the
+        # judge must never run it, whatever form the call takes.
+        if not isinstance(code, str):
+            raise TypeError("the judge forwards only source strings to the solver")
+        if env is None:
+            env = {}
+        if not isinstance(env, dict):
+            raise TypeError("exec() globals must be a dict")
         sendable = {k: v for k, v in env.items() if k != "__builtins__"}
         try:
             blob = _pickle.dumps({"code": code, "env": sendable}, protocol=4)
