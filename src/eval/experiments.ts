@@ -150,9 +150,15 @@ export interface MachineInfo {
   native: string;
   /** Engine threads (RL4QE_THREADS / run.threads), when set. */
   threads?: string;
+  /**
+   * 1, 5 and 15 min load averages when the record was taken (at the end of a run): a wall time
+   * measured on a shared machine is only comparable with its load beside it.
+   */
+  loadAverage: number[];
 }
 
-export function machineInfo(): MachineInfo {
+/** The machine, for a results record (typed; util/bench.ts machineInfo is the benchmarks'). */
+export function machineRecord(): MachineInfo {
   const cpus = os.cpus();
   const n = nativeStatus();
   return {
@@ -163,6 +169,7 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     native: n.backend ? `native (${n.reason})` : `reference (${n.reason})`,
     ...(process.env.RL4QE_THREADS !== undefined ? { threads: process.env.RL4QE_THREADS } : {}),
+    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }
 
@@ -591,7 +598,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
     startedAt,
     endedAt: new Date().toISOString(),
     wallSeconds: (performance.now() - t0) / 1000,
-    machine: machineInfo(),
+    machine: machineRecord(),
     commit,
     seeds: {
       train: [...new Set(configs.map((c) => c.config.run.seed))],
@@ -666,7 +673,8 @@ export function renderExperimentMarkdown(r: ExperimentResult): string {
   out.push(
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memoryGb} GB, ${r.machine.os}, ` +
       `Node ${r.machine.node}, ${r.machine.native}. Commit ${r.commit ?? 'unknown'}. ` +
-      `${r.startedAt} → ${r.endedAt}, wall time ${duration(r.wallSeconds)}.` +
+      `${r.startedAt} → ${r.endedAt}, wall time ${duration(r.wallSeconds)}; load average ` +
+      `(1/5/15 min) at the end ${r.machine.loadAverage.join(' / ')} on ${r.machine.cores} cores.` +
       (r.command ? ` Command: \`${r.command}\`.` : ''),
   );
   out.push('');

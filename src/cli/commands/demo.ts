@@ -20,7 +20,7 @@ import { execVenvPython } from '../../sandbox/index.js';
 import { evaluate, writeEvalOutputs, type EvalResult } from '../../eval/index.js';
 import {
   commitInfo,
-  machineInfo,
+  machineRecord,
   METRIC_LABEL,
   requireModelFile,
   scoreCell,
@@ -341,7 +341,7 @@ export async function demoCommand(
   const files = await writeEvalOutputs(r, evalDir);
   const evalSeconds = (performance.now() - te) / 1000;
   const total = (performance.now() - t0) / 1000;
-  const machine = machineInfo();
+  const machine = machineRecord();
   const summary = path.join(plan.outDir, 'demo.json');
   fs.writeFileSync(
     summary,
@@ -376,7 +376,8 @@ export async function demoCommand(
     `\nTraining report:   ${trainReport}\nEvaluation report: ${files.html}\n` +
       `Tables: ${files.markdown}; every sample and number: ${files.json}\n` +
       `Wall time ${total.toFixed(0)} s (training ${trainSeconds.toFixed(0)} s, evaluation ` +
-      `${evalSeconds.toFixed(0)} s) on ${machine.cores} × ${machine.cpu}.\n`,
+      `${evalSeconds.toFixed(0)} s) on ${machine.cores} × ${machine.cpu} ` +
+      `(load average ${machine.loadAverage.join(' / ')}).\n`,
   );
   return {
     plan,
