@@ -30,4 +30,11 @@ export {
   type EvalOptions,
   type EvalResult,
   type ArmSpec,
+  runExperiment,
+  loadExperimentSpec,
+  listExperiments,
+  renderExperimentMarkdown,
+  type ExperimentSpec,
+  type ExperimentResult,
+  type ExperimentOptions,
 } from './eval/index.js';

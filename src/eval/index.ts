@@ -5,3 +5,4 @@ export * from './runs.js';
 export * from './prompt-search.js';
 export * from './evaluate.js';
 export * from './report.js';
+export * from './experiments.js';
