@@ -19,6 +19,9 @@ import {
 } from './tensor.js';
 import type { FullBackend } from '../backend/backend.js';
 
+// Activation trimming lives with the tape (tensor.ts); exported through the public API here.
+export { trimActivations, setTrimActivations, isTrimActivationsEnabled } from './tensor.js';
+
 type RuleName = keyof typeof rules;
 type ParamsOf<K extends RuleName> = Parameters<(typeof rules)[K]>[2];
 

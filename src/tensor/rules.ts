@@ -6,6 +6,12 @@
 // Conventions: `be` is the backend chosen for the inputs' dtype (float64 → reference); every
 // output is freshly allocated (or a view sharing storage); backward returns one entry per input,
 // null where needs[i] is false.
+//
+// `reads` says whose DATA the backward reads, given which inputs need a gradient (shapes are
+// always there): tensor.ts trimActivations frees the buffers of a layer's intermediates that no
+// backward reads. It must agree with the backward's own branches (which test requiresGrad, the
+// same values as needs); a rule without `reads` keeps every input and its output. A wrong
+// declaration shows up as ReleasedTensorError in the gradient tests, never as a wrong number.
 import type { BinaryOp, FullBackend, QuantWeight, UnaryOp } from '../backend/backend.js';
 import type { Rng } from '../util/rng.js';
 import {
@@ -16,6 +22,7 @@ import {
   stridesOf,
   type Forward,
   type Node,
+  type Reads,
   Tensor,
 } from './tensor.js';
 
@@ -129,6 +136,30 @@ function release(...ts: (Tensor | null)[]): void {
   for (const t of ts) t?.release();
 }
 
+// ---- what backward reads (Forward.reads) ----
+
+/** Reads no data at all: the gradient is a linear map of g alone (add, reshape, rope, ...). */
+function readsNothing(needs: readonly boolean[]): Reads {
+  return { inputs: needs.map(() => false), out: false };
+}
+
+/** Reads every input (not the output), whatever needs a gradient. */
+function readsInputs(needs: readonly boolean[]): Reads {
+  return { inputs: needs.map(() => true), out: false };
+}
+
+/** Unary ops whose derivative is a function of the output y (the rest use the input x). */
+const UNARY_READS_OUT: ReadonlySet<UnaryOp> = new Set<UnaryOp>([
+  'exp',
+  'sqrt',
+  'rsqrt',
+  'sigmoid',
+  'tanh',
+  'recip',
+]);
+/** Unary ops whose derivative is a constant (reads neither x nor y). */
+const UNARY_READS_NONE: ReadonlySet<UnaryOp> = new Set<UnaryOp>(['neg']);
+
 // ---- parameter types ----
 
 export interface MatmulP {
@@ -186,6 +217,8 @@ export const rules = {
     });
     return {
       out,
+      // dA reads b, dB reads a: with a frozen weight b, the input a is never read again.
+      reads: ([na, nb]) => ({ inputs: [nb === true, na === true], out: false }),
       backward: (g) => {
         let ga: Tensor | null = null;
         let gb: Tensor | null = null;
@@ -299,8 +332,23 @@ export const rules = {
     p: { op: 'add' | 'sub' | 'mul' | 'div' | 'max'; outShape: readonly number[] },
   ): Forward {
     const out = bin(be, p.op, a, b, p.outShape);
+    const reads = ([na, nb]: readonly boolean[]): Reads => {
+      switch (p.op) {
+        case 'add':
+        case 'sub':
+          return { inputs: [false, false], out: false };
+        case 'mul':
+          return { inputs: [nb === true, na === true], out: false };
+        case 'div':
+          // da = g / b; db = −g·out / b.
+          return { inputs: [false, true], out: nb === true };
+        case 'max':
+          return { inputs: [true, true], out: false };
+      }
+    };
     return {
       out,
+      reads,
       backward: (g) => {
         const S = p.outShape;
         let fa: Tensor | null = null;
@@ -352,17 +400,29 @@ export const rules = {
 
   /** out = x · s + t. */
   affine(be: FullBackend, [x]: Tensor[], p: { s: number; t: number }): Forward {
-    return { out: affineT(be, x, p.s, p.t), backward: (g) => [affineT(be, g, p.s, 0)] };
+    return {
+      out: affineT(be, x, p.s, p.t),
+      reads: readsNothing,
+      backward: (g) => [affineT(be, g, p.s, 0)],
+    };
   },
 
   unary(be: FullBackend, [x]: Tensor[], p: { op: UnaryOp }): Forward {
     const out = uninitOn(be, x.shape, x.dtype);
     be.unary(p.op, x.data, out.data);
+    const none = UNARY_READS_NONE.has(p.op);
+    const useOut = !none && UNARY_READS_OUT.has(p.op);
+    const useX = !none && !useOut;
     return {
       out,
+      reads: () => ({ inputs: [useX], out: useOut }),
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
-        be.unaryBackward(p.op, x.data, out.data, g.data, gx.data, false);
+        // The kernel's derivative for this op ignores one of x and y (or both): g's buffer, of
+        // the same length, stands in for the one it ignores, so that buffer may be freed.
+        const xb = useX ? x.data : g.data;
+        const yb = useOut ? out.data : g.data;
+        be.unaryBackward(p.op, xb, yb, g.data, gx.data, false);
         return [gx];
       },
     };
@@ -370,18 +430,23 @@ export const rules = {
 
   /** Same data, another shape (a view: no copy). */
   reshape(_be: FullBackend, [x]: Tensor[], p: { shape: readonly number[] }): Forward {
-    return { out: x.view(p.shape), backward: (g) => [g.view(x.shape)] };
+    return { out: x.view(p.shape), reads: readsNothing, backward: (g) => [g.view(x.shape)] };
   },
 
   permute(be: FullBackend, [x]: Tensor[], p: { perm: readonly number[] }): Forward {
     const inv = new Array<number>(p.perm.length);
     p.perm.forEach((q, i) => (inv[q] = i));
-    return { out: permuteT(be, x, p.perm), backward: (g) => [permuteT(be, g, inv)] };
+    return {
+      out: permuteT(be, x, p.perm),
+      reads: readsNothing,
+      backward: (g) => [permuteT(be, g, inv)],
+    };
   },
 
   slice(be: FullBackend, [x]: Tensor[], p: { axis: number; start: number; end: number }): Forward {
     return {
       out: sliceT(be, x, p.axis, p.start, p.end),
+      reads: readsNothing,
       backward: (g) => {
         const gx = emptyOn(be, x.shape, x.dtype);
         const xs = stridesOf(x.shape);
@@ -405,6 +470,7 @@ export const rules = {
     }
     return {
       out,
+      reads: readsNothing,
       backward: (g) =>
         xs.map((x, i) =>
           x.requiresGrad ? sliceT(be, g, p.axis, starts[i], starts[i] + x.shape[p.axis]) : null,
@@ -414,7 +480,11 @@ export const rules = {
 
   /** Broadcast to a larger shape (copy). */
   expand(be: FullBackend, [x]: Tensor[], p: { shape: readonly number[] }): Forward {
-    return { out: expandTo(be, x, p.shape), backward: (g) => [sumTo(be, g, x.shape)] };
+    return {
+      out: expandTo(be, x, p.shape),
+      reads: readsNothing,
+      backward: (g) => [sumTo(be, g, x.shape)],
+    };
   },
 
   /** Sum over axes (sorted, distinct); outShape drops them unless keepDims. */
@@ -424,6 +494,7 @@ export const rules = {
     r.release();
     return {
       out,
+      reads: readsNothing,
       backward: (g) => {
         const kd = x.shape.map((d, i) => (p.axes.includes(i) ? 1 : d));
         const gv = g.view(kd);
@@ -443,6 +514,8 @@ export const rules = {
     be.reduce('max', x.data, outer, len, inner, out.data);
     return {
       out,
+      // The argmax is recomputed from x.
+      reads: readsInputs,
       backward: (g) => {
         const idx = new Int32Array(outer * inner);
         be.argmax(x.data, outer, len, inner, idx);
@@ -467,6 +540,7 @@ export const rules = {
     be.softmax(x.data, rows, cols, out.data, p.log);
     return {
       out,
+      reads: () => ({ inputs: [false], out: true }),
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
         be.softmaxBackward(out.data, g.data, rows, cols, gx.data, p.log);
@@ -485,6 +559,8 @@ export const rules = {
     return {
       out,
       saved: [rstd],
+      // The kernel computes dx (and dw) from x, w and rstd whichever is needed.
+      reads: readsInputs,
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
         const gw = w.requiresGrad ? emptyOn(be, w.shape, w.dtype) : null;
@@ -528,6 +604,8 @@ export const rules = {
     be.rope(x.data, out.data, { ...params, inverse: false });
     return {
       out,
+      // A rotation: dx is the inverse rotation of g.
+      reads: readsNothing,
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
         be.rope(g.data, gx.data, { ...params, inverse: true });
@@ -562,6 +640,8 @@ export const rules = {
     return {
       out,
       saved: [lse],
+      // The backward recomputes the probabilities from q, k and lse and reads out (dO·O rows).
+      reads: (needs) => ({ inputs: needs.map(() => true), out: true }),
       backward: (g) => {
         const gq = uninitOn(be, q.shape, q.dtype);
         const gk = uninitOn(be, k.shape, k.dtype);
@@ -599,6 +679,8 @@ export const rules = {
     be.embedding(table.data, p.ids, dim, out.data);
     return {
       out,
+      // A scatter-add of g by ids.
+      reads: readsNothing,
       backward: (g) => {
         const gt = emptyOn(be, table.shape, table.dtype);
         be.embeddingBackward(g.data, p.ids, dim, gt.data);
@@ -619,6 +701,8 @@ export const rules = {
     be.qmatmul(x.data, p.w, out.data, m, false);
     return {
       out,
+      // dx = g · dequant(w): the weight's blocks (a parameter, not an input), never x.
+      reads: readsNothing,
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
         be.qmatmulT(g.data, p.w, gx.data, m, false);
@@ -671,6 +755,8 @@ export const rules = {
     release(scratch, lse);
     return {
       out,
+      // Each chunk's logits are recomputed from hidden and weight.
+      reads: readsInputs,
       backward: (g) => {
         // d/dlogits of g·logp[target] = g · (onehot(target) − softmax)
         const gh = hidden.requiresGrad ? emptyOn(be, hidden.shape, hidden.dtype) : null;
@@ -735,7 +821,12 @@ export const rules = {
     const md = mask.data;
     for (let i = 0; i < md.length; i++) md[i] = p.rng.next() < p.p ? 0 : keep;
     const out = bin(be, 'mul', x, mask, x.shape);
-    return { out, saved: [mask], backward: (g) => [bin(be, 'mul', g, mask, x.shape)] };
+    return {
+      out,
+      saved: [mask],
+      reads: readsNothing,
+      backward: (g) => [bin(be, 'mul', g, mask, x.shape)],
+    };
   },
 
   /** Convert between float32 and float64 (the gradient converts back). */
@@ -744,6 +835,7 @@ export const rules = {
     out.data.set(x.data);
     return {
       out,
+      reads: readsNothing,
       backward: (g) => {
         const gx = emptyOn(backendFor(x.dtype), x.shape, x.dtype);
         gx.data.set(g.data);

@@ -12,6 +12,11 @@
 // non-leaves, saved auxiliaries (lse, rstd, masks), the outputs of the nodes it consumed and the
 // op outputs that fed the graph without a grad path (activations of frozen layers). Call keep()
 // on an op output to read it after backward() or to reuse it across steps.
+//
+// Activation trimming (trimActivations, used per decoder layer by models/model.ts runLayers): each
+// node carries what its backward reads (Reads, declared by its rule); after a layer's forward the
+// buffers of the layer's intermediates that no backward reads are freed at once, instead of when
+// backward() ends, while their Tensor and Node objects stay for the graph walk.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { getBackend, referenceBackend } from '../backend/index.js';
 import type { Buf, DType, FullBackend } from '../backend/backend.js';
@@ -40,12 +45,23 @@ function dropClaim(c: Claim): void {
 
 const finalizer = new FinalizationRegistry<Claim>(dropClaim);
 
+/**
+ * Which buffers a node's backward reads: inputs[i] for input i's data, out for its own output's.
+ * Shapes are always available; only the data counts. A rule that declares nothing reads all.
+ */
+export interface Reads {
+  inputs: readonly boolean[];
+  out: boolean;
+}
+
 /** A recorded op: what backward() needs to send gradients to the op's inputs. */
 export interface Node {
   op: string;
   inputs: Tensor[];
   /** needs[i]: input i requires a gradient. */
   needs: boolean[];
+  /** What the backward reads given `needs`; null: undeclared, so every input and the output. */
+  reads: Reads | null;
   /** Gradients for each input (null where not needed), given the gradient of the output. */
   backward: (g: Tensor) => (Tensor | null)[];
   /** Auxiliary tensors owned by the node (released after its backward). */
@@ -93,6 +109,8 @@ export class Tensor {
   fromOp = false;
   /** Set on a root whose graph backward() consumed (a second backward() is an error). */
   consumed = false;
+  /** Set when trimActivations freed the buffer (the tensor stays in the graph): for the error. */
+  private trimmed = false;
   private claim: Claim | null;
 
   /** Internal: use the creation functions (tensor, zeros, fromBuf, ...). */
@@ -117,6 +135,18 @@ export class Tensor {
 
   /** Internal: the storage, or a ReleasedTensorError naming the op that tried to use it. */
   storageFor(op: string): Storage {
+    if (this.claim === null && this.trimmed) {
+      // A rule read data its Reads declaration says it never reads (or a layer's intermediate
+      // was used outside the layer): the declaration in rules.ts is the thing to fix.
+      throw new ReleasedTensorError('tensor used after trimActivations freed its buffer', {
+        where: `${op}: tensor ${this.describe()}`,
+        hint:
+          "the buffer was freed after its decoder layer's forward because no recorded backward " +
+          "declared reading it: fix the op's `reads` in src/tensor/rules.ts, or keep() a " +
+          'layer intermediate that is read after the layer (RL4QE_TRIM_ACTIVATIONS=0 turns ' +
+          'trimming off)',
+      });
+    }
     if (this.claim === null) {
       throw new ReleasedTensorError('tensor used after release()', {
         where: `${op}: tensor ${this.describe()}`,
@@ -175,6 +205,18 @@ export class Tensor {
       this.grad.release();
       this.grad = null;
     }
+  }
+
+  /**
+   * Internal (trimActivations): drop this tensor's buffer but keep its node and requiresGrad, so
+   * backward() still walks through it; its data must never be read again.
+   */
+  trimBuffer(): void {
+    if (!this.claim) return;
+    finalizer.unregister(this.claim);
+    dropClaim(this.claim);
+    this.claim = null;
+    this.trimmed = true;
   }
 
   /** A tensor sharing this one's data, outside the graph. */
@@ -256,6 +298,70 @@ export function tidy<T>(fn: () => T): T {
     for (const t of spare) if (made.has(t)) scopes[scopes.length - 1].push(t);
   }
   return result;
+}
+
+// ---- activation trimming ----
+
+let trimOn = process.env.RL4QE_TRIM_ACTIVATIONS !== '0';
+
+/** Turn trimActivations on or off (default on; RL4QE_TRIM_ACTIVATIONS=0 turns it off). */
+export function setTrimActivations(on: boolean): void {
+  trimOn = on;
+}
+
+export function isTrimActivationsEnabled(): boolean {
+  return trimOn;
+}
+
+/**
+ * Run fn (synchronous: one decoder layer's forward, under the tape) and free at once the buffers
+ * of the intermediates it created that no recorded backward reads. Without this every
+ * intermediate lives until backward() ends although, with a frozen base, over half of them are
+ * never read again (a projection's output feeding add, RoPE's input, the MLP's down-projection
+ * input: see each rule's `reads`). Freed: op outputs created inside fn that some node recorded
+ * inside fn takes as input, that no such node's backward reads (nor saves), and that are not
+ * fn's result and not kept. Their Tensor and Node stay, so backward() still walks through them;
+ * a view shares its base's storage, which goes only with the last tensor on it, so a view that
+ * is read keeps the buffer. Reading a freed buffer throws ReleasedTensorError saying why.
+ *
+ * The caller promises that fn's intermediates are read after fn only through its result and its
+ * graph (true of a decoder layer; a KV cache under the tape captures k and v, which attention
+ * reads, so they stay). A tensor that is consumed by no recorded node is never freed here (it
+ * may have escaped: a frozen layer's captured k/v), nor are tensors created before fn.
+ */
+export function trimActivations(fn: () => Tensor): Tensor {
+  if (!trimOn || !isGradEnabled()) return fn();
+  scopes.push([]);
+  let created: Tensor[];
+  let out: Tensor;
+  try {
+    out = fn();
+  } finally {
+    created = scopes.pop() ?? [];
+    // The enclosing tidy still owns everything created here.
+    if (scopes.length > 0) {
+      const outer = scopes[scopes.length - 1];
+      for (const t of created) outer.push(t);
+    }
+  }
+  const consumed = new Set<Tensor>();
+  const read = new Set<Tensor>();
+  for (const t of created) {
+    const n = t.node;
+    if (!n) continue;
+    const r = n.reads;
+    n.inputs.forEach((x, i) => {
+      consumed.add(x);
+      if (!r || r.inputs[i]) read.add(x);
+    });
+    if (!r || r.out) read.add(t);
+    for (const s of n.saved) read.add(s);
+  }
+  for (const t of created) {
+    if (t === out || t.kept || !t.fromOp || !consumed.has(t) || read.has(t)) continue;
+    t.trimBuffer();
+  }
+  return out;
 }
 
 // ---- memory helpers used by rules and creation functions ----
@@ -368,6 +474,11 @@ export interface Forward {
   /** Auxiliaries the backward needs and the node owns (released with the node). */
   saved?: Tensor[];
   backward?: (g: Tensor) => (Tensor | null)[];
+  /**
+   * What backward reads, given which inputs need a gradient (the rule's own branches on
+   * requiresGrad must agree). Omitted: everything (safe, but keeps every input alive).
+   */
+  reads?: (needs: readonly boolean[]) => Reads;
 }
 
 /**
@@ -380,7 +491,8 @@ export function record(op: string, inputs: Tensor[], f: Forward): Tensor {
   if (checkNan) assertFinite(op, out);
   const needs = inputs.map((x) => x.requiresGrad);
   if (f.backward && isGradEnabled() && needs.some((n) => n)) {
-    out.node = { op, inputs, needs, backward: f.backward, saved: f.saved ?? [] };
+    const reads = f.reads ? f.reads(needs) : null;
+    out.node = { op, inputs, needs, reads, backward: f.backward, saved: f.saved ?? [] };
     out.requiresGrad = true;
   } else if (f.saved) {
     for (const s of f.saved) s.release();
