@@ -4,6 +4,7 @@
 // run(): every failure, including its own, is a SandboxOutcome.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -140,6 +141,7 @@ function sweepStale(dir: string): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
     }
+    // Synchronous on purpose: a new sandbox starts on a clean temp folder (once, at construction).
     rmSync(path.join(dir, n), { recursive: true, force: true });
   }
 }
@@ -329,7 +331,7 @@ class Worker {
       clearTimeout(t);
     }
     this.dead = true;
-    rmSync(this.workRoot, { recursive: true, force: true });
+    await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
@@ -420,7 +422,7 @@ export class Sandbox {
     if (this.disposed) return;
     // A worker that died after it was ready is replaced (a fresh scratch folder, the same uid).
     if (w.readyInfo !== undefined && this.workers[w.index] === w) {
-      rmSync(w.workRoot, { recursive: true, force: true });
+      void rm(w.workRoot, { recursive: true, force: true }).catch(() => undefined);
       this.spawnWorker(w.index);
     } else {
       this.drainWithError();
