@@ -24,6 +24,8 @@ export type SampleOutcome =
   | 'timeout'
   | 'memory'
   | 'crash'
+  /** The code reached into the test harness (sandbox detection): scored as a failure. */
+  | 'tampered'
   | 'sandbox_error'
   | 'not_run'
   | 'generator_failure'
@@ -36,6 +38,7 @@ export const OUTCOMES: readonly SampleOutcome[] = [
   'timeout',
   'memory',
   'crash',
+  'tampered',
   'sandbox_error',
   'not_run',
   'generator_failure',
