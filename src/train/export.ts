@@ -46,6 +46,7 @@ import {
 import { RUN_VERSION, type RunInfo } from './records.js';
 import { modelDigest } from './run-dir.js';
 import { runInfoSchema } from './run-dir.js';
+import { HF_SIDE_FILES } from '../io/hub/index.js';
 
 export const EXPORT_FORMATS = ['peft', 'gguf-lora', 'merged'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -391,21 +392,6 @@ function exportGgufLora(
   );
   return { files: [path.basename(out)], notes: [] };
 }
-
-// Files of a Hugging Face model directory that describe the tokenizer and generation defaults:
-// copied beside merged weights so the directory is a complete model.
-const HF_SIDE_FILES = [
-  'generation_config.json',
-  'tokenizer.json',
-  'tokenizer_config.json',
-  'special_tokens_map.json',
-  'added_tokens.json',
-  'tokenizer.model',
-  'vocab.json',
-  'merges.txt',
-  'chat_template.jinja',
-  'chat_template.json',
-];
 
 function exportMerged(
   run: RunForExport,

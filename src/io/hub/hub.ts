@@ -15,9 +15,11 @@ import { cachePaths } from '../../util/paths.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
-/** What `pull` fetches when no --include is given: config, tokenizer, safetensors weights. */
-export const DEFAULT_INCLUDE = [
-  'config.json',
+/**
+ * The files of a Hugging Face model directory besides config.json and the weights: tokenizer,
+ * chat template and generation defaults (what makes a directory a complete model).
+ */
+export const HF_SIDE_FILES = [
   'generation_config.json',
   'tokenizer.json',
   'tokenizer_config.json',
@@ -28,6 +30,12 @@ export const DEFAULT_INCLUDE = [
   'merges.txt',
   'chat_template.jinja',
   'chat_template.json',
+] as const;
+
+/** What `pull` fetches when no --include is given: config, tokenizer, safetensors weights. */
+export const DEFAULT_INCLUDE = [
+  'config.json',
+  ...HF_SIDE_FILES,
   '*.safetensors',
   'model.safetensors.index.json',
 ];

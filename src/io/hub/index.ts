@@ -6,6 +6,7 @@ export {
   globToRegExp,
   DEFAULT_ENDPOINT,
   DEFAULT_INCLUDE,
+  HF_SIDE_FILES,
   type PullOptions,
   type PullResult,
   type PulledFile,
