@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PALETTE, barChart, chartCss, escapeHtml, stackedBar } from '../util/svg-chart.js';
 import type { EvalResult } from './evaluate.js';
-import { OUTCOMES, type MetricComparison } from './summary.js';
+import { OUTCOMES, type Comparison, type MetricComparison } from './summary.js';
 
 const f3 = (v: number | null | undefined): string =>
   v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3);
@@ -30,6 +30,23 @@ function resolved(c: MetricComparison): string {
   if (c.diffCi.lo > 0) return ' ▲';
   if (c.diffCi.hi < 0) return ' ▼';
   return '';
+}
+
+/** One comparison against the baseline arm as table head and rows (Markdown and HTML alike). */
+function comparisonTable(c: Comparison): [string[], string[][]] {
+  return [
+    ['metric', 'n', 'excluded', c.base, c.arm, 'Δ [95% CI]', 'relative [95% CI]', 'W/T/L'],
+    c.metrics.map((m) => [
+      m.metric,
+      String(m.n),
+      String(m.excluded),
+      f3(m.meanBase),
+      f3(m.meanArm),
+      diffCell(m) + resolved(m),
+      relCell(m),
+      `${m.wtl.wins}/${m.wtl.ties}/${m.wtl.losses}`,
+    ]),
+  ];
 }
 
 function mdTable(head: string[], rows: string[][]): string {
@@ -105,21 +122,7 @@ export function renderMarkdown(r: EvalResult): string {
     out.push('');
     out.push(`## ${c.arm} vs ${c.base} (paired)`);
     out.push('');
-    out.push(
-      mdTable(
-        ['metric', 'n', 'excluded', c.base, c.arm, 'Δ [95% CI]', 'relative [95% CI]', 'W/T/L'],
-        c.metrics.map((m) => [
-          m.metric,
-          String(m.n),
-          String(m.excluded),
-          f3(m.meanBase),
-          f3(m.meanArm),
-          diffCell(m) + resolved(m),
-          relCell(m),
-          `${m.wtl.wins}/${m.wtl.ties}/${m.wtl.losses}`,
-        ]),
-      ),
-    );
+    out.push(mdTable(...comparisonTable(c)));
     if (c.mcnemar) {
       out.push('');
       out.push(
@@ -306,21 +309,7 @@ export function renderHtml(r: EvalResult): string {
   for (const m of ms) sec.push(forestPlot(r, m));
   for (const c of r.comparisons) {
     sec.push(`<h3>${escapeHtml(`${c.arm} vs ${c.base}`)}</h3>`);
-    sec.push(
-      htmlTable(
-        ['metric', 'n', 'excluded', c.base, c.arm, 'Δ [95% CI]', 'relative [95% CI]', 'W/T/L'],
-        c.metrics.map((m) => [
-          m.metric,
-          String(m.n),
-          String(m.excluded),
-          f3(m.meanBase),
-          f3(m.meanArm),
-          diffCell(m) + resolved(m),
-          relCell(m),
-          `${m.wtl.wins}/${m.wtl.ties}/${m.wtl.losses}`,
-        ]),
-      ),
-    );
+    sec.push(htmlTable(...comparisonTable(c)));
     if (c.mcnemar)
       sec.push(
         `<p>${escapeHtml(

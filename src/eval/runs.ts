@@ -19,8 +19,7 @@ import { configFromGguf, configFromHf } from '../models/config.js';
 import { ggufMetadataValues } from '../models/load.js';
 import { readSplitManifest, type SplitManifest } from '../data/splits.js';
 import type { CodeTask } from '../data/tasks.js';
-import { RUN_VERSION, type RunInfo } from '../train/records.js';
-import { modelDigest } from '../train/run-dir.js';
+import type { RunInfo } from '../train/records.js';
 import {
   ConfigError,
   FormatError,
@@ -28,7 +27,7 @@ import {
   UnsupportedError,
   type ErrorDetails,
 } from '../util/errors.js';
-import { runInfoSchema } from '../train/run-dir.js';
+import { modelDigest, readRunInfo as readTrainRunInfo } from '../train/run-dir.js';
 
 /** Why evaluation refused to start. */
 export type RefusalReason = 'run-version' | 'base-model' | 'split-overlap';
@@ -147,38 +146,11 @@ export function baseModelInfo(modelPath: string): BaseModelInfo {
   };
 }
 
-/** Reads RUN_DIR/run.json: the version guard first (another version may have another shape). */
+/** Reads RUN_DIR/run.json (train/run-dir.ts); a version mismatch is a refusal ('run-version'). */
 export function readRunInfo(runDir: string): RunInfo {
-  const file = path.join(runDir, 'run.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-    const Cls = missing ? NotFoundError : FormatError;
-    throw new Cls(missing ? 'run.json not found' : 'run.json is not valid JSON', {
-      where: file,
-      found: (e as Error).message,
-      hint: 'pass a run directory written by `rl4qe train`, or a PEFT adapter directory',
-      cause: e,
-    });
-  }
-  const version = (raw as { version?: unknown } | null)?.version;
-  if (version !== RUN_VERSION)
-    throw new EvalRefusedError('run-version', 'run directory from an incompatible version', {
-      where: `${file} field version`,
-      expected: `version ${RUN_VERSION}`,
-      found: `version ${JSON.stringify(version)}`,
-      hint: 'evaluate it with the rl4qe release that wrote it, or retrain with this one',
-    });
-  const r = runInfoSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw new FormatError(`invalid run.json: ${issue.message}`, {
-      where: `${file} field ${issue.path.join('.') || '(root)'}`,
-    });
-  }
-  return r.data as RunInfo;
+  return readTrainRunInfo(runDir, {
+    versionError: (message, details) => new EvalRefusedError('run-version', message, details),
+  });
 }
 
 /** What the trainer's config.json says about prompting the refiner (read leniently). */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { hashHeadAndTail } from '../generators/file-digest.js';
-import { FormatError, NotFoundError } from '../util/errors.js';
+import { FormatError, NotFoundError, type ErrorDetails } from '../util/errors.js';
 import { RUN_VERSION, type MetricsRecord, type RunInfo, type SampleRecord } from './records.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -109,8 +109,15 @@ export const runInfoSchema = z
   })
   .passthrough() satisfies z.ZodType<RunInfo>;
 
-/** run.json, checked against this version of rl4qe and validated. */
-export function readRunInfo(dir: string): RunInfo {
+/**
+ * run.json, checked against this version of rl4qe (before its shape: another version may have
+ * another one) and validated. `versionError` lets a caller raise its own error class for a
+ * version mismatch (eval refuses with EvalRefusedError); the details are the same.
+ */
+export function readRunInfo(
+  dir: string,
+  opts: { versionError?: (message: string, details: ErrorDetails) => Error } = {},
+): RunInfo {
   const file = path.join(dir, 'run.json');
   if (!fs.existsSync(file)) {
     throw new NotFoundError('not a run directory (no run.json)', {
@@ -126,12 +133,16 @@ export function readRunInfo(dir: string): RunInfo {
   }
   const version = (raw as { version?: unknown } | null)?.version;
   if (version !== RUN_VERSION) {
-    throw new FormatError('run directory from an incompatible rl4qe version', {
-      where: file,
+    const message = 'run directory from an incompatible rl4qe version';
+    const details: ErrorDetails = {
+      where: `${file} field version`,
       expected: `version ${RUN_VERSION}`,
       found: `version ${JSON.stringify(version)}`,
-      hint: 'use the rl4qe version that wrote it',
-    });
+      hint: 'use the rl4qe release that wrote it, or train again with this one',
+    };
+    throw opts.versionError
+      ? opts.versionError(message, details)
+      : new FormatError(message, details);
   }
   const r = runInfoSchema.safeParse(raw);
   if (!r.success) {

@@ -265,6 +265,28 @@ def vm_kib(field):
 
 # Offline copies of the seaborn datasets DS-1000 loads (written by `rl4qe setup-exec`).
 SEABORN_DATA = os.path.join(sys.prefix, "share", "seaborn-data")
+
+
+def set_test_env(home):
+    """The whole environment of a process that runs test code: nothing inherited from the worker
+    (no secrets, no proxies), one thread per library, a private home and temp folder."""
+    os.environ.clear()
+    os.environ.update(
+        {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": home,
+            "TMPDIR": home,
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": home,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONHASHSEED": "0",
+            "SEABORN_DATA": SEABORN_DATA,
+        }
+    )
 MEMORY_MARKERS = ("can't allocate memory", "out of memory", "cannot allocate memory", "bad_alloc",
                   "oom when allocating", "failed to allocate", "unable to allocate")
 
@@ -654,22 +676,7 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     os.closerange(3, base)
     os.closerange(base + len(keep), 65536)
     os.chdir(run_dir)
-    env = {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": home,
-        "TMPDIR": home,
-        "LANG": "C.UTF-8",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": home,
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONHASHSEED": "0",
-        "SEABORN_DATA": SEABORN_DATA,
-    }
-    os.environ.clear()
-    os.environ.update(env)
+    set_test_env(home)
     import tempfile
 
     tempfile.tempdir = None
@@ -943,22 +950,7 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         os.closerange(3, result_fd)
         os.closerange(result_fd + 1, 65536)
         os.chdir(run_dir)
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": run_dir,
-            "TMPDIR": run_dir,
-            "LANG": "C.UTF-8",
-            "MPLBACKEND": "Agg",
-            "MPLCONFIGDIR": run_dir,
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "OPENBLAS_NUM_THREADS": "1",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            "PYTHONHASHSEED": "0",
-            "SEABORN_DATA": SEABORN_DATA,
-        }
-        os.environ.clear()
-        os.environ.update(env)
+        set_test_env(run_dir)
         # tempfile cached the worker's temp folder at import time; make it pick up TMPDIR again.
         import tempfile
 
