@@ -18,7 +18,7 @@ import {
   LocalEngineGenerator,
   createGenerator,
   parseGeneratorConfig,
-  type GenerateOptions,
+  type GeneratorRequestOptions,
   type GenerationRequest,
   type GenerationResult,
   type Generator,
@@ -231,7 +231,10 @@ class CountingGenerator implements Generator {
   constructor(private readonly inner: Generator) {
     this.identity = inner.identity;
   }
-  generate(rs: readonly GenerationRequest[], o?: GenerateOptions): Promise<GenerationResult[]> {
+  generate(
+    rs: readonly GenerationRequest[],
+    o?: GeneratorRequestOptions,
+  ): Promise<GenerationResult[]> {
     this.calls += rs.length;
     return this.inner.generate(rs, o);
   }

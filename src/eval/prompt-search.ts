@@ -10,7 +10,7 @@ import {
   refinerPrompt,
   type RefinerFormat,
 } from '../data/prompts.js';
-import type { GenerationRequest, SamplingParams } from '../generators/types.js';
+import type { GenerationRequest, GeneratorParams } from '../generators/types.js';
 
 export interface PromptCandidate {
   name: string;
@@ -56,7 +56,7 @@ export const PROMPT_CANDIDATES: readonly PromptCandidate[] = [
 export function refinerRequest(
   id: string,
   query: string,
-  opts: { format: RefinerFormat; template?: string; instruction?: string; params: SamplingParams },
+  opts: { format: RefinerFormat; template?: string; instruction?: string; params: GeneratorParams },
 ): GenerationRequest {
   let template = opts.template;
   if (opts.instruction !== undefined && (opts.format === 'paper' || opts.format === 'paper-chat'))

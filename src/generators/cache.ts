@@ -23,7 +23,7 @@ import { cachePaths } from '../util/paths.js';
 import type {
   Completion,
   FinishReason,
-  GenerateOptions,
+  GeneratorRequestOptions,
   GenerationRequest,
   GenerationResult,
   Generator,
@@ -235,7 +235,7 @@ export class CachedGenerator implements Generator {
 
   async generate(
     requests: readonly GenerationRequest[],
-    opts: GenerateOptions = {},
+    opts: GeneratorRequestOptions = {},
   ): Promise<GenerationResult[]> {
     const out: (GenerationResult | undefined)[] = new Array(requests.length);
     const missByKey = new Map<string, number[]>();

@@ -32,13 +32,13 @@ import {
   type Completion,
   type FailureKind,
   type FinishReason,
-  type GenerateOptions,
+  type GeneratorRequestOptions,
   type GenerationFailure,
   type GenerationRequest,
   type GenerationResult,
   type Generator,
   type GeneratorIdentity,
-  type SamplingParams,
+  type GeneratorParams,
 } from './types.js';
 
 const log = createLogger('generators.http');
@@ -63,7 +63,7 @@ export interface OpenAIGeneratorOptions {
   /** Seed of the backoff jitter. */
   seed?: number;
   /** Sampling parameters for requests that do not set them. */
-  defaultParams?: SamplingParams;
+  defaultParams?: GeneratorParams;
   /** Extra HTTP headers (e.g. an organisation header). */
   headers?: Record<string, string>;
 }
@@ -179,7 +179,7 @@ export class OpenAIGenerator implements Generator {
 
   async generate(
     requests: readonly GenerationRequest[],
-    opts: GenerateOptions = {},
+    opts: GeneratorRequestOptions = {},
   ): Promise<GenerationResult[]> {
     const signal = opts.signal
       ? AbortSignal.any([opts.signal, this.disposer.signal])
@@ -345,7 +345,7 @@ export class OpenAIGenerator implements Generator {
     }
   }
 
-  private body(r: GenerationRequest, p: SamplingParams, chat: boolean): Record<string, unknown> {
+  private body(r: GenerationRequest, p: GeneratorParams, chat: boolean): Record<string, unknown> {
     const b: Record<string, unknown> = { model: this.opts.model, stream: false };
     if (chat) b.messages = chatOf(r);
     else b.prompt = r.prompt;

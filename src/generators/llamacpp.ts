@@ -17,13 +17,13 @@ import {
   requestProblem,
   type Completion,
   type FinishReason,
-  type GenerateOptions,
+  type GeneratorRequestOptions,
   type GenerationFailure,
   type GenerationRequest,
   type GenerationResult,
   type Generator,
   type GeneratorIdentity,
-  type SamplingParams,
+  type GeneratorParams,
 } from './types.js';
 
 const log = createLogger('generators.llamacpp');
@@ -52,7 +52,7 @@ export interface LlamaCppGeneratorOptions {
   /** false (default): CPU only; 'auto': a GPU if node-llama-cpp finds one. */
   gpu?: false | 'auto';
   /** Sampling parameters for requests that do not set them. */
-  defaultParams?: SamplingParams;
+  defaultParams?: GeneratorParams;
 }
 
 // The slice of node-llama-cpp we use, typed here so the module type-checks without it installed.
@@ -171,7 +171,7 @@ export class LlamaCppGenerator implements Generator {
 
   async generate(
     requests: readonly GenerationRequest[],
-    opts: GenerateOptions = {},
+    opts: GeneratorRequestOptions = {},
   ): Promise<GenerationResult[]> {
     return Promise.all(requests.map((r) => this.limiter.run(() => this.one(r, opts.signal))));
   }

@@ -44,13 +44,13 @@ import {
   chatOf,
   requestProblem,
   type FinishReason,
-  type GenerateOptions,
+  type GeneratorRequestOptions,
   type GenerationFailure,
   type GenerationRequest,
   type GenerationResult,
   type Generator,
   type GeneratorIdentity,
-  type SamplingParams,
+  type GeneratorParams,
 } from './types.js';
 
 const log = createLogger('generators.local');
@@ -100,7 +100,7 @@ export interface LocalEngineGeneratorOptions {
    */
   threads?: number;
   /** Sampling parameters for requests that leave them unset. Built-in: temperature 0 (greedy). */
-  defaultParams?: SamplingParams;
+  defaultParams?: GeneratorParams;
   /**
    * Run the engine in a worker thread (default false). Decoding is synchronous: in-process it
    * holds the event loop for a whole batch; in a worker the main thread stays responsive (what
@@ -489,7 +489,7 @@ export class LocalEngineGenerator implements Generator {
 
   async generate(
     requests: readonly GenerationRequest[],
-    opts: GenerateOptions = {},
+    opts: GeneratorRequestOptions = {},
   ): Promise<GenerationResult[]> {
     if (this.opts.worker) {
       if (this.disposed) return requests.map((r) => this.fail(r, 'aborted', 'generator disposed'));

@@ -12,7 +12,7 @@ export interface ChatMessage {
   content: string;
 }
 
-export interface SamplingParams {
+export interface GeneratorParams {
   /** 0 = greedy. Default: the backend's default (OpenAI: 1). */
   temperature?: number;
   topP?: number;
@@ -33,7 +33,7 @@ export interface GenerationRequest {
   system?: string;
   messages?: ChatMessage[];
   prompt?: string;
-  params?: SamplingParams;
+  params?: GeneratorParams;
 }
 
 export type FinishReason = 'stop' | 'length' | 'content_filter' | 'other';
@@ -99,7 +99,7 @@ export interface GenerationFailure {
 
 export type GenerationResult = Completion | GenerationFailure;
 
-export interface GenerateOptions {
+export interface GeneratorRequestOptions {
   /** Aborts every request still pending; they come back as `aborted` failures. */
   signal?: AbortSignal;
 }
@@ -111,7 +111,7 @@ export interface GeneratorIdentity {
   /** Model name or file digest. */
   model: string;
   /** Sampling defaults the backend applies to requests that leave a parameter unset (they change answers). */
-  params?: SamplingParams;
+  params?: GeneratorParams;
 }
 
 export interface Generator {
@@ -122,7 +122,7 @@ export interface Generator {
    */
   generate(
     requests: readonly GenerationRequest[],
-    opts?: GenerateOptions,
+    opts?: GeneratorRequestOptions,
   ): Promise<GenerationResult[]>;
   /** Frees models, contexts and sockets. Idempotent. */
   dispose(): Promise<void>;

@@ -7,7 +7,7 @@ import type {
   GenerationFailure,
   GenerationRequest,
   Generator,
-  SamplingParams,
+  GeneratorParams,
 } from '../generators/index.js';
 import { extractRefinement, refinerPrompt, type RefinerFormat } from '../data/index.js';
 
@@ -50,7 +50,7 @@ export interface PromptedRefinerOptions {
    */
   format?: RefinerFormat;
   /** Defaults: temperature 0 (deterministic, cacheable), maxTokens 256. */
-  params?: SamplingParams;
+  params?: GeneratorParams;
   /** Dispose the generator with the refiner (false when it is shared with the answer generator). */
   ownsGenerator?: boolean;
 }

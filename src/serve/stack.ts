@@ -9,7 +9,7 @@ import {
   createGenerator,
   type GeneratorConfig,
   type Generator,
-  type SamplingParams,
+  type GeneratorParams,
 } from '../generators/index.js';
 import type { RefinerFormat } from '../data/index.js';
 import { PromptedRefiner, type Refiner } from './refiner.js';
@@ -22,7 +22,7 @@ export interface ServeStackOptions {
   refinePrompt?: string;
   /** Prompt the refiner in a training format (src/data refinerPrompt) instead of refinePrompt. */
   refineFormat?: RefinerFormat;
-  refineParams?: SamplingParams;
+  refineParams?: GeneratorParams;
   /** Default true: refinements and answers are cached on disk. */
   cache?: boolean;
   cacheFile?: string;

@@ -4,7 +4,7 @@
 //   "slow:<ms>"    → answers after ms (honouring the abort signal)
 //   anything else  → `${prefix}(${content})`
 import type {
-  GenerateOptions,
+  GeneratorRequestOptions,
   GenerationRequest,
   GenerationResult,
   Generator,
@@ -24,7 +24,7 @@ export class ScriptedGenerator implements Generator {
 
   async generate(
     requests: readonly GenerationRequest[],
-    opts: GenerateOptions = {},
+    opts: GeneratorRequestOptions = {},
   ): Promise<GenerationResult[]> {
     return Promise.all(
       requests.map(async (r): Promise<GenerationResult> => {
