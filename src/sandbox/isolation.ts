@@ -171,6 +171,13 @@ export function bwrapArgs(opts: {
   root?: boolean;
   /** Size of the run folders' tmpfs (/sandbox); /tmp and /var/tmp get a quarter each. */
   diskBytes?: number;
+  /** Host folders bound read-write inside (the worker's cgroup folders): [host, inside]. */
+  binds?: readonly [string, string][];
+  /**
+   * The worker re-mounts its scratch tmpfs with an inode count, so it keeps CAP_SYS_ADMIN until
+   * it has (worker.py drops it from every set before anything else runs).
+   */
+  mountCapability?: boolean;
 }): string[] {
   const disk = Math.max(16 * 2 ** 20, Math.floor(opts.diskBytes ?? 512 * 2 ** 20));
   const small = String(Math.max(8 * 2 ** 20, Math.floor(disk / 4)));
@@ -178,6 +185,7 @@ export function bwrapArgs(opts: {
   // per-test uid), CHOWN (its run folder), DAC_OVERRIDE/FOWNER (reading and removing what the
   // test left), KILL (ending the test's processes). The tests lose even these at the uid drop;
   // no_new_privs (worker.py) keeps setuid binaries from giving any back.
+  // IPC_OWNER: removing the SysV objects a test (another uid) left in the worker's namespace.
   const keep = [
     'CAP_SETUID',
     'CAP_SETGID',
@@ -185,6 +193,8 @@ export function bwrapArgs(opts: {
     'CAP_DAC_OVERRIDE',
     'CAP_FOWNER',
     'CAP_KILL',
+    'CAP_IPC_OWNER',
+    ...(opts.mountCapability ? ['CAP_SYS_ADMIN'] : []),
   ];
   const caps = opts.root ? ['--cap-drop', 'ALL', ...keep.flatMap((c) => ['--cap-add', c])] : [];
   const a: string[] = [
@@ -245,6 +255,10 @@ export function bwrapArgs(opts: {
   }
   ensureParents('/opt/rl4qe/worker.py');
   a.push('--ro-bind', opts.workerScript, '/opt/rl4qe/worker.py');
+  for (const [host, inside] of opts.binds ?? []) {
+    ensureParents(inside);
+    a.push('--bind', host, inside);
+  }
   // The run folders live on a size-capped tmpfs, not on the host disk (the host folder stays
   // empty: it only carries the owner's pid for the stale sweep). 0711: a test's uid can enter its
   // own run-N but can list neither the others nor the judge's folder.

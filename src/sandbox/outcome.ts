@@ -14,4 +14,21 @@ export interface SandboxOutcome {
   stderrTail: string;
   /** Exception type name when the test raised (AssertionError, KeyError, ...). */
   errorType?: string;
+  /** What the test's cgroup held and counted (absent without per-test cgroups). */
+  resources?: TestResources;
+}
+
+/** Read back from the test's cgroup after it ended (what the kernel enforced, not what was asked). */
+export interface TestResources {
+  cgroup: 'v1' | 'v2';
+  /** The memory limit of all the test's processes together. */
+  memoryMaxBytes?: number;
+  /** The most memory they held at once (v1 max_usage_in_bytes, v2 memory.peak where present). */
+  peakMemoryBytes?: number;
+  /** pids.max as the kernel reports it (a number, or "max"). */
+  pidsMax?: string;
+  /** Processes the kernel's OOM killer ended for the test's memory limit. */
+  oomKills?: number;
+  /** Forks and clones refused at pids.max. */
+  pidsRefused?: number;
 }

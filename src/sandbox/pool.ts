@@ -3,7 +3,7 @@
 // test costs milliseconds of overhead instead of seconds of imports. The pool never throws from
 // run(): every failure, including its own, is a SandboxOutcome.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,15 @@ import {
   type IsolationInfo,
   type IsolationMode,
 } from './isolation.js';
-import type { OutcomeStatus, SandboxOutcome } from './outcome.js';
+import {
+  cgroupSupport,
+  createWorkerCgroup,
+  removeCgroupTree,
+  sweepStaleCgroups,
+  type CgroupSupport,
+  type WorkerCgroup,
+} from './cgroup.js';
+import type { OutcomeStatus, SandboxOutcome, TestResources } from './outcome.js';
 
 const log = createLogger('sandbox');
 
@@ -28,15 +36,19 @@ export interface SandboxLimits {
   /** CPU seconds per test (RLIMIT_CPU). */
   cpuSeconds: number;
   /**
-   * Memory budget in bytes on top of what the warm worker already maps (RLIMIT_AS = inherited
-   * address space + this; see docs/sandbox.md for why not a fixed RLIMIT_AS).
+   * Memory budget in bytes: of all the test's processes together (its cgroup's memory limit) where
+   * the machine offers cgroups, and per process on top of what the warm worker already maps
+   * (RLIMIT_AS = inherited address space + this; see docs/sandbox.md for why not a fixed one).
    */
   memoryBytes: number;
   /** Largest file the test may write, stdout/stderr included (RLIMIT_FSIZE). */
   outputBytes: number;
   /** Open file descriptors (RLIMIT_NOFILE). */
   openFiles: number;
-  /** Processes and threads of the test's uid (RLIMIT_NPROC; only when running as root). */
+  /**
+   * Processes and threads of the test: all of them together in its cgroup (pids.max, plus a few
+   * for the judge) where the machine offers one, and RLIMIT_NPROC of its uid when root.
+   */
   processes: number;
 }
 
@@ -71,6 +83,16 @@ export interface SandboxOptions {
    */
   diskBytes?: number;
   /**
+   * Under bubblewrap as root: how many files (inodes) the run folders' tmpfs holds (default
+   * 16,384; `/tmp` and `/var/tmp` a quarter each).
+   */
+  diskFiles?: number;
+  /**
+   * Per-test cgroups for memory and processes (default true where the machine lets us; false:
+   * per-process rlimits only, with a note saying so).
+   */
+  cgroups?: boolean;
+  /**
    * @internal Tests only: make the worker behave as if an isolation step failed, to prove that
    * it then refuses to run tests.
    */
@@ -78,7 +100,12 @@ export interface SandboxOptions {
 }
 
 /** Isolation steps a test can pretend failed (SandboxOptions.simulate). */
-export type SimulatedFailure = 'uidDropFails' | 'uidDropFailsInChild' | 'unshareFails';
+export type SimulatedFailure =
+  | 'uidDropFails'
+  | 'uidDropFailsInChild'
+  | 'unshareFails'
+  /** Run tests without the seccomp filter (to prove the SysV clean-up behind it). */
+  | 'noSeccomp';
 
 export interface Ds1000Test {
   /** DS-1000's code_context: defines test_execution(solution) and maybe test_string(solution). */
@@ -122,7 +149,11 @@ export function execVenvPython(): string | undefined {
   return existsSync(p) ? p : undefined;
 }
 
-/** Removes scratch folders whose owning process is gone (a sandbox killed before dispose). */
+/**
+ * Removes scratch folders whose owning process is gone (a sandbox killed before dispose), in the
+ * background: a killed run may have left many files, and removing them must not block the event
+ * loop (the names carry the dead owner's pid, so they never collide with this sandbox's).
+ */
 function sweepStale(dir: string): void {
   let names: string[];
   try {
@@ -141,8 +172,7 @@ function sweepStale(dir: string): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ESRCH') continue;
     }
-    // Synchronous on purpose: a new sandbox starts on a clean temp folder (once, at construction).
-    rmSync(path.join(dir, n), { recursive: true, force: true });
+    void rm(path.join(dir, n), { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
@@ -157,6 +187,10 @@ class Worker {
   dead = false;
   startError: string | undefined;
   readyInfo: Record<string, unknown> | undefined;
+  /** This worker's cgroup (host folders), when the machine gives one. */
+  readonly cgroup: WorkerCgroup | undefined;
+  /** Why this worker has no cgroup although the machine offers them. */
+  readonly cgroupError: string | undefined;
 
   constructor(
     private readonly pool: Sandbox,
@@ -167,18 +201,60 @@ class Worker {
     this.workRoot = mkdtempSync(path.join(pool.tmpDir, `rl4qe-sbx-${process.pid}-`));
     // Tests (another uid) may enter their own run-N folder but not list or write the root.
     chmodSync(this.workRoot, 0o711);
+    if (pool.cgroups.version !== 'none') {
+      try {
+        const rand = Math.random().toString(36).slice(2, 8);
+        this.cgroup = createWorkerCgroup(pool.cgroups, `${process.pid}-${index}-${rand}`);
+      } catch (e) {
+        this.cgroupError = `this worker's cgroup could not be made: ${(e as Error).message}`;
+      }
+    }
     this.ready = this.start();
   }
 
   private start(): Promise<void> {
     const pool = this.pool;
     const iso = pool.isolation;
+    const bwrap = iso.mode === 'bwrap';
+    const cg = this.cgroup;
+    // Under bubblewrap the worker's group folders are bound at fixed paths inside.
+    const cgInside = cg && {
+      version: cg.version,
+      memory: bwrap ? CGROUP_MOUNT.memory : cg.memory,
+      pids: bwrap ? (cg.version === 'v2' ? CGROUP_MOUNT.memory : CGROUP_MOUNT.pids) : cg.pids,
+    };
+    const binds: [string, string][] = !cg
+      ? []
+      : cg.version === 'v2'
+        ? [[cg.memory, CGROUP_MOUNT.memory]]
+        : [
+            [cg.memory, CGROUP_MOUNT.memory],
+            [cg.pids, CGROUP_MOUNT.pids],
+          ];
+    // Sized tmpfs with an inode count, mounted by the worker itself (bubblewrap cannot set
+    // nr_inodes); only where it runs as root inside bubblewrap, so it has CAP_SYS_ADMIN to do it.
+    const quarter = (n: number, min: number): number => Math.max(min, Math.floor(n / 4));
+    const mounts =
+      bwrap && iso.uidDrop
+        ? [
+            { path: '/sandbox', size: pool.diskBytes, inodes: pool.diskFiles, mode: '0711' },
+            ...['/tmp', '/var/tmp'].map((p) => ({
+              path: p,
+              size: quarter(pool.diskBytes, 8 * 2 ** 20),
+              inodes: quarter(pool.diskFiles, 1024),
+              mode: '1777',
+            })),
+          ]
+        : [];
     const args = JSON.stringify({
-      workRoot: iso.mode === 'bwrap' ? '/sandbox' : this.workRoot,
+      workRoot: bwrap ? '/sandbox' : this.workRoot,
       uid: this.uid ?? null,
       preload: pool.preload,
       unshareNet: iso.mode === 'none' && iso.network === 'unshare',
       simulate: pool.simulate,
+      cgroup: cgInside ?? null,
+      mounts,
+      privateIpc: bwrap,
     });
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
@@ -201,6 +277,8 @@ class Worker {
           workRoot: this.workRoot,
           root: iso.uidDrop,
           diskBytes: pool.diskBytes,
+          binds,
+          mountCapability: mounts.length > 0,
         }),
         layout.executable,
         '-u',
@@ -293,6 +371,16 @@ class Worker {
       stderrTail: typeof msg.stderrTail === 'string' ? msg.stderrTail : '',
     };
     if (typeof msg.errorType === 'string') out.errorType = msg.errorType;
+    const r = msg.resources as Record<string, unknown> | undefined;
+    if (r && (r.cgroup === 'v1' || r.cgroup === 'v2')) {
+      const res: TestResources = { cgroup: r.cgroup };
+      if (typeof r.memoryMaxBytes === 'number') res.memoryMaxBytes = r.memoryMaxBytes;
+      if (typeof r.peakMemoryBytes === 'number') res.peakMemoryBytes = r.peakMemoryBytes;
+      if (typeof r.pidsMax === 'string') res.pidsMax = r.pidsMax;
+      if (typeof r.oomKills === 'number') res.oomKills = r.oomKills;
+      if (typeof r.pidsRefused === 'number') res.pidsRefused = r.pidsRefused;
+      out.resources = res;
+    }
     job.resolve(out);
     this.pool.onWorkerIdle(this);
   }
@@ -331,9 +419,23 @@ class Worker {
       clearTimeout(t);
     }
     this.dead = true;
-    await rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined);
+    await Promise.all([
+      rm(this.workRoot, { recursive: true, force: true }).catch(() => undefined),
+      this.removeCgroup(),
+    ]);
+  }
+
+  /** Removes this worker's cgroup folders (killing what a killed test left in them). */
+  async removeCgroup(): Promise<void> {
+    const cg = this.cgroup;
+    if (!cg) return;
+    await removeCgroupTree(cg.memory);
+    if (cg.pids !== cg.memory) await removeCgroupTree(cg.pids);
   }
 }
+
+/** Where a worker's cgroup folders appear inside bubblewrap. */
+const CGROUP_MOUNT = { memory: '/opt/rl4qe/cgroup/memory', pids: '/opt/rl4qe/cgroup/pids' };
 
 /**
  * A pool of warm Python workers running untrusted code under limits.
@@ -350,6 +452,9 @@ export class Sandbox {
   readonly startupSeconds: number;
   readonly tmpDir: string;
   readonly diskBytes: number;
+  readonly diskFiles: number;
+  /** What the machine gives for per-test cgroups ('none': per-process rlimits only). */
+  readonly cgroups: CgroupSupport;
   /** @internal */
   readonly simulate: readonly SimulatedFailure[];
   private workers: Worker[] = [];
@@ -368,7 +473,13 @@ export class Sandbox {
     this.startupSeconds = opts.startupSeconds ?? 180;
     this.tmpDir = opts.tmpDir ?? os.tmpdir();
     this.diskBytes = opts.diskBytes ?? 512 * 2 ** 20;
+    this.diskFiles = opts.diskFiles ?? 16_384;
     this.simulate = opts.simulate ?? [];
+    this.cgroups =
+      opts.cgroups === false
+        ? { version: 'none', reason: 'cgroups turned off (SandboxOptions.cgroups: false)' }
+        : cgroupSupport();
+    if (this.cgroups.version !== 'none') void sweepStaleCgroups(this.cgroups);
     // A random block of high uids, so two pools on one machine never share (and never kill) a uid.
     this.uidBase = this.isolation.uidDrop
       ? 1_900_000_000 + Math.floor(Math.random() * 1_000_000) * 64
@@ -423,10 +534,23 @@ export class Sandbox {
     // A worker that died after it was ready is replaced (a fresh scratch folder, the same uid).
     if (w.readyInfo !== undefined && this.workers[w.index] === w) {
       void rm(w.workRoot, { recursive: true, force: true }).catch(() => undefined);
+      void w.removeCgroup();
       this.spawnWorker(w.index);
     } else {
       this.drainWithError();
     }
+  }
+
+  /** Host folders of the workers' cgroups (for tests: each is empty after a test, gone after dispose). */
+  get cgroupDirs(): string[] {
+    const out = new Set<string>();
+    for (const w of this.workers) {
+      if (w?.cgroup) {
+        out.add(w.cgroup.memory);
+        out.add(w.cgroup.pids);
+      }
+    }
+    return [...out];
   }
 
   /** The unprivileged uids tests run as (empty when not root): every process of theirs is the sandbox's. */
@@ -443,6 +567,10 @@ export class Sandbox {
   /** What the workers reported about their isolation (e.g. a disabled per-test uid). */
   get notes(): string[] {
     const out = new Set<string>();
+    // Never silent: without per-test groups the limits are per process, and that is said here.
+    if (this.cgroups.version === 'none')
+      out.add(`cgroups: none, limits are per process only (${this.cgroups.reason})`);
+    for (const w of this.workers) if (w?.cgroupError) out.add(w.cgroupError);
     for (const w of this.workers) {
       const n = w?.readyInfo?.notes;
       if (Array.isArray(n)) for (const x of n) out.add(String(x));

@@ -167,6 +167,258 @@ if RUN_UID is not None and ("uidDropFails" in SIMULATE or not uid_can_run_python
 REAPER = start_reaper() if RUN_UID is not None else None
 
 
+def reap_zombies():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if REAPER is not None and pid == REAPER[0]:
+            return
+
+
+# --- bounded scratch space and per-test cgroups (issue 11) ------------------------------------------
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capability(cap):
+    """Removes one capability from every set of this process (and its bounding set)."""
+    libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP
+    hdr = CapHeader(0x20080522, 0)
+    data = (CapData * 2)()
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    d = data[cap // 32]
+    bit = ~(1 << (cap % 32)) & 0xFFFFFFFF
+    d.effective &= bit
+    d.permitted &= bit
+    d.inheritable &= bit
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+CAP_SYS_ADMIN = 21
+MS_NOSUID, MS_NODEV = 2, 4
+# Under bubblewrap as root the Node side asks for the scratch folders to be re-mounted with a size
+# AND an inode count (bubblewrap's --size has no nr_inodes): one test at a time per worker, so
+# these bound the bytes and the files one test can leave. CAP_SYS_ADMIN, kept by bubblewrap only
+# for this, is dropped from every set right after, before anything else runs.
+MOUNTS = ARGS.get("mounts") or []
+FILES_BOUNDED = False
+if MOUNTS:
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                           ctypes.c_char_p]
+    failed = []
+    for m in MOUNTS:
+        opts = "size=%d,nr_inodes=%d,mode=%s" % (int(m["size"]), int(m["inodes"]), m["mode"])
+        if libc.mount(b"tmpfs", m["path"].encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                      opts.encode()) != 0:
+            failed.append("%s (errno %d)" % (m["path"], ctypes.get_errno()))
+    try:
+        drop_capability(CAP_SYS_ADMIN)
+    except OSError as e:
+        REFUSE = REFUSE or "CAP_SYS_ADMIN could not be dropped after mounting (%s): tests refused" % e
+        notes.append(REFUSE)
+    if failed:
+        notes.append("file count not bounded: tmpfs mount refused for %s; sizes stay capped by "
+                     "bubblewrap" % ", ".join(failed))
+    else:
+        FILES_BOUNDED = True
+    os.chdir(WORK_ROOT)
+
+# Per-test groups, inside the worker's own group that the Node side made (and, under bubblewrap,
+# bound at these paths). v1: one folder per controller; v2: one folder for both.
+CGROUP = ARGS.get("cgroup")
+JUDGE_PIDS = 16  # room in pids.max for the judge process and its library threads
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _counter(path, key):
+    for line in _read(path).splitlines():
+        p = line.split()
+        if len(p) == 2 and p[0] == key:
+            try:
+                return int(p[1])
+            except ValueError:
+                return 0
+    return 0
+
+
+class TestGroup:
+    """One test's cgroup: made before the test's processes exist, joined by each of them before
+    it drops privileges (so the test cannot leave it: the files are root's), emptied and removed
+    after the test."""
+
+    def __init__(self, name, limits):
+        self.v = CGROUP["version"]
+        self.mem = os.path.join(CGROUP["memory"], name)
+        self.pids = self.mem if self.v == "v2" else os.path.join(CGROUP["pids"], name)
+        self.dirs = [self.mem] if self.mem == self.pids else [self.mem, self.pids]
+        self.mem_max = int(limits.get("memoryBytes", 4 << 30))
+        self.pids_max = int(limits.get("processes", 128)) + JUDGE_PIDS
+        for d in self.dirs:
+            try:
+                os.mkdir(d)
+            except FileExistsError:  # left by a killed test of an earlier worker: reuse empty
+                self.kill()
+        if self.v == "v1":
+            if self.mem_max > 0:
+                _write(os.path.join(self.mem, "memory.limit_in_bytes"), str(self.mem_max))
+                try:  # swap too (memsw >= limit); absent without swap accounting
+                    _write(os.path.join(self.mem, "memory.memsw.limit_in_bytes"), str(self.mem_max))
+                except OSError:
+                    pass
+        else:
+            if self.mem_max > 0:
+                _write(os.path.join(self.mem, "memory.max"), str(self.mem_max))
+                for f, v in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
+                    try:
+                        _write(os.path.join(self.mem, f), v)
+                    except OSError:
+                        pass
+        _write(os.path.join(self.pids, "pids.max"), str(self.pids_max))
+
+    def join(self):
+        """Moves the calling process into the group (every controller)."""
+        for d in self.dirs:
+            _write(os.path.join(d, "cgroup.procs"), "0")
+
+    def oom_kills(self):
+        if self.v == "v1":
+            return _counter(os.path.join(self.mem, "memory.oom_control"), "oom_kill")
+        return _counter(os.path.join(self.mem, "memory.events"), "oom_kill")
+
+    def pids_refused(self):
+        return _counter(os.path.join(self.pids, "pids.events"), "max")
+
+    def facts(self):
+        """What the kernel holds for this group (read back, not what we meant to write)."""
+        if self.v == "v1":
+            mem = _read(os.path.join(self.mem, "memory.limit_in_bytes")).strip()
+            peak = _read(os.path.join(self.mem, "memory.max_usage_in_bytes")).strip()
+        else:
+            mem = _read(os.path.join(self.mem, "memory.max")).strip()
+            peak = _read(os.path.join(self.mem, "memory.peak")).strip()
+        out = {"cgroup": self.v, "pidsMax": _read(os.path.join(self.pids, "pids.max")).strip()}
+        if mem.isdigit():
+            out["memoryMaxBytes"] = int(mem)
+        if peak.isdigit():
+            out["peakMemoryBytes"] = int(peak)
+        return out
+
+    def procs(self):
+        out = set()
+        for d in self.dirs:
+            for x in _read(os.path.join(d, "cgroup.procs")).split():
+                if x.isdigit():
+                    out.add(int(x))
+        return out
+
+    def kill(self):
+        """Kills every process in the group: cgroup.kill (v2, Linux 5.14+), else a kill loop
+        (nothing in the group can fork faster than it is killed: pids.max bounds it)."""
+        if self.v == "v2" and os.path.exists(os.path.join(self.mem, "cgroup.kill")):
+            try:
+                _write(os.path.join(self.mem, "cgroup.kill"), "1")
+            except OSError:
+                pass
+        for _ in range(2000):
+            pids = self.procs()
+            if not pids:
+                return True
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            reap_zombies()
+            time.sleep(0.001)
+        return False
+
+    def remove(self):
+        for d in self.dirs:
+            for _ in range(2000):
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY:
+                        break
+                    reap_zombies()
+                    time.sleep(0.001)
+
+
+if CGROUP:
+    # The worker proves it can make, limit and remove a group before promising per-test limits.
+    try:
+        g = TestGroup("probe", {"memoryBytes": 1 << 30, "processes": 8})
+        g.remove()
+        notes.append("cgroups: %s, per test: memory and processes of all its processes together"
+                     % CGROUP["version"])
+    except OSError as e:
+        notes.append("cgroups offered but unusable (%s): limits are per process only "
+                     "(RLIMIT_AS, RLIMIT_NPROC)" % e)
+        CGROUP = None
+
+
+# SysV IPC: under bubblewrap the worker has its own IPC namespace, so every object in it was made
+# by its tests (or its judge); without one only the per-test uid's objects can be told apart.
+PRIVATE_IPC = bool(ARGS.get("privateIpc"))
+IPC_RMID = 0
+
+
+def clean_sysv():
+    """Removes the SysV shared memory, semaphores and message queues a test left."""
+    removed = 0
+    # /proc/sysvipc columns: id is the 2nd; owner uid and creator uid per kind.
+    for kind, uid_col, cuid_col in (("shm", 7, 9), ("sem", 4, 6), ("msg", 7, 9)):
+        lines = _read("/proc/sysvipc/" + kind).splitlines()[1:]
+        for line in lines:
+            f = line.split()
+            try:
+                oid, uid, cuid = int(f[1]), int(f[uid_col]), int(f[cuid_col])
+            except (IndexError, ValueError):
+                continue
+            if not PRIVATE_IPC and (RUN_UID is None or RUN_UID not in (uid, cuid)):
+                continue
+            if kind == "shm":
+                r = libc.shmctl(oid, IPC_RMID, None)
+            elif kind == "sem":
+                r = libc.semctl(oid, 0, IPC_RMID)
+            else:
+                r = libc.msgctl(oid, IPC_RMID, None)
+            removed += r == 0
+    return removed
+
+
+if not PRIVATE_IPC and RUN_UID is None:
+    notes.append("SysV IPC: host namespace and no per-test uid, so objects a test makes cannot be "
+                 "told apart and are not removed (seccomp refuses making them)")
+
+
 def reap_uid(uid):
     _, w, r = REAPER
     os.write(w, b"%d\n" % uid)
@@ -591,7 +843,7 @@ def probe_seccomp():
     return None if code == 0 else "seccomp: not available here (probe exit %d); tests run without" % code
 
 
-SECCOMP_NOTE = probe_seccomp()
+SECCOMP_NOTE = ("seccomp: disabled (simulated)" if "noSeccomp" in SIMULATE else probe_seccomp())
 SECCOMP = SECCOMP_NOTE is None
 if not SECCOMP:
     notes.append(SECCOMP_NOTE)
@@ -664,6 +916,8 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     environment, optionally the per-test uid, rlimits. Returns the new numbers of `keep`."""
     limits = req.get("limits") or {}
     os.setsid()
+    if TEST_GROUP is not None:
+        TEST_GROUP.join()  # before anything else, while the group's files are still ours to write
     os.dup2(io_fd, 1)
     os.dup2(io_fd, 2)
     devnull = os.open("/dev/null", os.O_RDONLY)
@@ -938,6 +1192,8 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
     try:
         limits = req.get("limits") or {}
         os.setsid()
+        if TEST_GROUP is not None:
+            TEST_GROUP.join()
         # stdout/stderr -> the capped log file; stdin -> /dev/null; nothing else stays open.
         os.dup2(io_fd, 1)
         os.dup2(io_fd, 2)
@@ -1161,25 +1417,48 @@ def kill_descendants():
         time.sleep(0.001)
 
 
-def reap_zombies():
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        if REAPER is not None and pid == REAPER[0]:
-            return
+TEST_GROUP = None  # the running test's TestGroup (read by the forked children)
 
 
 def run_one(req):
-    global run_counter
+    global run_counter, TEST_GROUP
     if REFUSE is not None:
         return {"status": "sandbox_error", "seconds": 0.0, "errorType": "IsolationRefused",
                 "stderrTail": REFUSE}
     run_counter += 1
     limits = req.get("limits") or {}
+    TEST_GROUP = None
+    if CGROUP:
+        try:
+            TEST_GROUP = TestGroup("t%d" % run_counter, limits)
+        except OSError as e:
+            # It worked at start-up: refuse this test rather than run it without its limits.
+            return {"status": "sandbox_error", "seconds": 0.0, "errorType": "SandboxSetup",
+                    "stderrTail": "the test's cgroup could not be made: %s" % e}
+    try:
+        return run_in_group(req, limits)
+    finally:
+        if TEST_GROUP is not None:
+            TEST_GROUP.kill()
+            TEST_GROUP.remove()
+            TEST_GROUP = None
+
+
+def disk_full():
+    """Which bound a full scratch mount hit (after a test, before its files are removed)."""
+    for top in (WORK_ROOT, "/tmp", "/var/tmp"):
+        try:
+            st = os.statvfs(top)
+        except OSError:
+            continue
+        if st.f_files > 0 and st.f_ffree == 0:
+            return "FileCountLimit"
+        if st.f_bavail * st.f_frsize < (64 << 10):
+            return "DiskLimit"
+    return None
+
+
+def run_in_group(req, limits):
     wall = float(limits.get("wallSeconds", 10))
     out_cap = int(limits.get("outputBytes", 16 << 20))
     run_dir = os.path.join(WORK_ROOT, "run-%d" % run_counter)
@@ -1240,6 +1519,8 @@ def run_one(req):
             timed_out = True
             break
         ready = poller.poll(min(left, 0.05) * 1000)
+        if not ready and TEST_GROUP is not None and TEST_GROUP.oom_kills() > 0:
+            break  # over the test's memory: end it now (classified below), not at the deadline
         for fd, ev in ready:
             if fd == result_r and result_open:
                 chunk = os.read(result_r, 65536)
@@ -1305,6 +1586,13 @@ def run_one(req):
         except OSError:
             pass
         _, status = os.waitpid(pid, 0)
+    group = {}
+    if TEST_GROUP is not None:
+        # Every process of the test's group, whatever its uid or session; then the counters.
+        TEST_GROUP.kill()
+        group = TEST_GROUP.facts()
+        group["oomKills"] = TEST_GROUP.oom_kills()
+        group["pidsRefused"] = TEST_GROUP.pids_refused()
     # Everything the test started (daemons in new sessions included) dies with its uid.
     if RUN_UID is not None:
         if uid_procs(RUN_UID):
@@ -1335,6 +1623,7 @@ def run_one(req):
     os.close(pidfd)
     os.close(result_r)
     tail, out_size = read_tail(io_path)
+    disk = disk_full() if FILES_BOUNDED else None
     shutil.rmtree(run_dir, ignore_errors=True)
     if judge_dir is not None:
         shutil.rmtree(judge_dir, ignore_errors=True)
@@ -1344,9 +1633,13 @@ def run_one(req):
         pass
     if RUN_UID is not None:
         clean_uid_files(RUN_UID)
+    clean_sysv()
     seconds = t_end - t_start
-    return classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
-                    nonce, s_status, s_killed)
+    out = classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
+                   nonce, s_status, s_killed, group, disk)
+    if group:
+        out["resources"] = group
+    return out
 
 
 def parse_messages(result, nonce):
@@ -1370,7 +1663,27 @@ def parse_messages(result, nonce):
 
 
 def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits, nonce,
-             s_status=None, s_killed=False):
+             s_status=None, s_killed=False, group=None, disk=None):
+    out = classify_run(status, result, tail, out_size, out_cap, seconds, timed_out, stopped,
+                       limits, nonce, s_status, s_killed, disk)
+    group = group or {}
+    if group.get("oomKills", 0) > 0 and out["status"] not in ("sandbox_error",):
+        # The kernel killed a process of the test for the test's memory (all its processes
+        # together): a memory failure, whatever the test's processes reported afterwards.
+        mib = group.get("memoryMaxBytes", 0) / 2 ** 20
+        out.update(status="memory", errorType="MemoryLimit",
+                   stderrTail=(out.get("stderrTail", "") + "\nthe test's processes together went "
+                               "over its memory limit (%.0f MiB, cgroup %s)"
+                               % (mib, group.get("cgroup")))[-TAIL_BYTES:])
+    elif group.get("pidsRefused", 0) > 0 and out["status"] in ("fail", "crash"):
+        out["errorType"] = "ProcessLimit"
+        out["stderrTail"] = (out.get("stderrTail", "") + "\nthe test hit its process limit (%s, "
+                             "cgroup %s)" % (group.get("pidsMax"), group.get("cgroup")))[-TAIL_BYTES:]
+    return out
+
+
+def classify_run(status, result, tail, out_size, out_cap, seconds, timed_out, stopped, limits,
+                 nonce, s_status, s_killed, disk):
     out = {"seconds": round(seconds, 6)}
     parsed, tampered = parse_messages(result, nonce)
     if isinstance(parsed, dict) and parsed.get("died") is True and s_killed:
@@ -1423,6 +1736,12 @@ def classify(status, result, tail, out_size, out_cap, seconds, timed_out, stoppe
             out["status"] = "memory"
         elif out_size >= out_cap and ("file too large" in low or "errno 27" in low):
             out.update(status="crash", errorType="OutputLimit")
+        elif disk is not None and ("no space left" in low or "errno 28" in low):
+            # The scratch space is full (bytes or files): the test's own bound, said plainly.
+            what = "file count" if disk == "FileCountLimit" else "bytes"
+            out.update(status="crash", errorType=disk,
+                       stderrTail=(combined + "\nthe test filled its scratch space (%s)" % what)
+                       [-TAIL_BYTES:])
         elif etype == "RecursionError":
             out["status"] = "fail"
         else:
@@ -1462,6 +1781,8 @@ def main():
         "importErrors": import_errors,
         "uid": RUN_UID,
         "seccomp": SECCOMP,
+        "cgroup": CGROUP["version"] if CGROUP else None,
+        "filesBounded": FILES_BOUNDED,
         "notes": notes,
         "vmSizeKiB": vm_kib("VmSize"),
         "vmRssKiB": vm_kib("VmRSS"),
