@@ -1,6 +1,9 @@
 // Loading a model from a file: GGUF (llama.cpp's format: metadata → ModelConfig, tensors
 // dequantised to float32, Llama Q/K rows un-permuted), a Hugging Face directory (config.json +
-// safetensors, sharded or not), or any HF-named WeightSource + config.json.
+// safetensors, sharded or not), or any HF-named WeightSource + config.json. Every loader takes a
+// path or a Hugging Face repo id (`Qwen/Qwen2.5-Coder-0.5B-Instruct`, `repo@revision`,
+// `repo/file.gguf`): resolveModel() is the one place that turns either into a local path (the
+// Hugging Face cache, downloading when missing; io/hub/resolve.ts).
 import { openGguf } from '../io/gguf/index.js';
 import type { GgufKV } from '../io/gguf/index.js';
 import { SafetensorsCheckpoint } from '../io/safetensors/index.js';
@@ -8,7 +11,8 @@ import { ConfigError, FormatError, NotFoundError } from '../util/errors.js';
 import { GgmlType } from '../io/gguf/index.js';
 import { QUANT_BLOCKS } from '../backend/quant.js';
 import { getBackend } from '../tensor/index.js';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolveModelPath, type ResolveModelOptions } from '../io/hub/resolve.js';
 import nodePath from 'node:path';
 import { configFromGguf, configFromHf, type ModelConfig } from './config.js';
 import { ggufWeightSource } from './gguf-names.js';
@@ -16,6 +20,21 @@ import type { ModelOptions } from './llama.js';
 import { loadWeights, type CausalLM } from './model.js';
 import { createModel } from './registry.js';
 import type { WeightSource } from './weight-source.js';
+
+/**
+ * The one model resolver: a path that exists is returned (resolved); a Hugging Face repo id is
+ * found in the Hugging Face cache ($HF_HUB_CACHE) or downloaded there, and its snapshot path
+ * returned. `opts.revision` (a CLI's --revision) or `repo@revision` picks the branch/tag/commit.
+ */
+export function resolveModel(spec: string, opts: ResolveModelOptions = {}): string {
+  return resolveModelPath(spec, opts);
+}
+
+/** Where a model comes from besides its path: the Hub revision (see resolveModel). */
+export interface ModelSourceOptions {
+  /** Branch, tag or commit of a Hub repo id (default main, or the id's @revision). */
+  revision?: string;
+}
 
 export interface LoadedModel {
   model: CausalLM;
@@ -29,7 +48,7 @@ export function ggufMetadataValues(meta: ReadonlyMap<string, GgufKV>): Record<st
   return out;
 }
 
-export interface GgufLoadOptions extends ModelOptions {
+export interface GgufLoadOptions extends ModelOptions, ModelSourceOptions {
   /**
    * 'float32' (default): every weight dequantised to float32, what training and the parity
    * fixtures use. 'quantized': linear and embedding weights stay in their GGUF block format
@@ -41,7 +60,8 @@ export interface GgufLoadOptions extends ModelOptions {
 }
 
 /** Loads a Llama or Qwen2 GGUF onto the active backend (float32, or quantised blocks kept). */
-export function loadGgufModel(path: string, opts: GgufLoadOptions = {}): LoadedModel {
+export function loadGgufModel(spec: string, opts: GgufLoadOptions = {}): LoadedModel {
+  const path = resolveModel(spec, opts.revision !== undefined ? { revision: opts.revision } : {});
   const keepQuant = (opts.weights ?? 'float32') === 'quantized';
   if (opts.weights !== undefined && opts.weights !== 'float32' && opts.weights !== 'quantized') {
     throw new ConfigError('unknown weights option', {
@@ -109,13 +129,17 @@ export function loadHfModel(
 }
 
 /** Loads a Hugging Face model directory: config.json + model.safetensors (or a sharded index). */
-export function loadSafetensorsModel(dir: string, opts: ModelOptions = {}): LoadedModel {
+export function loadSafetensorsModel(
+  spec: string,
+  opts: ModelOptions & ModelSourceOptions = {},
+): LoadedModel {
+  const dir = resolveModel(spec, opts.revision !== undefined ? { revision: opts.revision } : {});
   const cfgPath = nodePath.join(dir, 'config.json');
   if (!existsSync(cfgPath)) {
     throw new NotFoundError('config.json not found', {
       where: dir,
       expected: 'a Hugging Face model directory with config.json and *.safetensors',
-      hint: 'download it with `rl4qe pull REPO`',
+      hint: 'give a Hugging Face model directory or a Hub repo id (namespace/name)',
     });
   }
   let json: unknown;
@@ -135,4 +159,25 @@ export function loadSafetensorsModel(dir: string, opts: ModelOptions = {}): Load
   } finally {
     ckpt.close();
   }
+}
+
+/**
+ * A model by path or Hub repo id: a GGUF file (float32 or quantised weights, `opts.weights`), or
+ * a Hugging Face directory (config.json + safetensors).
+ */
+export function loadModel(spec: string, opts: GgufLoadOptions = {}): LoadedModel {
+  const p = resolveModel(spec, opts.revision !== undefined ? { revision: opts.revision } : {});
+  if (existsSync(p) && statSync(p).isDirectory()) {
+    if (opts.weights === 'quantized') {
+      throw new ConfigError('quantized weights need a GGUF model', {
+        where: p,
+        expected: "a GGUF file with weights: 'quantized'",
+        found: 'a Hugging Face model directory (safetensors)',
+      });
+    }
+    const { weights: _w, revision: _r, ...mopts } = opts;
+    return loadSafetensorsModel(p, mopts);
+  }
+  const { revision: _r, ...gopts } = opts;
+  return loadGgufModel(p, gopts);
 }

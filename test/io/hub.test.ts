@@ -1,211 +1,245 @@
-// rl4qe pull against a local HTTP server on 127.0.0.1 that serves the Hub's URL layout from
-// memory: file list API, resolve URLs with Range support, a connection dropped mid-file (resume),
-// a checksum mismatch, 401 without a token, 404, and no server at all (offline).
-import { test } from 'node:test';
+// Hub downloads (@huggingface/hub underneath) against a local Hub-layout server (fake-hub.ts):
+// the Hugging Face cache layout (blobs/<etag>, snapshots/<commit>, refs/<rev>), resume after a
+// dropped connection and of an interrupted run's .incomplete, checksums, the token (HF_TOKEN and
+// the `hf auth login` file), HF_HOME / HF_HUB_CACHE / HF_ENDPOINT / HF_HUB_OFFLINE, errors
+// (401, 404, unreachable), and a cache written the way Python writes it.
+import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { NetworkError, NotFoundError } from '../../util/errors.js';
-import { globToRegExp, pullModel, type PullProgress } from './hub.js';
+import { NetworkError, NotFoundError } from '../../src/util/errors.js';
+import {
+  DEFAULT_INCLUDE,
+  downloadSnapshot,
+  fetchHubDatasetFiles,
+  globToRegExp,
+  hfEnv,
+  HubUnreachableError,
+  type PullProgress,
+} from '../../src/io/hub/index.js';
+import { fakeHub, gitBlobSha1, sha256 } from './fake-hub.js';
 
-interface FakeFile {
-  data: Buffer;
-  lfs?: boolean;
-  /** Serve this many bytes, then destroy the socket (first `times` requests). */
-  dropAfter?: number;
-  dropTimes?: number;
-  /** Serve different bytes than the listing's checksum describes. */
-  corrupt?: boolean;
-}
+const HF_VARS = [
+  'HF_HOME',
+  'HF_HUB_CACHE',
+  'HUGGINGFACE_HUB_CACHE',
+  'HF_ENDPOINT',
+  'HF_HUB_OFFLINE',
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'HF_TOKEN_PATH',
+  'XDG_CACHE_HOME',
+];
+let saved: Record<string, string | undefined> = {};
+let home = '';
 
-interface FakeRepo {
-  files: Record<string, FakeFile>;
-  token?: string;
-  sha?: string;
-}
-
-function blobSha1(b: Buffer): string {
-  return createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
-}
-
-async function fakeHub(repos: Record<string, FakeRepo>) {
-  const log: { url: string; range?: string; auth?: string }[] = [];
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    log.push({ url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
-    const repoId = api?.[1] ?? resolve?.[1];
-    const repo = repoId ? repos[repoId] : undefined;
-    if (!repo) {
-      res.writeHead(404).end('{"error":"Repository not found"}');
-      return;
-    }
-    if (repo.token && req.headers.authorization !== `Bearer ${repo.token}`) {
-      res.writeHead(401).end('{"error":"Invalid credentials"}');
-      return;
-    }
-    if (api) {
-      const siblings = Object.entries(repo.files).map(([name, f]) => ({
-        rfilename: name,
-        size: f.data.length,
-        blobId: f.lfs ? 'ffff' : blobSha1(f.data),
-        ...(f.lfs
-          ? {
-              lfs: {
-                sha256: createHash('sha256').update(f.data).digest('hex'),
-                size: f.data.length,
-              },
-            }
-          : {}),
-      }));
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: repoId, sha: repo.sha ?? 'abc123', siblings }));
-      return;
-    }
-    const name = decodeURIComponent(resolve![3]);
-    const f = repo.files[name];
-    if (!f) {
-      res.writeHead(404).end('Entry not found');
-      return;
-    }
-    let body = f.corrupt ? Buffer.from(f.data).fill(0x41, 0, 4) : f.data;
-    let status = 200;
-    const headers: Record<string, string | number> = {};
-    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (m) {
-      const start = Number(m[1]);
-      if (start >= body.length) {
-        res.writeHead(416).end();
-        return;
-      }
-      headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
-      body = body.subarray(start);
-      status = 206;
-    }
-    headers['content-length'] = body.length;
-    res.writeHead(status, headers);
-    if (f.dropAfter !== undefined && (f.dropTimes ?? 1) > 0) {
-      f.dropTimes = (f.dropTimes ?? 1) - 1;
-      res.write(body.subarray(0, f.dropAfter), () => res.destroy());
-      return;
-    }
-    res.end(body);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { endpoint, log, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hub-'));
-}
+beforeEach(() => {
+  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
+  for (const k of HF_VARS) delete process.env[k];
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hfhome-'));
+  process.env.HF_HOME = home;
+});
+afterEach(() => {
+  for (const k of HF_VARS) {
+    if (saved[k] === undefined) delete process.env[k];
+    else process.env[k] = saved[k];
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+});
 
 const big = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) & 0xff));
+const cfg = Buffer.from('{"model_type":"llama"}');
+const tok = Buffer.from('{"model":{}}');
 
 test('glob patterns', () => {
   assert.ok(globToRegExp('*.safetensors').test('model-00001-of-00002.safetensors'));
   assert.ok(!globToRegExp('*.safetensors').test('sub/model.safetensors'));
   assert.ok(globToRegExp('**/*.json').test('a/b/c.json'));
   assert.ok(globToRegExp('**/*.json').test('c.json'));
+  assert.ok(globToRegExp('full/*.parquet').test('full/test-00000-of-00001.parquet'));
   assert.ok(globToRegExp('config.json').test('config.json'));
   assert.ok(!globToRegExp('config.json').test('configXjson'));
 });
 
-test('pull: default files, resume after a dropped connection, checksums, cache reuse, offline', async () => {
+test('HF environment: HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE, token sources', () => {
+  assert.equal(hfEnv().hubCache, path.join(home, 'hub'));
+  assert.equal(hfEnv().endpoint, 'https://huggingface.co');
+  assert.equal(hfEnv().token, undefined);
+  fs.writeFileSync(path.join(home, 'token'), 'hf_saved_login\n');
+  assert.equal(hfEnv().token, 'hf_saved_login');
+  assert.equal(hfEnv().tokenSource, path.join(home, 'token'));
+  process.env.HF_TOKEN = 'hf_env';
+  assert.equal(hfEnv().token, 'hf_env', 'HF_TOKEN wins over the saved login');
+  process.env.HF_HUB_CACHE = path.join(home, 'elsewhere');
+  process.env.HF_ENDPOINT = 'http://mirror.example/';
+  process.env.HF_HUB_OFFLINE = 'yes';
+  const e = hfEnv();
+  assert.equal(e.hubCache, path.join(home, 'elsewhere'));
+  assert.equal(e.endpoint, 'http://mirror.example');
+  assert.equal(e.offline, true);
+  process.env.HF_HUB_OFFLINE = '0';
+  assert.equal(hfEnv().offline, false);
+});
+
+test('download into the HF cache layout; resume after a dropped connection; cached by commit; offline', async () => {
   const hub = await fakeHub({
     'org/tiny': {
       files: {
-        'config.json': { data: Buffer.from('{"model_type":"llama"}') },
-        'tokenizer.json': { data: Buffer.from('{"model":{}}') },
+        'config.json': { data: cfg },
+        'tokenizer.json': { data: tok },
         'model.safetensors': { data: big, lfs: true, dropAfter: 100_000 },
         'pytorch_model.bin': { data: Buffer.from('not wanted') },
         'README.md': { data: Buffer.from('# hi') },
       },
     },
   });
-  const cacheDir = tmp();
   const events: PullProgress[] = [];
+  const commit = hub.shaOf('org/tiny');
+  const repoDir = path.join(home, 'hub', 'models--org--tiny');
   try {
-    const r = await pullModel({
+    const r = await downloadSnapshot({
       repo: 'org/tiny',
       endpoint: hub.endpoint,
-      cacheDir,
+      include: DEFAULT_INCLUDE,
       onProgress: (p) => events.push(p),
     });
-    assert.equal(r.commit, 'abc123');
-    assert.deepEqual(r.files.map((f) => path.basename(f.path)).sort(), [
+    assert.equal(r.commit, commit);
+    assert.equal(r.dir, path.join(repoDir, 'snapshots', commit));
+    assert.deepEqual(r.files.map((f) => f.name).sort(), [
       'config.json',
       'model.safetensors',
       'tokenizer.json',
     ]);
-    const model = path.join(r.dir, 'model.safetensors');
-    assert.deepEqual(fs.readFileSync(model), big);
-    assert.equal(fs.existsSync(`${model}.partial`), false);
-    // The second request for the weights resumed where the dropped one stopped.
-    const gets = hub.log.filter((l) => l.url.endsWith('/model.safetensors'));
-    assert.equal(gets.length, 2);
-    assert.equal(gets[0].range, undefined);
-    assert.equal(gets[1].range, 'bytes=100000-');
-    assert.ok(events.some((e) => e.phase === 'retry' && e.file === 'model.safetensors'));
-    assert.ok(hub.log.every((l) => l.auth === undefined));
+    // The layout Python's huggingface_hub writes and reads.
+    assert.equal(fs.readFileSync(path.join(repoDir, 'refs', 'main'), 'utf8'), commit);
+    const link = path.join(r.dir, 'model.safetensors');
+    assert.ok(fs.lstatSync(link).isSymbolicLink());
+    assert.equal(fs.readlinkSync(link), path.join('..', '..', 'blobs', sha256(big)));
+    assert.equal(
+      fs.readlinkSync(path.join(r.dir, 'config.json')),
+      path.join('..', '..', 'blobs', gitBlobSha1(cfg)),
+    );
+    assert.deepEqual(fs.readFileSync(link), big);
+    assert.deepEqual(
+      fs.readdirSync(path.join(repoDir, 'blobs')).sort(),
+      [gitBlobSha1(cfg), gitBlobSha1(tok), sha256(big)].sort(),
+    );
+    // The dropped connection was resumed, not restarted.
+    const gets = hub.downloads('model.safetensors');
+    assert.deepEqual(
+      gets.map((g) => g.range),
+      [undefined, 'bytes=100000-'],
+    );
+    assert.ok(
+      events.some(
+        (e) => e.phase === 'retry' && e.file === 'model.safetensors' && e.done === 100_000,
+      ),
+    );
+    assert.ok(
+      hub.log.every((l) => l.auth === undefined),
+      'no token configured, none sent',
+    );
 
-    // Second pull: everything verified from the cache, no file downloads.
+    // Second run: nothing downloaded (two API calls: the commit and the file list).
     const before = hub.log.length;
-    const r2 = await pullModel({ repo: 'org/tiny', endpoint: hub.endpoint, cacheDir });
+    const r2 = await downloadSnapshot({
+      repo: 'org/tiny',
+      endpoint: hub.endpoint,
+      include: DEFAULT_INCLUDE,
+    });
     assert.ok(r2.files.every((f) => f.cached));
-    assert.equal(hub.log.length, before + 1, 'only the file list was requested');
+    assert.equal(hub.log.length, before + 2);
+
+    // HF_HUB_OFFLINE: the cache only, no request at all.
+    process.env.HF_HUB_OFFLINE = '1';
+    const n = hub.log.length;
+    const r3 = await downloadSnapshot({
+      repo: 'org/tiny',
+      endpoint: hub.endpoint,
+      include: DEFAULT_INCLUDE,
+    });
+    assert.equal(hub.log.length, n);
+    assert.equal(r3.fromCache, true);
+    assert.equal(r3.commit, commit);
+    await assert.rejects(
+      downloadSnapshot({ repo: 'org/never', endpoint: hub.endpoint }),
+      (e: unknown) =>
+        e instanceof NetworkError &&
+        /not in the Hugging Face cache and HF_HUB_OFFLINE is set/.test(e.message),
+    );
+    delete process.env.HF_HUB_OFFLINE;
   } finally {
     await hub.close();
   }
-  // Offline (nothing listening) but already pulled: served from the cache.
-  const r3 = await pullModel({ repo: 'org/tiny', endpoint: hub.endpoint, cacheDir });
-  assert.ok(r3.files.every((f) => f.cached));
-  fs.rmSync(cacheDir, { recursive: true });
+  // Hub unreachable but the revision cached: served from the cache (Python's fallback).
+  const r4 = await downloadSnapshot({
+    repo: 'org/tiny',
+    endpoint: hub.endpoint,
+    include: ['*.json'],
+  });
+  assert.equal(r4.fromCache, true);
+  assert.deepEqual(
+    r4.files.map((f) => f.name),
+    ['config.json', 'tokenizer.json'],
+  );
+  // Unreachable and not cached: which URL, and the HF_HUB_OFFLINE hint.
+  await assert.rejects(
+    downloadSnapshot({ repo: 'org/none', endpoint: hub.endpoint }),
+    (e: unknown) => {
+      assert.ok(e instanceof HubUnreachableError);
+      assert.match(e.message, /cannot reach the Hub to download org\/none@main/);
+      assert.match(
+        e.where ?? '',
+        /^http:\/\/127\.0\.0\.1:\d+\/api\/models\/org\/none\/revision\/main/,
+      );
+      assert.match(e.hint ?? '', /HF_HUB_OFFLINE=1/);
+      return true;
+    },
+  );
 });
 
-test('pull resumes a .partial left by an interrupted run', async () => {
+test("continues an interrupted run's blobs/<etag>.incomplete", async () => {
   const hub = await fakeHub({
     'org/w': { files: { 'model.safetensors': { data: big, lfs: true } } },
   });
-  const cacheDir = tmp();
   try {
-    const dir = path.join(cacheDir, 'org--w', 'main');
-    fs.mkdirSync(dir, { recursive: true });
-    fs.writeFileSync(path.join(dir, 'model.safetensors.partial'), big.subarray(0, 123_456));
-    const r = await pullModel({ repo: 'org/w', endpoint: hub.endpoint, cacheDir });
-    assert.deepEqual(fs.readFileSync(r.files[0].path), big);
-    const gets = hub.log.filter((l) => l.url.endsWith('/model.safetensors'));
+    const blobs = path.join(home, 'hub', 'models--org--w', 'blobs');
+    fs.mkdirSync(blobs, { recursive: true });
+    fs.writeFileSync(path.join(blobs, `${sha256(big)}.incomplete`), big.subarray(0, 123_456));
+    const r = await downloadSnapshot({ repo: 'org/w', endpoint: hub.endpoint });
+    assert.deepEqual(fs.readFileSync(r.files[0]!.path), big);
     assert.deepEqual(
-      gets.map((g) => g.range),
+      hub.downloads('model.safetensors').map((g) => g.range),
       ['bytes=123456-'],
     );
+    assert.equal(fs.existsSync(path.join(blobs, `${sha256(big)}.incomplete`)), false);
   } finally {
     await hub.close();
-    fs.rmSync(cacheDir, { recursive: true });
   }
 });
 
-test('pull: checksum mismatch, 401 without token, token sent, 404, include patterns', async () => {
+test('checksums, 401 and the token (HF_TOKEN, saved login, any prefix), 404, include, revisions', async () => {
   const hub = await fakeHub({
     'org/bad': { files: { 'model.safetensors': { data: big, lfs: true, corrupt: true } } },
     'org/badsmall': { files: { 'config.json': { data: Buffer.from('{"a":1}'), corrupt: true } } },
-    'org/private': { token: 's3cret', files: { 'config.json': { data: Buffer.from('{}') } } },
+    'org/private': { token: 'hf_s3cret', files: { 'config.json': { data: Buffer.from('{}') } } },
+    'org/mirror': {
+      token: 'mirror-token-without-prefix',
+      files: { 'config.json': { data: Buffer.from('{}') } },
+    },
     'org/gguf': {
+      revisions: ['v1'],
       files: {
         'config.json': { data: Buffer.from('{}') },
         'q/model-q4.gguf': { data: Buffer.from('GGUF....'), lfs: true },
       },
     },
   });
-  const cacheDir = tmp();
+  const cache = path.join(home, 'hub');
   try {
     await assert.rejects(
-      pullModel({ repo: 'org/bad', endpoint: hub.endpoint, cacheDir, attempts: 1 }),
+      downloadSnapshot({ repo: 'org/bad', endpoint: hub.endpoint, attempts: 1 }),
       (e: unknown) => {
         assert.ok(e instanceof NetworkError);
         assert.match(e.message, /checksum mismatch for model\.safetensors/);
@@ -213,84 +247,141 @@ test('pull: checksum mismatch, 401 without token, token sent, 404, include patte
         return true;
       },
     );
-    assert.equal(
-      fs.existsSync(path.join(cacheDir, 'org--bad', 'main', 'model.safetensors.partial')),
-      false,
+    assert.deepEqual(
+      fs.readdirSync(path.join(cache, 'models--org--bad', 'blobs')),
+      [],
+      'bad blob removed',
     );
     await assert.rejects(
-      pullModel({ repo: 'org/badsmall', endpoint: hub.endpoint, cacheDir }),
+      downloadSnapshot({ repo: 'org/badsmall', endpoint: hub.endpoint }),
       /checksum mismatch for config\.json[\s\S]*git blob sha1/,
     );
     await assert.rejects(
-      pullModel({ repo: 'org/private', endpoint: hub.endpoint, cacheDir, token: '' }),
+      downloadSnapshot({ repo: 'org/private', endpoint: hub.endpoint }),
       (e: unknown) => {
         assert.ok(e instanceof NetworkError);
-        assert.match(e.message, /refused access .*HTTP 401/);
-        assert.match(e.hint ?? '', /HF_TOKEN/);
+        assert.match(e.message, /refused access to org\/private@main \(HTTP 401\)/);
+        assert.match(e.hint ?? '', /hf auth login.*HF_TOKEN/);
         return true;
       },
     );
-    const ok = await pullModel({
-      repo: 'org/private',
-      endpoint: hub.endpoint,
-      cacheDir,
-      token: 's3cret',
-    });
-    assert.equal(fs.readFileSync(ok.files[0].path, 'utf8'), '{}');
-    assert.ok(hub.log.some((l) => l.auth === 'Bearer s3cret'));
+    // The token `hf auth login` saved in $HF_HOME/token.
+    fs.writeFileSync(path.join(home, 'token'), 'hf_s3cret\n');
+    const ok = await downloadSnapshot({ repo: 'org/private', endpoint: hub.endpoint });
+    assert.equal(fs.readFileSync(ok.files[0]!.path, 'utf8'), '{}');
+    assert.ok(hub.log.some((l) => l.auth === 'Bearer hf_s3cret'));
+    // A wrong HF_TOKEN wins over the saved login, and the hint says where it came from.
+    process.env.HF_TOKEN = 'hf_wrong';
     await assert.rejects(
-      pullModel({ repo: 'org/missing', endpoint: hub.endpoint, cacheDir }),
+      downloadSnapshot({
+        repo: 'org/private',
+        endpoint: hub.endpoint,
+        cacheDir: path.join(home, 'c2'),
+      }),
+      (e: unknown) =>
+        e instanceof NetworkError && /token from HF_TOKEN lacks access/.test(e.hint ?? ''),
+    );
+    // A mirror's token need not start with hf_ (the library alone would refuse it).
+    process.env.HF_TOKEN = 'mirror-token-without-prefix';
+    await downloadSnapshot({ repo: 'org/mirror', endpoint: hub.endpoint });
+    delete process.env.HF_TOKEN;
+    await assert.rejects(
+      downloadSnapshot({ repo: 'org/missing', endpoint: hub.endpoint }),
       NotFoundError,
     );
-    const d = await pullModel({
+    await assert.rejects(
+      downloadSnapshot({ repo: 'org/gguf', endpoint: hub.endpoint, revision: 'nope' }),
+      NotFoundError,
+    );
+    const d = await downloadSnapshot({
       repo: 'org/gguf',
       endpoint: hub.endpoint,
-      cacheDir,
       revision: 'v1',
+      include: DEFAULT_INCLUDE,
     });
     assert.deepEqual(
-      d.files.map((f) => path.basename(f.path)),
+      d.files.map((f) => f.name),
       ['config.json'],
       'default include: no GGUF',
     );
-    assert.ok(d.dir.endsWith(path.join('org--gguf', 'v1')));
-    const g = await pullModel({
+    assert.equal(
+      fs.readFileSync(path.join(cache, 'models--org--gguf', 'refs', 'v1'), 'utf8'),
+      d.commit,
+    );
+    const g = await downloadSnapshot({
       repo: 'org/gguf',
       endpoint: hub.endpoint,
-      cacheDir,
       include: ['**/*.gguf'],
     });
     assert.deepEqual(
       g.files.map((f) => path.relative(g.dir, f.path)),
       [path.join('q', 'model-q4.gguf')],
     );
+    // By commit: no API call for the revision's own files once cached.
+    const byCommit = await downloadSnapshot({
+      repo: 'org/gguf',
+      endpoint: hub.endpoint,
+      revision: d.commit,
+      include: ['config.json'],
+    });
+    assert.ok(byCommit.files[0]!.cached);
     await assert.rejects(
-      pullModel({ repo: 'org/gguf', endpoint: hub.endpoint, cacheDir, include: ['*.bin'] }),
+      downloadSnapshot({ repo: 'org/gguf', endpoint: hub.endpoint, include: ['*.bin'] }),
       /no files of the repository match/,
     );
     await assert.rejects(
-      pullModel({ repo: '../etc', endpoint: hub.endpoint, cacheDir }),
-      /invalid repository id/,
+      downloadSnapshot({ repo: '../etc', endpoint: hub.endpoint }),
+      /invalid Hugging Face repository id/,
     );
   } finally {
     await hub.close();
-    fs.rmSync(cacheDir, { recursive: true });
   }
 });
 
-test('pull offline names the file and how to provide it', async () => {
-  const cacheDir = tmp();
-  const closed = await fakeHub({});
-  await closed.close(); // nothing listens on its port any more
-  await assert.rejects(
-    pullModel({ repo: 'org/none', endpoint: closed.endpoint, cacheDir }),
-    (e: unknown) => {
-      assert.ok(e instanceof NetworkError);
-      assert.match(e.message, /cannot reach the Hub/);
-      assert.match(e.message, /org\/none@main/);
-      assert.match(e.hint ?? '', /copy the files into .*org--none.main by hand/);
-      return true;
+test('HF_ENDPOINT and HF_HUB_CACHE are honoured; datasets go to datasets--org--name', async () => {
+  const rows = Buffer.from('{"a":1}\n');
+  const hub = await fakeHub({
+    'datasets/org/data': {
+      files: { 'test.jsonl': { data: rows }, 'other.txt': { data: Buffer.from('x') } },
     },
-  );
-  fs.rmSync(cacheDir, { recursive: true });
+  });
+  try {
+    process.env.HF_ENDPOINT = hub.endpoint;
+    process.env.HF_HUB_CACHE = path.join(home, 'custom-cache');
+    const [p, ...more] = await fetchHubDatasetFiles({ repo: 'org/data', files: ['*.jsonl'] });
+    assert.equal(more.length, 0);
+    assert.ok(
+      p!.startsWith(path.join(home, 'custom-cache', 'datasets--org--data', 'snapshots') + path.sep),
+    );
+    assert.deepEqual(fs.readFileSync(p!), rows);
+    assert.ok(hub.log.some((l) => l.url.startsWith('/datasets/org/data/resolve/')));
+  } finally {
+    await hub.close();
+  }
+});
+
+test('a cache written the way Python writes it is used without a download', async () => {
+  // huggingface_hub's layout: blobs named by etag, relative symlinks, refs/main.
+  const commit = 'c0ffee'.padEnd(40, '0');
+  const repoDir = path.join(home, 'hub', 'models--org--py');
+  const snap = path.join(repoDir, 'snapshots', commit);
+  fs.mkdirSync(path.join(repoDir, 'blobs'), { recursive: true });
+  fs.mkdirSync(path.join(repoDir, 'refs'), { recursive: true });
+  fs.mkdirSync(snap, { recursive: true });
+  fs.writeFileSync(path.join(repoDir, 'blobs', gitBlobSha1(cfg)), cfg);
+  fs.symlinkSync(path.join('..', '..', 'blobs', gitBlobSha1(cfg)), path.join(snap, 'config.json'));
+  fs.writeFileSync(path.join(repoDir, 'refs', 'main'), commit);
+  const hub = await fakeHub({ 'org/py': { sha: commit, files: { 'config.json': { data: cfg } } } });
+  try {
+    const r = await downloadSnapshot({
+      repo: 'org/py',
+      endpoint: hub.endpoint,
+      include: ['config.json'],
+    });
+    assert.equal(r.commit, commit);
+    assert.ok(r.files[0]!.cached);
+    assert.equal(hub.downloads().length, 0);
+  } finally {
+    await hub.close();
+  }
 });
