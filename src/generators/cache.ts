@@ -10,8 +10,9 @@
 // timeouts, resets, budget) and caching them would replay an outage into the next run; the
 // deterministic ones (auth, unknown model) fail fast anyway and cost nothing to repeat.
 //
-// To get several different samples for the same prompt at temperature > 0, give each a
-// different params.seed: the seed is part of the key.
+// A sampled request without a seed (temperature > 0, or an HTTP backend's unknown default) is
+// never answered from the cache nor stored: each one is a fresh sample, as from the backend
+// itself. Seeded and greedy requests are reproducible and cached; the seed is part of the key.
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -29,7 +30,7 @@ import type {
   Generator,
   GeneratorIdentity,
 } from './types.js';
-import { chatOf } from './types.js';
+import { chatOf, isUnseededSample } from './types.js';
 
 const log = createLogger('generators.cache');
 const require = createRequire(import.meta.url);
@@ -239,8 +240,15 @@ export class CachedGenerator implements Generator {
   ): Promise<GenerationResult[]> {
     const out: (GenerationResult | undefined)[] = new Array(requests.length);
     const missByKey = new Map<string, number[]>();
-    const keys: string[] = [];
+    const keys: (string | undefined)[] = [];
+    // Unseeded samples pass straight through: no lookup, no write, no sharing with a duplicate.
+    const fresh: number[] = [];
     requests.forEach((r, i) => {
+      if (isUnseededSample(this.identity, r)) {
+        keys.push(undefined);
+        fresh.push(i);
+        return;
+      }
       const t0 = performance.now();
       const k = this.key(r);
       keys.push(k);
@@ -264,19 +272,21 @@ export class CachedGenerator implements Generator {
         };
       } else missByKey.set(k, [i]);
     });
-    const firsts = [...missByKey.values()].map((idx) => idx[0]!);
-    if (firsts.length > 0) {
-      const fresh = await this.inner.generate(
-        firsts.map((i) => requests[i]!),
+    const firsts = [...missByKey.values()].flatMap((idx) => idx.slice(0, 1));
+    const send = [...firsts, ...fresh];
+    if (send.length > 0) {
+      const answers = await this.inner.generate(
+        send.map((i) => requests[i] as GenerationRequest),
         opts,
       );
-      fresh.forEach((res, j) => {
-        const i = firsts[j]!;
-        const r = requests[i]!;
+      answers.forEach((res, j) => {
+        const i = send[j] as number;
         out[i] = res;
-        if (res.ok) this.cache.put(keys[i]!, this.identity, r, res);
-        for (const dup of missByKey.get(keys[i]!)!.slice(1)) {
-          const d = requests[dup]!;
+        const k = keys[i];
+        if (k === undefined) return;
+        if (res.ok) this.cache.put(k, this.identity, requests[i] as GenerationRequest, res);
+        for (const dup of (missByKey.get(k) ?? []).slice(1)) {
+          const d = requests[dup] as GenerationRequest;
           out[dup] = res.ok
             ? { ...res, id: d.id, cached: true, costUsd: 0, attempts: 0 }
             : { ...res, id: d.id };

@@ -4,11 +4,10 @@
 // (requests in parallel); each slot keeps one chat session whose evaluated tokens stay in the KV
 // cache, so the next request that shares a prefix (the same system prompt, the same problem)
 // re-evaluates only the new tokens ("context reuse").
-import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hashHeadAndTail } from './file-digest.js';
+import { ggufFileIdentity } from './identity.js';
 import { NotFoundError, UnsupportedError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { cachePaths } from '../util/paths.js';
@@ -94,14 +93,6 @@ export async function loadNodeLlamaCpp(): Promise<NlcModule> {
   }
 }
 
-/** A cheap, stable model identity: name, size and a hash of the first and last MiB (header + tail). */
-function fileIdentity(file: string): string {
-  const size = statSync(file).size;
-  const h = createHash('sha256');
-  hashHeadAndTail(h, file, size);
-  return `${path.basename(file)}:${size}:${h.digest('hex').slice(0, 16)}`;
-}
-
 export class LlamaCppGenerator implements Generator {
   readonly identity: GeneratorIdentity;
   readonly modelPath: string;
@@ -124,8 +115,10 @@ export class LlamaCppGenerator implements Generator {
     this.limiter = new Limiter(opts.sequences ?? 1);
     this.identity = {
       backend: 'llama.cpp',
-      model: fileIdentity(this.modelPath),
+      model: ggufFileIdentity(this.modelPath),
       params: opts.defaultParams,
+      // Requests without a temperature decode greedily (`p.temperature ?? 0` below).
+      defaultTemperature: 0,
     };
     this.where = `llama.cpp backend ${path.basename(this.modelPath)}`;
   }

@@ -3,14 +3,11 @@
 // loop (HTTP handlers, health checks, timeouts of `rl4qe serve`). Messages:
 //   in:  {type: 'generate', call, requests} | {type: 'abort', call} | {type: 'load', call}
 //        | {type: 'dispose', call}
-//   out: {type: 'done', call, results?} | {type: 'error', call, error: {name, message}}
+//   out: {type: 'done', call, results?} | {type: 'error', call, error: WireError}
+// (protocol and error transport: local-worker-client.ts)
 import { parentPort, workerData } from 'node:worker_threads';
-import {
-  LocalEngineGenerator,
-  type LocalEngineGeneratorOptions,
-  type WorkerIn,
-  type WorkerOut,
-} from './local.js';
+import { LocalEngineGenerator, type LocalEngineGeneratorOptions } from './local.js';
+import { toWireError, type WorkerIn, type WorkerOut } from './local-worker-client.js';
 
 const port = parentPort;
 if (port) {
@@ -21,14 +18,7 @@ if (port) {
   const aborts = new Map<number, AbortController>();
   const reply = (m: WorkerOut): void => port.postMessage(m);
   const fail = (call: number, e: unknown): void =>
-    reply({
-      type: 'error',
-      call,
-      error: {
-        name: e instanceof Error ? e.name : 'Error',
-        message: e instanceof Error ? e.message : String(e),
-      },
-    });
+    reply({ type: 'error', call, error: toWireError(e) });
   port.on('message', (m: WorkerIn) => {
     switch (m.type) {
       case 'generate': {

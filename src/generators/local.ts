@@ -9,11 +9,9 @@
 // concurrent generate() calls (one queue); generate() pads and masks so each sequence decodes
 // exactly as it would alone. Each request has its own stop strings and random stream (its
 // seed), so results do not depend on batching.
-import { createHash, randomInt } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { hashHeadAndTail } from './file-digest.js';
-import { Worker } from 'node:worker_threads';
 import { nativeStatus } from '../backend/index.js';
 import {
   loadGgufModel,
@@ -24,14 +22,11 @@ import {
 } from '../models/index.js';
 import { generate as decode, type Generation } from '../sampling/index.js';
 import { ChatTemplate, Tokenizer, checkCompatible } from '../tokenizer/index.js';
-import {
-  ConfigError,
-  FormatError,
-  NotFoundError,
-  ShapeError,
-  UnsupportedError,
-} from '../util/errors.js';
+import { ConfigError, NotFoundError, UnsupportedError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
+import { BatchQueue } from './batch-queue.js';
+import { localModelIdentity, textIdentity, tokenizerIdentity } from './identity.js';
+import { LocalWorkerClient, WorkerExitError } from './local-worker-client.js';
 import {
   adapterSha256,
   attachAdapter,
@@ -109,96 +104,6 @@ export interface LocalEngineGeneratorOptions {
   worker?: boolean;
 }
 
-/** Messages to and from the worker thread (local-worker.ts). */
-export type WorkerIn =
-  | { type: 'generate'; call: number; requests: GenerationRequest[] }
-  | { type: 'abort'; call: number }
-  | { type: 'load'; call: number }
-  | { type: 'dispose'; call: number };
-
-export type WorkerOut =
-  | { type: 'done'; call: number; results?: GenerationResult[] }
-  | { type: 'error'; call: number; error: { name: string; message: string } };
-
-const ERROR_CLASSES: Record<string, new (message: string) => Error> = {
-  ConfigError,
-  NotFoundError,
-  FormatError,
-  ShapeError,
-  UnsupportedError,
-};
-
-/** The worker thread died (crash, out of memory, terminated): requests fail, they do not throw. */
-class WorkerExitError extends Error {}
-
-/** The main-thread side of a worker-backed generator: calls by number, results by message. */
-class WorkerClient {
-  private readonly worker: Worker;
-  private next = 0;
-  private readonly pending = new Map<
-    number,
-    { resolve: (r: GenerationResult[] | undefined) => void; reject: (e: Error) => void }
-  >();
-  private dead: Error | undefined;
-
-  constructor(opts: LocalEngineGeneratorOptions) {
-    this.worker = new Worker(new URL('./local-worker.js', import.meta.url), {
-      workerData: { ...opts, worker: false },
-    });
-    this.worker.unref(); // only pending calls keep the process alive
-    this.worker.on('message', (m: WorkerOut) => {
-      const p = this.pending.get(m.call);
-      if (!p) return;
-      this.settled(m.call);
-      if (m.type === 'done') p.resolve(m.results);
-      else {
-        const Cls = ERROR_CLASSES[m.error.name] ?? Error;
-        p.reject(new Cls(m.error.message));
-      }
-    });
-    const die = (e: Error): void => {
-      this.dead = e;
-      for (const [call, p] of this.pending) {
-        this.settled(call);
-        p.reject(e);
-      }
-    };
-    this.worker.on('error', (e) => die(new WorkerExitError(`the worker failed: ${e.message}`)));
-    this.worker.on('exit', (code) => {
-      if (!this.dead) die(new WorkerExitError(`the worker exited (code ${code})`));
-    });
-  }
-
-  private settled(call: number): void {
-    this.pending.delete(call);
-    if (this.pending.size === 0) this.worker.unref();
-  }
-
-  send(
-    msg: { type: 'generate'; requests: GenerationRequest[] } | { type: 'load' | 'dispose' },
-    signal?: AbortSignal,
-  ): Promise<GenerationResult[] | undefined> {
-    if (this.dead) return Promise.reject(this.dead);
-    const call = this.next++;
-    const done = new Promise<GenerationResult[] | undefined>((resolve, reject) =>
-      this.pending.set(call, { resolve, reject }),
-    );
-    this.worker.ref();
-    this.worker.postMessage({ ...msg, call } as WorkerIn);
-    if (signal) {
-      const onAbort = (): void => this.worker.postMessage({ type: 'abort', call } as WorkerIn);
-      signal.addEventListener('abort', onAbort, { once: true });
-      void done.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
-    }
-    return done;
-  }
-
-  async close(): Promise<void> {
-    if (!this.dead) await this.send({ type: 'dispose' }).catch(() => undefined);
-    await this.worker.terminate();
-  }
-}
-
 /** What a loaded local generator runs on (for tests and for callers that score with the same model). */
 export interface LocalEngine {
   model: CausalLM;
@@ -208,36 +113,6 @@ export interface LocalEngine {
   chatTemplate?: ChatTemplate;
   stopTokenIds: number[];
   adapter?: PeftAdapterInfo | GgufLoraAdapterInfo;
-}
-
-/** Name, size and a hash of the first and last MiB: cheap and stable for multi-GiB files. */
-function fileDigest(h: ReturnType<typeof createHash>, file: string): void {
-  const size = statSync(file).size;
-  h.update(`${path.basename(file)}:${size}:`);
-  hashHeadAndTail(h, file, size);
-}
-
-/** A model identity for the cache: GGUF file digest, or config.json + every safetensors digest. */
-function modelIdentity(p: string): string {
-  const h = createHash('sha256');
-  if (statSync(p).isDirectory()) {
-    h.update(readFileSync(path.join(p, 'config.json')));
-    for (const f of readdirSync(p).sort()) {
-      if (f.endsWith('.safetensors')) fileDigest(h, path.join(p, f));
-    }
-  } else fileDigest(h, p);
-  return `${path.basename(p)}:${h.digest('hex').slice(0, 16)}`;
-}
-
-function tokenizerIdentity(p: string): string {
-  const h = createHash('sha256');
-  if (statSync(p).isDirectory()) {
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) {
-      const q = path.join(p, f);
-      if (existsSync(q)) h.update(readFileSync(q));
-    }
-  } else fileDigest(h, p);
-  return h.digest('hex').slice(0, 16);
 }
 
 interface Prepared {
@@ -256,6 +131,8 @@ interface Prepared {
 interface Queued extends Prepared {
   /** Requests with the same key can share a generate() call. */
   key: string;
+  /** The loaded engine it decodes on. */
+  engine: LocalEngine;
   signal?: AbortSignal;
   /** When its generate() call started. */
   t0: number;
@@ -270,10 +147,8 @@ export class LocalEngineGenerator implements Generator {
   private disposed = false;
   private readonly where: string;
   private readonly maxBatchSize: number;
-  private queue: Queued[] = [];
-  private pumping = false;
-  private readonly counts = { batches: 0, sequences: 0 };
-  private client: WorkerClient | undefined;
+  private readonly queue: BatchQueue<Queued>;
+  private client: LocalWorkerClient | undefined;
 
   constructor(private readonly opts: LocalEngineGeneratorOptions) {
     const where = 'generator backend local';
@@ -311,7 +186,7 @@ export class LocalEngineGenerator implements Generator {
     int('maxBatchSize', opts.maxBatchSize);
     int('threads', opts.threads);
     this.maxBatchSize = opts.maxBatchSize ?? 8;
-    let model = modelIdentity(this.modelPath);
+    let model = localModelIdentity(this.modelPath);
     if (opts.adapter !== undefined) {
       this.adapterPath = path.resolve(opts.adapter);
       // Unsupported adapters fail here, before any loading (a GGUF LoRA is read when attached).
@@ -321,15 +196,37 @@ export class LocalEngineGenerator implements Generator {
     }
     if (opts.tokenizer !== undefined)
       model += `+tokenizer:${tokenizerIdentity(path.resolve(opts.tokenizer))}`;
-    if (opts.chatTemplate !== undefined)
-      model += `+template:${createHash('sha256').update(opts.chatTemplate).digest('hex').slice(0, 16)}`;
+    if (opts.chatTemplate !== undefined) model += `+template:${textIdentity(opts.chatTemplate)}`;
     if (opts.stopTokenIds !== undefined) model += `+stop:${opts.stopTokenIds.join(',')}`;
     // Summation order differs from float32, so near-ties may decode differently: its own entries.
     if (opts.weights === 'quantized') model += '+weights:quantized';
-    this.identity = { backend: 'local', model, params: opts.defaultParams };
+    // Greedy unless a temperature is given (prepare()).
+    this.identity = { backend: 'local', model, params: opts.defaultParams, defaultTemperature: 0 };
     this.where = `local backend ${path.basename(this.modelPath)}${
       this.adapterPath ? ` + ${path.basename(this.adapterPath)}` : ''
     }`;
+    this.queue = new BatchQueue<Queued>({
+      maxBatchSize: this.maxBatchSize,
+      run: (batch) => this.runBatch(batch),
+      drop: (q, why) =>
+        q.resolve(
+          this.fail(
+            q.request,
+            'aborted',
+            why === 'closed' ? 'generator disposed' : 'aborted by the caller',
+          ),
+        ),
+      crash: (q, e) =>
+        q.resolve(
+          this.fail(
+            q.request,
+            'backend_error',
+            e instanceof Error ? e.message : String(e),
+            undefined,
+            1,
+          ),
+        ),
+    });
   }
 
   /** Loads the model now (otherwise the first request does). */
@@ -340,8 +237,8 @@ export class LocalEngineGenerator implements Generator {
     } else await this.engine();
   }
 
-  private workerClient(): WorkerClient {
-    this.client ??= new WorkerClient(this.opts);
+  private workerClient(): LocalWorkerClient {
+    this.client ??= new LocalWorkerClient({ ...this.opts, worker: false });
     return this.client;
   }
 
@@ -528,85 +425,41 @@ export class LocalEngineGenerator implements Generator {
     // Loading errors (bad file, missing tokenizer, bad adapter) are configuration errors:
     // thrown, not reported per request.
     const E = await this.engine();
+    const queued: Queued[] = [];
     for (const i of todo) {
-      const p = this.prepare(E, requests[i]!, i);
+      const request = requests[i];
+      if (request === undefined) continue;
+      const p = this.prepare(E, request, i);
       if ('ok' in p) {
         results[i] = Promise.resolve(p);
         continue;
       }
       results[i] = new Promise<GenerationResult>((resolve) =>
-        this.queue.push({
+        queued.push({
           ...p,
           key: JSON.stringify([p.temperature, p.topP, p.topK, p.maxNew]),
+          engine: E,
           signal,
           t0,
           resolve,
         }),
       );
     }
-    if (!this.pumping) void this.pump(E);
+    this.queue.push(queued);
     return Promise.all(results);
   }
 
   /** Batches run so far and sequences decoded in them (how well requests were batched). */
   stats(): { batches: number; sequences: number } {
-    return { ...this.counts };
+    return this.queue.stats();
   }
 
-  /**
-   * Decodes the queue until it is empty. Requests of concurrent generate() calls (e.g. the HTTP
-   * requests of `rl4qe serve`, or a trainer's parallel batches) wait in one queue, so they
-   * decode together: each round takes the oldest request and up to maxBatchSize − 1 more with the
-   * same sampling parameters, in arrival order.
-   */
-  private async pump(E: LocalEngine): Promise<void> {
-    this.pumping = true;
-    try {
-      while (this.queue.length > 0) {
-        // Between batches: let other work run (HTTP handlers, timers, new requests joining the
-        // queue) and honour abort/dispose.
-        await new Promise<void>((res) => setImmediate(res));
-        const live: Queued[] = [];
-        for (const q of this.queue) {
-          if (this.disposed || q.signal?.aborted)
-            q.resolve(
-              this.fail(
-                q.request,
-                'aborted',
-                this.disposed ? 'generator disposed' : 'aborted by the caller',
-              ),
-            );
-          else live.push(q);
-        }
-        if (live.length === 0) {
-          this.queue = [];
-          break;
-        }
-        const key = live[0]!.key;
-        const chunk: Queued[] = [];
-        const rest: Queued[] = [];
-        for (const q of live) {
-          if (q.key === key && chunk.length < this.maxBatchSize) chunk.push(q);
-          else rest.push(q);
-        }
-        this.queue = rest;
-        this.runChunk(E, chunk);
-      }
-    } catch (e) {
-      // Not expected (runChunk reports decode errors per request); never leave callers hanging.
-      const msg = e instanceof Error ? e.message : String(e);
-      for (const q of this.queue.splice(0))
-        q.resolve(this.fail(q.request, 'backend_error', msg, undefined, 1));
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private runChunk(E: LocalEngine, chunk: Queued[]): void {
-    const first = chunk[0]!;
+  /** Decodes one batch of requests that share sampling parameters (the queue's `run`). */
+  private runBatch(chunk: Queued[]): void {
+    const first = chunk[0];
+    if (first === undefined) return;
+    const E = first.engine;
     let gens: Generation[];
-    this.counts.batches += 1;
-    this.counts.sequences += chunk.length;
     try {
       gens = decode(E.model, {
         prompts: chunk.map((p) => p.ids),
@@ -626,7 +479,13 @@ export class LocalEngineGenerator implements Generator {
     }
     const end = performance.now();
     chunk.forEach((p, k) => {
-      const g = gens[k]!;
+      const g = gens[k];
+      if (g === undefined) {
+        p.resolve(
+          this.fail(p.request, 'backend_error', 'no output for the sequence', undefined, 1),
+        );
+        return;
+      }
       p.resolve({
         ok: true,
         id: p.request.id,
@@ -645,6 +504,7 @@ export class LocalEngineGenerator implements Generator {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
+    this.queue.close();
     if (this.client) await this.client.close();
     if (!this.loading) return;
     const E = await this.loading.catch(() => undefined);

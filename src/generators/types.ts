@@ -112,6 +112,12 @@ export interface GeneratorIdentity {
   model: string;
   /** Sampling defaults the backend applies to requests that leave a parameter unset (they change answers). */
   params?: GeneratorParams;
+  /**
+   * The temperature the backend uses when neither the request nor `params` sets one (local
+   * engine and llama.cpp: 0, greedy). Undefined: not known (an HTTP server's own default, OpenAI
+   * 1), so such a request counts as sampled. Not part of the cache key.
+   */
+  defaultTemperature?: number;
 }
 
 export interface Generator {
@@ -185,6 +191,18 @@ export function requestProblem(r: GenerationRequest): string | undefined {
   if (p.topP !== undefined && !(p.topP > 0 && p.topP <= 1))
     return `params.topP must be in (0, 1], found ${p.topP}`;
   return undefined;
+}
+
+/**
+ * True when a request asks for a random sample nobody can reproduce: a temperature above 0 (or
+ * the backend's unknown default) and no seed. The cache neither replays nor stores such answers,
+ * so every such request gets a fresh sample.
+ */
+export function isUnseededSample(identity: GeneratorIdentity, r: GenerationRequest): boolean {
+  const seed = r.params?.seed ?? identity.params?.seed;
+  if (seed !== undefined) return false;
+  const t = r.params?.temperature ?? identity.params?.temperature ?? identity.defaultTemperature;
+  return t === undefined || t > 0;
 }
 
 /** The full chat a request stands for (system prompt first). */

@@ -5,12 +5,18 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { NetworkError } from '../util/errors.js';
-import { createServeApp, jsonStderrLog, type ServeAppOptions } from './app.js';
+import { SERVE_APP_DEFAULTS, createServeApp, jsonStderrLog, type ServeAppOptions } from './app.js';
+
+/**
+ * The default port: not 8080 (llama-server), 8000 (vLLM), 11434 (Ollama), 30000 (SGLang) or
+ * 1234 (LM Studio), so `rl4qe serve` can run beside the generator server it forwards to.
+ */
+export const DEFAULT_SERVE_PORT = 8431;
 
 export interface StartServerOptions extends ServeAppOptions {
   /** Default 127.0.0.1: only this machine can connect unless you choose otherwise. */
   host?: string;
-  /** 0 = any free port. Default 8080. */
+  /** 0 = any free port. Default DEFAULT_SERVE_PORT (8431). */
   port?: number;
   /** How long close() waits for in-flight requests before cutting connections. Default 30 s. */
   shutdownGraceMs?: number;
@@ -32,12 +38,13 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? jsonStderrLog;
   const { app, inFlight, drain } = createServeApp(opts);
+  const port0 = opts.port ?? DEFAULT_SERVE_PORT;
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port: opts.port ?? 8080 }) as Server;
+    const s = serve({ fetch: app.fetch, hostname: host, port: port0 }) as Server;
     s.once('listening', () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) =>
       reject(
-        new NetworkError(`cannot listen on ${host}:${opts.port ?? 8080}`, {
+        new NetworkError(`cannot listen on ${host}:${port0}`, {
           found: err.code ?? err.message,
           hint: err.code === 'EADDRINUSE' ? 'choose another --port (0 = any free port)' : undefined,
           cause: err,
@@ -45,8 +52,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       ),
     );
   });
-  // Slow clients cannot hold a slot forever.
-  server.requestTimeout = (opts.requestTimeoutMs ?? 120_000) + 10_000;
+  // Node's socket-level guard against clients that never finish sending (the request deadline
+  // itself is the app's, middleware.ts): slow clients cannot hold a slot forever.
+  server.requestTimeout = (opts.requestTimeoutMs ?? SERVE_APP_DEFAULTS.requestTimeoutMs) + 10_000;
   server.headersTimeout = 30_000;
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -16,7 +16,7 @@ if (mode === 'gen') {
     ids.map((id) => ({
       id,
       messages: [{ role: 'user' as const, content: `q-${id}` }],
-      params: { maxTokens: 5 },
+      params: { maxTokens: 5, temperature: 0 },
     })),
   );
   process.stdout.write(

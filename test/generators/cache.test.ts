@@ -13,6 +13,7 @@ import {
   GenerationCache,
   OpenAIGenerator,
   cacheKey,
+  type GenerationRequest,
   type GenerationResult,
 } from '../../src/generators/index.js';
 import { startFaultServer, type FaultServer } from './fault-server.js';
@@ -156,6 +157,52 @@ describe('GenerationCache', () => {
     cache.close();
   });
 
+  it('a sampled request without a seed is never replayed: each one reaches the generator', async () => {
+    const cache = new GenerationCache({ file: path.join(dir, 'sampled.sqlite') });
+    const g = new CachedGenerator(
+      new OpenAIGenerator({ baseUrl: `${fs.url}/ok/v1`, model: 'sampled' }),
+      cache,
+    );
+    const msgs = [{ role: 'user' as const, content: 'sample me' }];
+    const count = async (params: GenerationRequest['params'], n: number): Promise<number> => {
+      const before = fs.count('ok');
+      for (let i = 0; i < 2; i++) {
+        const rs = await g.generate(
+          Array.from({ length: n }, (_, j) => ({ id: `s${i}-${j}`, messages: msgs, params })),
+        );
+        assert.ok(rs.every((r) => r.ok && !r.cached));
+      }
+      return fs.count('ok') - before;
+    };
+    // temperature > 0 without a seed, and no temperature at all on an HTTP backend (its
+    // default is the server's, OpenAI's is 1): 2 rounds × 2 duplicates = 4 calls, none stored.
+    assert.equal(await count({ temperature: 0.8 }, 2), 4);
+    assert.equal(await count(undefined, 2), 4);
+    assert.equal(cache.size(), 0);
+    // Seeded or greedy: reproducible, so answered once and then replayed.
+    const before = fs.count('ok');
+    for (const params of [{ temperature: 0.8, seed: 7 }, { temperature: 0 }]) {
+      const [a] = await g.generate([{ id: 'a', messages: msgs, params }]);
+      const [b] = await g.generate([{ id: 'b', messages: msgs, params }]);
+      assert.ok(a!.ok && b!.ok && !a.cached && b.cached && a.text === b.text);
+    }
+    assert.equal(fs.count('ok') - before, 2);
+    assert.equal(cache.size(), 2);
+    // An HTTP backend whose configured default temperature is 0 counts as greedy.
+    const greedy = new CachedGenerator(
+      new OpenAIGenerator({
+        baseUrl: `${fs.url}/ok/v1`,
+        model: 'sampled',
+        defaultParams: { temperature: 0 },
+      }),
+      cache,
+    );
+    await greedy.generate([{ id: 'g1', messages: msgs }]);
+    const [h] = await greedy.generate([{ id: 'g2', messages: msgs }]);
+    assert.ok(h!.ok && h.cached);
+    cache.close();
+  });
+
   it('duplicates in one batch are sent once', async () => {
     const cache = new GenerationCache({ file: path.join(dir, 'dup.sqlite') });
     const g = new CachedGenerator(
@@ -163,7 +210,10 @@ describe('GenerationCache', () => {
       cache,
     );
     const before = fs.count('ok');
-    const q = { messages: [{ role: 'user' as const, content: 'same' }] };
+    const q = {
+      messages: [{ role: 'user' as const, content: 'same' }],
+      params: { temperature: 0 },
+    };
     const rs = await g.generate([
       { id: 'x', ...q },
       { id: 'y', ...q },

@@ -207,11 +207,29 @@ describe('LocalEngineGenerator in a worker thread', () => {
     const [d] = await worker.generate(reqs.slice(0, 1));
     assert.ok(!d!.ok && d!.kind === 'aborted');
     const bad = new LocalEngineGenerator({ ...opts, tokenizer: e.model, worker: true });
-    await assert.rejects(
-      bad.load(),
-      (err: unknown) => err instanceof NotFoundError && /tokenizer\.json/.test(err.message),
+    const across = await bad.load().then(
+      () => undefined,
+      (err: unknown) => err,
     );
+    assert.ok(across instanceof NotFoundError && /tokenizer\.json/.test(across.message));
     await bad.dispose();
+    // The same error in-process: the class, where / expected / found / hint and the printed
+    // message survive the thread boundary unchanged.
+    const here = new LocalEngineGenerator({ ...opts, tokenizer: e.model });
+    const local = await here.load().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    await here.dispose();
+    assert.ok(local instanceof NotFoundError);
+    assert.deepEqual(
+      [across.where, across.expected, across.found, across.hint, across.message],
+      [local.where, local.expected, local.found, local.hint, local.message],
+    );
+    assert.ok(
+      local.where !== undefined || local.hint !== undefined,
+      'the error has details to keep',
+    );
   });
 
   it('the main thread stays responsive while the worker loads and decodes (SmolLM2)', async () => {

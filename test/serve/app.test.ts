@@ -100,13 +100,8 @@ describe('rl4qe serve HTTP contract', () => {
     assert.equal(ref.calls[0]!.messages![0]!.content, 'sort a list\nin place');
     const sent = gen.calls[0]!;
     assert.equal(sent.messages!.length, 4, 'earlier turns are kept');
-    assert.deepEqual(sent.params, {
-      maxTokens: 9,
-      stop: ['###'],
-      temperature: undefined,
-      topP: undefined,
-      seed: undefined,
-    });
+    // Only what the client set: unset fields leave the generator's defaults in force.
+    assert.deepEqual(sent.params, { maxTokens: 9, stop: ['###'] });
   });
 
   it('rl4qe.refine=false skips the refiner', async () => {
@@ -147,7 +142,7 @@ describe('rl4qe serve HTTP contract', () => {
       [{ messages: [{ role: 'user', content: 5 }] }, 400, /messages\.0\.content/],
       [{ messages: [] }, 400, /messages/],
       [{ ...user('x'), temperature: 9 }, 400, /temperature/],
-      [{ ...user('x'), stream: true }, 400, /stream/],
+      [{ ...user('x'), stream_options: { include_usage: true } }, 400, /stream_options/],
       [{ messages: [{ role: 'system', content: 'x' }] }, 400, /no message with role user/],
       ['{"messages": [', 400, /not valid JSON/],
       [{ ...user('x'), model: 'gpt-4' }, 404, /gpt-4/],
@@ -161,6 +156,192 @@ describe('rl4qe serve HTTP contract', () => {
     const r = await post(`${server.url}/v1/refine`, { query: '' });
     assert.equal(r.status, 400);
     assert.match(((await r.json()) as { error: { message: string } }).error.message, /query/);
+  });
+
+  it('OpenAI request shapes: text-part arrays, developer as system, snake_case parameters, nulls as unset', async () => {
+    const { server, gen, ref } = await start();
+    const res = await post(`${server.url}/v1/chat/completions`, {
+      model: 'rl4qe',
+      messages: [
+        {
+          role: 'developer',
+          content: [
+            { type: 'text', text: 'be ' },
+            { type: 'text', text: 'brief' },
+          ],
+        },
+        { role: 'assistant', content: null },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'sort ' },
+            { type: 'text', text: 'a list' },
+          ],
+        },
+      ],
+      max_completion_tokens: 7,
+      top_p: 0.5,
+      top_k: 4,
+      seed: 3,
+      stop: ['a', 'b'],
+      temperature: null,
+      frequency_penalty: 0,
+      logprobs: false,
+      user: 'someone',
+      metadata: { k: 'v' },
+      store: false,
+      stream: false,
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(ref.calls[0]!.messages![0]!.content, 'sort a list');
+    const sent = gen.calls[0]!;
+    assert.deepEqual(sent.messages, [
+      { role: 'system', content: 'be brief' },
+      { role: 'assistant', content: '' },
+      { role: 'user', content: 'refined(sort a list)' },
+    ]);
+    assert.deepEqual(sent.params, { maxTokens: 7, topP: 0.5, topK: 4, seed: 3, stop: ['a', 'b'] });
+  });
+
+  it('refused with a 400 naming the field: tool role, tool calls, image parts, unknown fields, unsupported parameters', async () => {
+    const { server, gen } = await start();
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [
+        {
+          messages: [
+            { role: 'user', content: 'x' },
+            { role: 'tool', content: 'r', tool_call_id: 't' },
+          ],
+        },
+        'messages.1.role',
+        /tool calling/,
+      ],
+      [
+        {
+          messages: [
+            { role: 'assistant', content: null, tool_calls: [{ id: 't' }] },
+            { role: 'user', content: 'x' },
+          ],
+        },
+        'messages.0.tool_calls',
+        /tool/,
+      ],
+      [
+        { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
+        'messages.0.content.0',
+        /image_url/,
+      ],
+      [{ ...user('x'), frobnicate: 1 }, 'frobnicate', /unrecognized/],
+      [{ ...user('x'), logprobs: true }, 'logprobs', /log-probabilities/],
+      [{ ...user('x'), presence_penalty: 0.5 }, 'presence_penalty', /penalt/],
+      [{ ...user('x'), tools: [{ type: 'function', function: { name: 'f' } }] }, 'tools', /tool/],
+      [{ ...user('x'), response_format: { type: 'json_object' } }, 'response_format', /structured/],
+      [{ ...user('x'), n: 99 }, 'n', /16/],
+      [
+        { ...user('x'), max_tokens: 5, max_completion_tokens: 6 },
+        'max_completion_tokens',
+        /disagree/,
+      ],
+      [{ messages: [{ role: 'user', content: 'x', name: 'bob' }] }, 'messages.0.name', /names/],
+    ];
+    for (const [body, param, re] of cases) {
+      const res = await post(`${server.url}/v1/chat/completions`, body);
+      const j = (await res.json()) as {
+        error: { message: string; type: string; param: string; code: string };
+      };
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(j.error.param, param, JSON.stringify(j));
+      assert.equal(j.error.type, 'invalid_request_error');
+      assert.match(j.error.message, re);
+      assert.equal(typeof j.error.code, 'string');
+    }
+    assert.equal(gen.calls.length, 0, 'nothing refused reached the generator');
+  });
+
+  it('n: sampled choices are separate requests (seed + i), a greedy answer is generated once and repeated', async () => {
+    const { server, gen } = await start();
+    const res = await post(`${server.url}/v1/chat/completions`, {
+      ...user('q'),
+      n: 3,
+      temperature: 0.7,
+      seed: 10,
+      rl4qe: { refine: false },
+    });
+    const body = (await res.json()) as {
+      choices: { index: number; message: { content: string } }[];
+      usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+    };
+    assert.equal(res.status, 200);
+    assert.deepEqual(
+      body.choices.map((c) => c.index),
+      [0, 1, 2],
+    );
+    assert.deepEqual(
+      gen.calls.map((r) => r.params?.seed),
+      [10, 11, 12],
+    );
+    assert.deepEqual(body.usage, { prompt_tokens: 3, completion_tokens: 6, total_tokens: 9 });
+    gen.calls.length = 0;
+    const g = await post(`${server.url}/v1/chat/completions`, {
+      ...user('q'),
+      n: 2,
+      temperature: 0,
+      rl4qe: { refine: false },
+    });
+    const gb = (await g.json()) as { choices: { message: { content: string } }[] };
+    assert.equal(gen.calls.length, 1);
+    assert.deepEqual(
+      gb.choices.map((c) => c.message.content),
+      ['answer(q)', 'answer(q)'],
+    );
+  });
+
+  it('stream: server-sent chat.completion.chunk events, a usage chunk with include_usage, [DONE]', async () => {
+    const { server } = await start();
+    const res = await post(`${server.url}/v1/chat/completions`, {
+      ...user('q'),
+      stream: true,
+      stream_options: { include_usage: true },
+      n: 2,
+      temperature: 1,
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+    const text = await res.text();
+    const events = text.trim().split('\n\n');
+    assert.equal(events.at(-1), 'data: [DONE]');
+    const chunks = events.slice(0, -1).map(
+      (e) =>
+        JSON.parse(e.replace(/^data: /, '')) as {
+          object: string;
+          id: string;
+          choices: {
+            index: number;
+            delta: { role?: string; content?: string };
+            finish_reason: string | null;
+          }[];
+          usage: { total_tokens: number } | null;
+        },
+    );
+    assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === chunks[0]!.id));
+    const last = chunks.at(-1)!;
+    assert.deepEqual(last.choices, []);
+    assert.equal(last.usage!.total_tokens, 3 + 2 * 2);
+    assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
+    for (const i of [0, 1]) {
+      const mine = chunks.flatMap((c) => c.choices.filter((x) => x.index === i));
+      assert.equal(mine[0]!.delta.role, 'assistant');
+      assert.equal(mine.map((x) => x.delta.content ?? '').join(''), 'answer(refined(q))');
+      assert.equal(mine.at(-1)!.finish_reason, 'stop');
+    }
+    // A failure before streaming keeps its status and the OpenAI error shape.
+    const f = await post(`${server.url}/v1/chat/completions`, {
+      ...user('fail:rate_limited'),
+      stream: true,
+      rl4qe: { refine: false },
+    });
+    assert.equal(f.status, 429);
+    assert.deepEqual(((await f.json()) as { error: { code: string } }).error.code, 'rate_limited');
   });
 
   it('body size limit: 413', async () => {

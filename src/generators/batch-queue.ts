@@ -1,0 +1,82 @@
+// The local engine's decode queue: requests of concurrent generate() calls (the HTTP requests of
+// `rl4qe serve`, a trainer's parallel batches) wait here and decode together. Each round takes the
+// oldest request and up to maxBatchSize − 1 more with the same key (the sampling parameters one
+// decode call shares), in arrival order. Between rounds the event loop runs (new requests join,
+// timers and HTTP handlers run) and aborted requests leave the queue without being decoded.
+
+/** What the queue needs of a queued request. */
+export interface Batchable {
+  /** Requests with equal keys may decode in one call. */
+  key: string;
+  signal?: AbortSignal;
+}
+
+export interface BatchQueueOptions<T extends Batchable> {
+  maxBatchSize: number;
+  /** Decodes one batch (synchronously) and answers every request in it. Must not throw. */
+  run: (batch: T[]) => void;
+  /** Answers a request that leaves the queue undecoded: its caller aborted, or the queue closed. */
+  drop: (item: T, why: 'aborted' | 'closed') => void;
+  /** Answers the requests still queued when `run` threw after all (not expected). */
+  crash: (item: T, error: unknown) => void;
+}
+
+export class BatchQueue<T extends Batchable> {
+  private queue: T[] = [];
+  private pumping = false;
+  private closed = false;
+  private readonly counts = { batches: 0, sequences: 0 };
+
+  constructor(private readonly opts: BatchQueueOptions<T>) {}
+
+  /** Queues requests; they are answered through the options' callbacks. */
+  push(items: readonly T[]): void {
+    if (this.closed) {
+      for (const q of items) this.opts.drop(q, 'closed');
+      return;
+    }
+    this.queue.push(...items);
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Drops everything not yet decoding (before the next round); later pushes are dropped at once. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Batches run so far and sequences decoded in them. */
+  stats(): { batches: number; sequences: number } {
+    return { ...this.counts };
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        // Let other work run and requests join before choosing the next batch.
+        await new Promise<void>((res) => setImmediate(res));
+        const live: T[] = [];
+        for (const q of this.queue) {
+          if (this.closed) this.opts.drop(q, 'closed');
+          else if (q.signal?.aborted) this.opts.drop(q, 'aborted');
+          else live.push(q);
+        }
+        this.queue = [];
+        const first = live[0];
+        if (first === undefined) break;
+        const batch: T[] = [];
+        for (const q of live) {
+          if (q.key === first.key && batch.length < this.opts.maxBatchSize) batch.push(q);
+          else this.queue.push(q);
+        }
+        this.counts.batches += 1;
+        this.counts.sequences += batch.length;
+        this.opts.run(batch);
+      }
+    } catch (e) {
+      for (const q of this.queue.splice(0)) this.opts.crash(q, e);
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
