@@ -1186,6 +1186,177 @@ def judge_main(req, judge_dir, run_dir, io_fd, job_w, rep_r, result_w, nonce):
 
 
 
+# --- script mode: tamper detection (issue 11) --------------------------------------------------------
+#
+# In script mode the program and the harness share one interpreter, so a frame (whose f_back chain
+# leads to child_main's locals: report() and the nonce), the heap (gc), raw memory (ctypes,
+# /proc/self/mem) or a tracer are ways to forge a pass. The audit hook cannot take them away, but
+# it sees each one before the program gets the object, and announces it (with the nonce) on the
+# result pipe; a run that announced any and would have passed is `tampered`.
+#
+# Frames are asked for by libraries too (namedtuple, enum, typing, pandas' warning levels through
+# inspect.currentframe, logging, traceback printing). They count only when the frame is handed to
+# the program: the function that asks is the program's own code, or a helper that returns frames
+# to its caller (FRAME_HELPERS) called, through any number of helpers, by the program's code.
+# "The program's code" is any code object not loaded from a file of the Python installation (or
+# this worker): code the program compiles itself counts as its own, and code it compiles under an
+# installation file's name is itself announced.
+
+FRAME_EVENTS = {"sys._getframe"}
+FRAME_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
+ALWAYS_EVENTS = {"sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+                 "sys.setprofile", "sys.settrace", "marshal.loads"}
+FRAME_HELPERS = {("inspect", "currentframe"), ("inspect", "stack"), ("inspect", "trace"),
+                 ("inspect", "getouterframes"), ("inspect", "getinnerframes"),
+                 ("logging/__init__", "<lambda>"), ("logging/__init__", "currentframe"),
+                 ("traceback", "walk_stack"), ("traceback", "walk_tb"),
+                 ("asyncio/base_tasks", "_task_get_stack")}
+PROC_SECRETS = ("mem", "environ", "pagemap", "fd", "maps")
+
+
+def _install_roots():
+    import sysconfig
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    for k in ("stdlib", "platstdlib", "purelib", "platlib"):
+        try:
+            roots.add(sysconfig.get_path(k))
+        except (KeyError, TypeError):
+            pass
+    out = set()
+    for r in roots:
+        if r:
+            out.add(r.rstrip("/") + "/")
+            out.add(os.path.realpath(r).rstrip("/") + "/")
+    return tuple(sorted(out))
+
+
+INSTALL_ROOTS = _install_roots()
+WORKER_FILE = os.path.abspath(__file__)
+
+
+def trusted_file(name):
+    """A file of the Python installation or this worker (not something the program made)."""
+    return type(name) is str and (name == WORKER_FILE or (
+        name.startswith(INSTALL_ROOTS) and name.endswith(".py") and "/../" not in name))
+
+
+def helper_key(co):
+    f = co.co_filename
+    for r in INSTALL_ROOTS:
+        if f.startswith(r):
+            rel = f[len(r):]
+            break
+    else:
+        return None
+    if rel.startswith(("python3.11/", "lib/python3.11/")):
+        rel = rel.split("python3.11/", 1)[1]
+    return (rel[:-3] if rel.endswith(".py") else rel, co.co_name)
+
+
+def plain_path(p):
+    """An open() argument as text without running the program's code (None if it is not plain)."""
+    if type(p) is str:
+        return p
+    if type(p) is bytes:
+        return p.decode("utf-8", "replace")
+    if type(p) is int:
+        return "<fd>"
+    import pathlib
+
+    if type(p) in (pathlib.PosixPath, pathlib.PurePosixPath):
+        return str(p)
+    return None
+
+
+def proc_secret(path):
+    """Whether a path reaches a process's memory, environment or descriptors in /proc."""
+    try:
+        full = os.path.normpath(os.path.join(os.getcwd(), path))
+    except OSError:  # the working directory is gone: judge the path as given
+        full = os.path.normpath(path)
+    parts = full.split("/")
+    if len(parts) < 3 or parts[1] != "proc":
+        return False
+    if parts[2] not in ("self", "thread-self") and not parts[2].isdigit():
+        return False
+    rest = parts[3:]
+    if rest[:1] == ["task"]:
+        rest = rest[2:]
+    # The process folder itself (a dir_fd for relative opens) or one of its secrets.
+    return not rest or rest[0] in PROC_SECRETS
+
+
+def tamper_hook(result_fd, nonce):
+    """The audit hook of one script-mode run. Forked children keep it (and announce too): a
+    child holds a copy of everything. If the announcement cannot be written to the result pipe
+    (closed, or another file put at its number), the process ends before the event completes."""
+    tripped = []
+    busy = []
+    try:
+        pipe_id = os.fstat(result_fd)[1:3]
+    except OSError:
+        pipe_id = None
+    _write, _fstat, _exit, _dumps = os.write, os.fstat, os._exit, json.dumps
+    _getframe = sys._getframe
+
+    def announce(event):
+        tripped.append(event)
+        try:
+            if _fstat(result_fd)[1:3] != pipe_id:
+                raise OSError("result pipe replaced")
+            _write(result_fd, (_dumps({"tampered": event, "nonce": nonce}) + "\n").encode())
+        except BaseException:
+            _exit(86)
+
+    def program_asks(depth):
+        """Whether the frame-asking code at `depth` is the program's (helpers skipped)."""
+        f = _getframe(depth)
+        while f is not None:
+            co = f.f_code
+            if not trusted_file(co.co_filename):
+                return True
+            if helper_key(co) not in FRAME_HELPERS:
+                return False
+            f = f.f_back
+        return False
+
+    def audit(event, args):
+        if tripped or busy:
+            return
+        hit = False
+        if event in ALWAYS_EVENTS or event.startswith("ctypes."):
+            hit = True
+        elif event in FRAME_EVENTS or (event == "object.__getattr__" and len(args) > 1 and
+                                       type(args[1]) is str and args[1] in FRAME_ATTRS):
+            busy.append(1)
+            try:
+                # 0: audit, 1: the code that asked (sys._getframe's caller, or the attribute's
+                # reader).
+                hit = program_asks(2)
+            finally:
+                busy.pop()
+        elif event in ("compile", "code.__new__"):
+            # Code under an installation file's name would pass for a library's.
+            name = args[1] if len(args) > 1 else None
+            if type(name) is bytes:
+                name = name.decode("utf-8", "replace")
+            hit = trusted_file(name) or (type(name) is str and name.startswith(INSTALL_ROOTS))
+        elif event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
+            hit = True  # swapping a library function's code
+        elif event in ("open", "os.chdir", "os.listdir", "os.scandir") and args:
+            busy.append(1)
+            try:
+                p = plain_path(args[0])
+                hit = (p is None and event == "open") or (p is not None and proc_secret(p))
+            finally:
+                busy.pop()
+        if hit:
+            announce(event)
+
+    return audit
+
+
 def child_main(req, run_dir, io_fd, result_w, nonce):
     """Runs in the forked child. Never returns."""
     result_fd = result_w
@@ -1243,6 +1414,9 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
             err = install_seccomp()
             if err is not None:
                 raise OSError(err)
+        # No other process (a child it spawns included) may read this one's memory, where the
+        # nonce is; its own forked children keep the audit hook below.
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except BaseException as e:
         try:
             os.write(result_fd, (json.dumps({"setup": "%s: %s" % (type(e).__name__, e),
@@ -1279,37 +1453,14 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
             # The program and this reporting code share an interpreter: what cannot be prevented
             # here is detected. Frame and heap introspection or ctypes (the ways to reach report()
             # and its nonce) are announced to the worker at once, before the program gets the
-            # object back, and turn any pass into `tampered`.
-            code = compile(req["code"], "<sandbox>", "exec")
-            tripped = []
+            # object back, and turn any pass into `tampered` (see tamper_hook).
+            src = req["code"]
+            code = compile(src, "<sandbox>", "exec")
+            # inspect.getsource() and tracebacks can show the program's own lines.
+            import linecache
 
-            busy = []
-
-            def audit(event, args):
-                if tripped or busy or os.getpid() != me:
-                    return
-                if event == "sys._getframe":
-                    # Libraries (namedtuple, typing, enum) ask for their caller's frame; only the
-                    # program's own request (directly or through inspect) counts.
-                    busy.append(1)
-                    try:
-                        caller = sys._getframe(1).f_code.co_filename
-                    finally:
-                        busy.pop()
-                    if caller != "<sandbox>" and not caller.endswith("inspect.py"):
-                        return
-                if event in TAMPER_EVENTS or event.startswith("ctypes.") or (
-                        event == "object.__getattr__" and len(args) > 1 and
-                        args[1] in TAMPER_ATTRS) or (
-                        event == "open" and args and "/proc/" in str(args[0]) and
-                        str(args[0]).endswith(("/mem", "/environ", "/fd"))):
-                    tripped.append(event)
-                    try:
-                        os.write(result_fd, (json.dumps({"tampered": event, "nonce": nonce}) +
-                                             "\n").encode())
-                    except OSError:
-                        pass
-
+            linecache.cache["<sandbox>"] = (len(src), None, src.splitlines(True), "<sandbox>")
+            audit = tamper_hook(result_fd, nonce)
             sys.addaudithook(audit)
             exec(code, g)
         try:
@@ -1336,9 +1487,6 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         os._exit(1)
 
 
-TAMPER_EVENTS = {"sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers",
-                 "gc.get_referents", "sys.setprofile", "sys.settrace"}
-TAMPER_ATTRS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"}
 run_counter = 0
 RESULT_CAP = 1 << 16
 
