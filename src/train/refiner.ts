@@ -14,9 +14,9 @@ import { extractRefinement, refinerPrompt, type RefinerFormat } from '../data/pr
 import type { CodeTask } from '../data/tasks.js';
 import { Rng } from '../util/rng.js';
 import { ConfigError } from '../util/errors.js';
+import { fitQuery, tokenizePrompt, type RenderedPrompt } from './prompt.js';
 
-/** Marker put where an over-long query lost its middle. */
-export const TRUNCATION_MARKER = '\n[…]\n';
+export { TRUNCATION_MARKER } from './prompt.js';
 
 export interface RefinerOptions {
   model: string;
@@ -117,58 +117,27 @@ export class Refiner {
     return loraParameters(this.model);
   }
 
-  private render(query: string): { ids: number[]; text: string } {
+  private render(query: string): RenderedPrompt {
     const p = refinerPrompt(query, {
       format: this.opts.format,
       ...(this.opts.template !== undefined ? { template: this.opts.template } : {}),
     });
     const E = this.engine;
-    if (p.kind === 'completion') {
-      return { ids: E.tokenizer.encode(p.prompt), text: p.prompt };
-    }
-    if (!E.chatTemplate) {
-      throw new ConfigError('the refiner model has no chat template', {
-        where: 'refiner.format',
-        expected: "a completion format ('paper') for a model without a chat template",
-        found: this.opts.format,
-        hint: 'set refiner.format: paper, or refiner.chatTemplate',
-      });
-    }
-    const text = E.chatTemplate.render(
-      p.messages.map((m) => ({ role: m.role, content: m.content })),
-      { addGenerationPrompt: true },
+    return tokenizePrompt(
+      p,
+      { tokenizer: E.tokenizer, chatTemplate: E.chatTemplate },
+      { where: 'refiner.format', format: this.opts.format },
     );
-    return { ids: E.tokenizer.encode(text, { addSpecialTokens: false }), text };
   }
 
   /**
-   * The prompt of a task. An over-long prompt is fitted by cutting the middle of the query (the
-   * template's instruction and the cue that ends it are kept: the authors' code truncated the
-   * whole prompt at 512 tokens, which cut the cue off), or undefined when overlong is 'skip'.
+   * The prompt of a task within maxPromptTokens: an over-long query loses its middle (the
+   * instruction and its cue are kept), or undefined when overlong is 'skip' (train/prompt.ts
+   * fitQuery, the same fitting evaluation applies).
    */
   promptFor(task: CodeTask): RefinerPromptIds | undefined {
-    const max = this.opts.maxPromptTokens;
-    const full = this.render(task.query);
-    if (full.ids.length <= max) return { ...full, truncated: false };
-    if (this.opts.overlong === 'skip') return undefined;
-    // Binary search on how many query characters to keep (half from the head, half from the
-    // tail): the token count is monotone in the kept length up to tokenizer merges at the seam.
-    const q = task.query;
-    let lo = 0;
-    let hi = q.length;
-    let best: { ids: number[]; text: string } | undefined;
-    while (lo <= hi) {
-      const keep = Math.floor((lo + hi) / 2);
-      const head = Math.ceil(keep / 2);
-      const cut = q.slice(0, head) + TRUNCATION_MARKER + q.slice(q.length - (keep - head));
-      const r = this.render(cut);
-      if (r.ids.length <= max) {
-        best = r;
-        lo = keep + 1;
-      } else hi = keep - 1;
-    }
-    if (!best) return undefined; // the template alone is longer than maxPromptTokens
-    return { ...best, truncated: true };
+    const p = fitQuery(task.query, (q) => this.render(q), this.opts);
+    return p && { ids: p.ids, text: p.text, truncated: p.truncated };
   }
 
   /**
