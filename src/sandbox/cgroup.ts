@@ -78,7 +78,10 @@ function errText(e: unknown): string {
 }
 
 /** Whether a child group can be made (and removed) in `dir`; undefined when yes, else why not. */
-function probeMkdir(dir: string, check?: (child: string) => string | undefined): string | undefined {
+function probeMkdir(
+  dir: string,
+  check?: (child: string) => string | undefined,
+): string | undefined {
   const child = path.join(dir, `rl4qe-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
   try {
     mkdirSync(child);

@@ -8,17 +8,27 @@ import path from 'node:path';
 import type { OutcomeStatus, SandboxOutcome } from './outcome.js';
 
 /**
- * DS-1000's test program as its harness writes it. `code = repr(solution)` there; a JSON string
- * literal is also a valid Python string literal with the same value (JSON.stringify escapes only
- * quotes, backslashes, control characters and lone surrogates, all as Python reads them).
+ * DS-1000's test program as its harness writes it, except that leaving early is a failure: a
+ * solution's `sys.exit(0)`, `exit()`, `quit()` or `raise SystemExit` would otherwise end the
+ * program with status 0, a pass (issue 11; upstream human-eval treats them as failures too).
+ * `code = repr(solution)` there; a JSON string literal is also a valid Python string literal with
+ * the same value (JSON.stringify escapes only quotes, backslashes, control characters and lone
+ * surrogates, all as Python reads them).
  */
 export function ds1000Program(codeContext: string, solution: string): string {
   return (
     codeContext +
     '\n' +
     `code = ${JSON.stringify(solution)}\n` +
-    'test_execution(code)\n' +
-    (codeContext.includes('test_string(') ? 'test_string(code)\n' : '\n')
+    'try:\n' +
+    '    test_execution(code)\n' +
+    (codeContext.includes('test_string(') ? '    test_string(code)\n' : '') +
+    'except SystemExit:\n' +
+    '    import os as _os, sys as _sys, traceback as _tb\n' +
+    "    print('the solution called sys.exit()/exit()/quit(): a failure, not a pass', file=_sys.stderr)\n" +
+    '    _tb.print_exc()\n' +
+    '    _sys.stderr.flush()\n' +
+    '    _os._exit(1)\n'
   );
 }
 

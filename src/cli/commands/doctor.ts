@@ -20,6 +20,8 @@ export const doctorSections: (() => Promise<DoctorSection> | DoctorSection)[] = 
     ],
   }),
   async () => (await import('../../backend/doctor.js')).backendDoctorSection(),
+  // sandbox: what a started worker's test actually got (uid, network, seccomp, cgroup limits).
+  async () => (await import('../../sandbox/doctor.js')).sandboxDoctorSection(),
   () => ({
     title: 'paths',
     rows: [
