@@ -34,7 +34,8 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
   z
     .object({
       backend: z.literal('openai'),
-      baseUrl: z.string().min(1),
+      /** Default: $OPENAI_BASE_URL, else https://api.openai.com/v1. */
+      baseUrl: z.string().min(1).optional(),
       model: z.string().min(1),
       apiKeyEnv: z.string().min(1).optional(),
       timeoutMs: z.number().int().positive().optional(),

@@ -43,13 +43,25 @@ import {
 
 const log = createLogger('generators.http');
 
+/** Where the base URL comes from when none is given, as in the official OpenAI SDKs. */
+export const OPENAI_BASE_URL_ENV = 'OPENAI_BASE_URL';
+export const OPENAI_API_KEY_ENV = 'OPENAI_API_KEY';
+export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
+
 export interface OpenAIGeneratorOptions {
-  /** Base URL including the API version path, e.g. `https://api.deepseek.com/v1`, `http://127.0.0.1:8080/v1`. */
-  baseUrl: string;
+  /**
+   * Base URL including the API version path, e.g. `https://api.deepseek.com/v1`,
+   * `http://127.0.0.1:8431/v1`. Default: $OPENAI_BASE_URL, else https://api.openai.com/v1 (as the
+   * OpenAI SDKs do).
+   */
+  baseUrl?: string;
   model: string;
   /** Name of the environment variable holding the API key (e.g. `DEEPSEEK_API_KEY`). Required to be set when given. */
   apiKeyEnv?: string;
-  /** The key itself (tests, embedding). Prefer apiKeyEnv: keys in config files leak. */
+  /**
+   * The key itself (tests, embedding). Prefer apiKeyEnv: keys in config files leak. With neither,
+   * $OPENAI_API_KEY is sent when it is set (as the OpenAI SDKs do), else no key.
+   */
   apiKey?: string;
   /** Per-attempt timeout covering connect, headers and body. Default 120 s. */
   timeoutMs?: number;
@@ -129,21 +141,25 @@ export class OpenAIGenerator implements Generator {
   private readonly where: string;
 
   constructor(private readonly opts: OpenAIGeneratorOptions) {
+    const fromEnv = process.env[OPENAI_BASE_URL_ENV];
+    const baseUrl = opts.baseUrl ?? (fromEnv || OPENAI_DEFAULT_BASE_URL);
+    const urlWhere =
+      opts.baseUrl === undefined && fromEnv ? OPENAI_BASE_URL_ENV : 'generator.baseUrl';
     let url: URL;
     try {
-      url = new URL(opts.baseUrl);
+      url = new URL(baseUrl);
     } catch {
       throw new ConfigError('generator base URL is not a URL', {
-        where: 'generator.baseUrl',
-        expected: 'e.g. https://api.deepseek.com/v1 or http://127.0.0.1:8080/v1',
-        found: opts.baseUrl,
+        where: urlWhere,
+        expected: 'e.g. https://api.deepseek.com/v1 or http://127.0.0.1:8431/v1',
+        found: baseUrl,
       });
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new ConfigError('generator base URL must be http(s)', {
-        where: 'generator.baseUrl',
+        where: urlWhere,
         expected: 'http:// or https://',
-        found: opts.baseUrl,
+        found: baseUrl,
       });
     this.base = url.href.replace(/\/+$/, '');
     if (!opts.model)
@@ -156,7 +172,7 @@ export class OpenAIGenerator implements Generator {
           hint: `export ${opts.apiKeyEnv}=... before the run, or remove apiKeyEnv for a server without authentication`,
         });
       this.apiKey = k;
-    } else this.apiKey = opts.apiKey;
+    } else this.apiKey = opts.apiKey ?? (process.env[OPENAI_API_KEY_ENV] || undefined);
     this.timeoutMs = opts.timeoutMs ?? 120_000;
     this.limiter = new Limiter(opts.concurrency ?? 4);
     this.policy = { ...defaultRetryPolicy, ...opts.retry };
@@ -210,7 +226,9 @@ export class OpenAIGenerator implements Generator {
       throw new ConfigError('the generator server rejected the API key', {
         where: this.where,
         found: `HTTP ${res.status}`,
-        hint: this.opts.apiKeyEnv ? `check ${this.opts.apiKeyEnv}` : 'set generator.apiKeyEnv',
+        hint: this.opts.apiKeyEnv
+          ? `check ${this.opts.apiKeyEnv}`
+          : `set generator.apiKeyEnv (or ${OPENAI_API_KEY_ENV})`,
       });
     if (!res.ok)
       throw new NetworkError('GET /models failed', {
@@ -481,7 +499,7 @@ export class OpenAIGenerator implements Generator {
         message,
         hint: this.opts.apiKeyEnv
           ? `check the key in ${this.opts.apiKeyEnv}`
-          : 'the server wants an API key: set generator.apiKeyEnv',
+          : `the server wants an API key: set generator.apiKeyEnv (or ${OPENAI_API_KEY_ENV})`,
       };
     if (s === 404)
       return {

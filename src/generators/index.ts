@@ -1,5 +1,6 @@
 // The fixed code generator: one contract (types.ts), three backends, the on-disk cache, money.
 export * from './types.js';
+export { BatchQueue, type Batchable, type BatchQueueOptions } from './batch-queue.js';
 export { Limiter } from './limiter.js';
 export { defaultRetryPolicy, backoffDelayMs, parseRetryAfter, type RetryPolicy } from './retry.js';
 export {
@@ -14,7 +15,13 @@ export {
   type ModelPrice,
   type PriceTable,
 } from './cost.js';
-export { OpenAIGenerator, type OpenAIGeneratorOptions } from './http.js';
+export {
+  OpenAIGenerator,
+  OPENAI_API_KEY_ENV,
+  OPENAI_BASE_URL_ENV,
+  OPENAI_DEFAULT_BASE_URL,
+  type OpenAIGeneratorOptions,
+} from './http.js';
 export {
   LlamaCppGenerator,
   defaultGgufPath,

@@ -80,6 +80,33 @@ describe('rl4qe generate', () => {
     assert.deepEqual([d2.calls, d2.cachedCalls], [0, 3]);
   });
 
+  it('writes each result as it finishes and exits 5 when a request failed', async () => {
+    const reqs = path.join(dir, 'mixed.jsonl');
+    // The last request is invalid (both messages and prompt): it fails at once, before the
+    // others have their answers, so finishing order puts it first.
+    writeFileSync(
+      reqs,
+      [
+        { id: 'm1', messages: [{ role: 'user', content: 'a' }], params: { seed: 1 } },
+        { id: 'm2', messages: [{ role: 'user', content: 'b' }], params: { seed: 1 } },
+        { id: 'bad', messages: [{ role: 'user', content: 'c' }], prompt: 'c' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    const out = path.join(dir, 'mixed-out.jsonl');
+    const r = await run(reqs, '--config', path.join(dir, 'gen.json'), '--out', out, '--json');
+    assert.equal(r.status, 5, r.stderr);
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { ok: boolean; id: string; kind?: string });
+    assert.deepEqual(lines[0], { ...lines[0], ok: false, id: 'bad', kind: 'bad_request' });
+    assert.deepEqual(lines.map((l) => l.id).sort(), ['bad', 'm1', 'm2']);
+    const summary = JSON.parse(r.stderr.trim()) as { completions: number; failures: number };
+    assert.deepEqual([summary.completions, summary.failures], [2, 1]);
+  });
+
   it('a bad request line is an error naming file:line and the field', async () => {
     const bad = path.join(dir, 'bad.jsonl');
     writeFileSync(

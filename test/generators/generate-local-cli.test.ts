@@ -82,6 +82,6 @@ describe('rl4qe generate --local', () => {
     assert.match(a.stderr, /--adapter needs --local/);
     const b = await run(path.join(dir, 'reqs.jsonl'), '--local', MODEL, '--max-batch-size', '0');
     assert.equal(b.status, 2);
-    assert.match(b.stderr, /flags\.maxBatchSize/);
+    assert.match(b.stderr, /--max-batch-size must be an integer >= 1/);
   });
 });

@@ -175,6 +175,49 @@ describe('OpenAIGenerator against a fault-injecting server', () => {
     assert.equal(fs.hits.at(-1)!.auth, 'Bearer sekrit');
   });
 
+  it('OPENAI_BASE_URL and OPENAI_API_KEY are used when the options give no URL and no key, as in the SDKs', async () => {
+    const saved = [process.env.OPENAI_BASE_URL, process.env.OPENAI_API_KEY];
+    try {
+      process.env.OPENAI_BASE_URL = `${fs.url}/auth/v1`;
+      process.env.OPENAI_API_KEY = 'sekrit';
+      const g = new OpenAIGenerator({ model: 'm1', retry: fast });
+      assert.equal(g.identity.backend, `openai:${fs.url}/auth/v1`);
+      const [r] = await g.generate([chat('env1')]);
+      assert.ok(r!.ok, JSON.stringify(r));
+      assert.equal(fs.hits.at(-1)!.auth, 'Bearer sekrit');
+      // Options win over the environment: the URL given, the key variable named.
+      process.env.RL4QE_OTHER_KEY = 'other';
+      const h = new OpenAIGenerator({
+        baseUrl: `${fs.url}/ok/v1`,
+        model: 'm1',
+        apiKeyEnv: 'RL4QE_OTHER_KEY',
+        retry: fast,
+      });
+      const [s] = await h.generate([chat('env2')]);
+      assert.ok(s!.ok);
+      assert.deepEqual([fs.hits.at(-1)!.scenario, fs.hits.at(-1)!.auth], ['ok', 'Bearer other']);
+      // Neither the option nor the variable: OpenAI's own URL (nothing is sent here).
+      delete process.env.OPENAI_BASE_URL;
+      assert.equal(
+        new OpenAIGenerator({ model: 'm1' }).identity.backend,
+        'openai:https://api.openai.com/v1',
+      );
+      process.env.OPENAI_BASE_URL = 'not a url';
+      assert.throws(
+        () => new OpenAIGenerator({ model: 'm1' }),
+        (e: unknown) => e instanceof ConfigError && /OPENAI_BASE_URL/.test(e.message),
+      );
+    } finally {
+      for (const [k, v] of [
+        ['OPENAI_BASE_URL', saved[0]],
+        ['OPENAI_API_KEY', saved[1]],
+      ] as const)
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      delete process.env.RL4QE_OTHER_KEY;
+    }
+  });
+
   it('missing API key variable and bad URLs are ConfigErrors at construction', () => {
     delete process.env.RL4QE_MISSING_KEY;
     assert.throws(

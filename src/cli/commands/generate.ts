@@ -1,5 +1,7 @@
 // rl4qe generate REQUESTS.jsonl: send a batch of generation requests through a configured
 // generator (cached), or with --dry-run estimate calls, tokens and cost without sending anything.
+// Results are written as they finish (one JSON line each, in finishing order: match them by id),
+// so a long run loses nothing already answered; the exit code says whether any request failed.
 import type { Command } from 'commander';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -10,11 +12,17 @@ import {
   cacheKey,
   createGenerator,
   estimateRequests,
+  isUnseededSample,
   parseGeneratorConfig,
   summarizeResults,
   type GenerationRequest,
+  type GenerationResult,
   type ParsedGeneratorConfig,
 } from '../../generators/index.js';
+import { generatorFromFlags, intFlagDefault, readJsonFile } from '../flags.js';
+
+/** Exit code when every request was sent but some failed (their failures are in the output). */
+export const EXIT_REQUESTS_FAILED = 5;
 
 const requestSchema = z
   .object({
@@ -98,56 +106,13 @@ interface GenerateFlags {
 }
 
 function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
-  if (f.config) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(f.config, 'utf8'));
-    } catch (err) {
-      throw new ConfigError('cannot read the generator config', {
-        where: f.config,
-        found: (err as Error).message,
-      });
-    }
-    return parseGeneratorConfig(raw, `${f.config}: generator`);
-  }
-  if (f.url) {
-    if (!f.model) throw new ConfigError('--url needs --model', { where: '--model' });
-    return parseGeneratorConfig({
-      backend: 'openai',
-      baseUrl: f.url,
-      model: f.model,
-      apiKeyEnv: f.apiKeyEnv,
-    });
-  }
-  if (f.local) {
-    const num = (v: string | undefined): number | undefined =>
-      v === undefined ? undefined : Number(v);
+  if (f.config)
     return parseGeneratorConfig(
-      {
-        backend: 'local',
-        model: f.local,
-        adapter: f.adapter,
-        tokenizer: f.tokenizer,
-        contextSize: num(f.contextSize),
-        weights: f.weights,
-        maxBatchSize: num(f.maxBatchSize),
-      },
-      'flags',
+      readJsonFile(f.config, 'generator config'),
+      `${f.config}: generator`,
     );
-  }
-  for (const [flag, v] of [
-    ['--adapter', f.adapter],
-    ['--tokenizer', f.tokenizer],
-    ['--context-size', f.contextSize],
-    ['--weights', f.weights],
-    ['--max-batch-size', f.maxBatchSize],
-  ] as const)
-    if (v !== undefined)
-      throw new ConfigError(`${flag} needs --local <model>`, {
-        where: flag,
-        hint: "these options belong to rl4qe's own engine (backend local)",
-      });
-  return parseGeneratorConfig({ backend: 'llama.cpp', modelPath: f.gguf });
+  const cfg = generatorFromFlags(f, { url: '--url', model: '--model' });
+  return parseGeneratorConfig(cfg ?? { backend: 'llama.cpp' }, 'flags');
 }
 
 export function registerGenerate(program: Command): void {
@@ -201,8 +166,11 @@ export function registerGenerate(program: Command): void {
         const e = estimateRequests(requests, {
           model,
           prices: cfg.backend === 'openai' ? cfg.prices : undefined,
-          defaultMaxTokens: Number(f.defaultMaxTokens),
-          isCached: cache ? (r) => cache.has(cacheKey(g.identity, r)) : undefined,
+          defaultMaxTokens: intFlagDefault('--default-max-tokens', f.defaultMaxTokens, 1),
+          // An unseeded sample is never answered from the cache (it is always a fresh sample).
+          isCached: cache
+            ? (r) => !isUnseededSample(g.identity, r) && cache.has(cacheKey(g.identity, r))
+            : undefined,
         });
         cache?.close();
         await g.dispose();
@@ -226,21 +194,31 @@ export function registerGenerate(program: Command): void {
         cfg,
         budgetUsd !== undefined ? { budget: new Budget(budgetUsd) } : {},
       );
+      const sink = f.out ? createWriteStream(f.out) : process.stdout;
+      const results: GenerationResult[] = [];
       try {
-        const results = await g.generate(requests);
-        const sink = f.out ? createWriteStream(f.out) : process.stdout;
-        for (const r of results) sink.write(JSON.stringify(r) + '\n');
-        if (f.out)
-          await new Promise<void>((res) => (sink as ReturnType<typeof createWriteStream>).end(res));
-        const s = summarizeResults(results);
-        process.stderr.write(
-          f.json
-            ? JSON.stringify(s) + '\n'
-            : `generated ${s.completions}/${results.length} (${s.cached} from cache), failures ${JSON.stringify(s.byKind)}, ` +
-                `tokens ${s.promptTokens}+${s.completionTokens}, cost $${s.costUsd.toFixed(6)}\n`,
+        // One call per request, all at once: each line is written when its answer is there. The
+        // backends still batch (the local engine's queue) or limit concurrency (HTTP, llama.cpp).
+        await Promise.all(
+          requests.map(async (r) => {
+            const [res] = await g.generate([r]);
+            if (res === undefined) return;
+            results.push(res);
+            sink.write(JSON.stringify(res) + '\n');
+          }),
         );
       } finally {
         await g.dispose();
+        if (f.out)
+          await new Promise<void>((res) => (sink as ReturnType<typeof createWriteStream>).end(res));
       }
+      const s = summarizeResults(results);
+      process.stderr.write(
+        f.json
+          ? JSON.stringify(s) + '\n'
+          : `generated ${s.completions}/${results.length} (${s.cached} from cache), failures ${JSON.stringify(s.byKind)}, ` +
+              `tokens ${s.promptTokens}+${s.completionTokens}, cost $${s.costUsd.toFixed(6)}\n`,
+      );
+      if (s.failures > 0) process.exitCode = EXIT_REQUESTS_FAILED;
     });
 }

@@ -1,18 +1,22 @@
 // rl4qe serve: an OpenAI-compatible service that refines the last user message, then generates.
 // With no arguments: both refiner and generator on the default offline GGUF through llama.cpp,
-// on http://127.0.0.1:8080.
+// on http://127.0.0.1:8431 (DEFAULT_SERVE_PORT; not llama-server's 8080). Flags map to generator
+// configs in cli/flags.ts, shared with `rl4qe generate`.
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../util/errors.js';
+import { parseGeneratorConfig, type GeneratorConfig } from '../../generators/index.js';
+import { DEFAULT_SERVE_PORT, buildServeStack, startServer } from '../../serve/index.js';
 import {
-  defaultGgufPath,
-  parseGeneratorConfig,
-  type GeneratorConfig,
-} from '../../generators/index.js';
-import { buildServeStack, startServer } from '../../serve/index.js';
+  generatorFromFlags,
+  intFlag,
+  intFlagDefault,
+  readJsonFile,
+  refinerFromFlags,
+  type RefinerFlags,
+} from '../flags.js';
 
-interface ServeFlags {
+interface ServeFlags extends RefinerFlags {
   host: string;
   port: string;
   config?: string;
@@ -20,16 +24,11 @@ interface ServeFlags {
   generatorModel?: string;
   apiKeyEnv?: string;
   gguf?: string;
-  refinerGguf?: string;
-  refinerBackend: string;
-  refinerModel?: string;
-  refinerAdapter?: string;
-  refinerTokenizer?: string;
-  refinerContextSize?: string;
-  refinerWeights?: string;
+  local?: string;
+  contextSize?: string;
+  weights?: string;
+  maxBatchSize?: string;
   refineFormat?: string;
-  refinerInProcess?: boolean;
-  threads?: string;
   sequences: string;
   maxConcurrent: string;
   timeoutMs: string;
@@ -51,21 +50,13 @@ const fileSchema = z
   })
   .strict();
 
-function int(name: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new ConfigError(`--${name} must be an integer >= ${min}`, {
-      where: `--${name}`,
-      found: v,
-    });
-  return n;
-}
-
-function weightsFlag(v: string | undefined): 'float32' | 'quantized' | undefined {
-  if (v === undefined || v === 'float32' || v === 'quantized') return v;
-  throw new ConfigError("--refiner-weights must be 'float32' or 'quantized'", {
-    where: '--refiner-weights',
-    found: v,
+function readServeConfig(file: string): z.infer<typeof fileSchema> {
+  const r = fileSchema.safeParse(readJsonFile(file, 'serve config'));
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new ConfigError(`invalid serve config: ${issue?.message ?? 'invalid'}`, {
+    where: `${file}: ${issue?.path.join('.') || '(root)'}`,
+    expected: '{generator?, refiner?, refinePrompt?, refineFormat?}',
   });
 }
 
@@ -80,7 +71,7 @@ export function registerServe(program: Command): void {
       'address to bind (other machines can connect only if you change it)',
       '127.0.0.1',
     )
-    .option('--port <port>', 'port (0 = any free port)', '8080')
+    .option('--port <port>', 'port (0 = any free port)', String(DEFAULT_SERVE_PORT))
     .option(
       '--config <file>',
       'JSON file {generator, refiner, refinePrompt, refineFormat} with generator configs',
@@ -95,6 +86,16 @@ export function registerServe(program: Command): void {
       '--gguf <file>',
       'answer with this GGUF through llama.cpp (default: the offline test model)',
     )
+    .option(
+      '--local <model>',
+      "answer with rl4qe's own engine on a GGUF file or Hugging Face model directory (in a worker thread; concurrent requests decode in shared batches)",
+    )
+    .option('--context-size <n>', 'with --local: longest prompt + completion in tokens')
+    .option(
+      '--weights <kind>',
+      "with --local GGUF: 'float32' (default) or 'quantized' (keep the file's blocks)",
+    )
+    .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
     .option('--refiner-gguf <file>', 'refine with this GGUF (default: the generator)')
     .option(
       '--refiner-backend <backend>',
@@ -136,95 +137,36 @@ export function registerServe(program: Command): void {
     .option('--no-cache', 'do not cache refinements and answers on disk')
     .option('--refine-max-tokens <n>', 'longest refinement', '256')
     .action(async (f: ServeFlags) => {
-      let fileCfg: z.infer<typeof fileSchema> = {};
-      if (f.config) {
-        let raw: unknown;
-        try {
-          raw = JSON.parse(readFileSync(f.config, 'utf8'));
-        } catch (err) {
-          throw new ConfigError('cannot read the serve config', {
-            where: f.config,
-            found: err instanceof Error ? err.message : String(err),
-          });
-        }
-        const r = fileSchema.safeParse(raw);
-        if (!r.success)
-          throw new ConfigError(`invalid serve config: ${r.error.issues[0]!.message}`, {
-            where: `${f.config}: ${r.error.issues[0]!.path.join('.') || '(root)'}`,
-            expected: '{generator?, refiner?, refinePrompt?, refineFormat?}',
-          });
-        fileCfg = r.data;
-      }
-      let generator: GeneratorConfig | undefined = fileCfg.generator
-        ? parseGeneratorConfig(fileCfg.generator, `${f.config}: generator`)
-        : undefined;
-      let refiner: GeneratorConfig | undefined = fileCfg.refiner
-        ? parseGeneratorConfig(fileCfg.refiner, `${f.config}: refiner`)
-        : undefined;
-      const threads = f.threads !== undefined ? int('threads', f.threads, 1) : undefined;
-      if (f.generatorUrl) {
-        if (!f.generatorModel)
-          throw new ConfigError('--generator-url needs --generator-model', {
-            where: '--generator-model',
-          });
-        generator = {
-          backend: 'openai',
-          baseUrl: f.generatorUrl,
-          model: f.generatorModel,
-          apiKeyEnv: f.apiKeyEnv,
-        };
-      } else if (f.gguf)
-        generator = {
-          backend: 'llama.cpp',
-          modelPath: f.gguf,
-          threads,
-          sequences: int('sequences', f.sequences, 1),
-        };
-      if (f.refinerBackend !== 'llama.cpp' && f.refinerBackend !== 'local')
-        throw new ConfigError("--refiner-backend must be 'llama.cpp' or 'local'", {
-          where: '--refiner-backend',
-          found: f.refinerBackend,
-        });
-      if (f.refinerGguf && f.refinerModel)
-        throw new ConfigError('give one of --refiner-gguf and --refiner-model', {
-          where: '--refiner-model',
-        });
-      const refinerPath = f.refinerModel ?? f.refinerGguf;
-      if (f.refinerBackend === 'local') {
-        refiner = {
-          backend: 'local',
-          model: refinerPath ?? defaultGgufPath(),
-          adapter: f.refinerAdapter,
-          tokenizer: f.refinerTokenizer,
-          contextSize:
-            f.refinerContextSize !== undefined
-              ? int('refiner-context-size', f.refinerContextSize, 1)
-              : undefined,
-          weights: weightsFlag(f.refinerWeights),
-          threads,
-          // A worker thread keeps the server responsive (health, 429s, deadlines) while it decodes.
-          worker: f.refinerInProcess !== true,
-        };
-      } else {
-        for (const [flag, v] of [
-          ['--refiner-adapter', f.refinerAdapter],
-          ['--refiner-tokenizer', f.refinerTokenizer],
-          ['--refiner-context-size', f.refinerContextSize],
-          ['--refiner-weights', f.refinerWeights],
-          ['--refiner-in-process', f.refinerInProcess],
-        ] as const)
-          if (v !== undefined)
-            throw new ConfigError(`${flag} needs --refiner-backend local`, {
-              where: flag,
-              hint: "LoRA adapters in PEFT format run on rl4qe's own engine: add --refiner-backend local",
-            });
-        if (refinerPath) refiner = { backend: 'llama.cpp', modelPath: refinerPath, threads };
-      }
+      const fileCfg = f.config !== undefined ? readServeConfig(f.config) : {};
+      // Flags override the file's generator and refiner.
+      const generator: GeneratorConfig | undefined =
+        generatorFromFlags(
+          {
+            url: f.generatorUrl,
+            model: f.generatorModel,
+            apiKeyEnv: f.apiKeyEnv,
+            gguf: f.gguf,
+            threads: f.threads,
+            sequences: f.sequences,
+            local: f.local,
+            contextSize: f.contextSize,
+            weights: f.weights,
+            maxBatchSize: f.maxBatchSize,
+            worker: true,
+          },
+          { url: '--generator-url', model: '--generator-model' },
+        ) ??
+        (fileCfg.generator !== undefined
+          ? parseGeneratorConfig(fileCfg.generator, `${f.config}: generator`)
+          : undefined);
+      const refiner: GeneratorConfig | undefined =
+        refinerFromFlags(f) ??
+        (fileCfg.refiner !== undefined
+          ? parseGeneratorConfig(fileCfg.refiner, `${f.config}: refiner`)
+          : undefined);
       const refineFormat = f.refineFormat ?? fileCfg.refineFormat;
-      if (
-        refineFormat !== undefined &&
-        !(REFINER_FORMATS as readonly string[]).includes(refineFormat)
-      )
+      const format = REFINER_FORMATS.find((x) => x === refineFormat);
+      if (refineFormat !== undefined && format === undefined)
         throw new ConfigError(`--refine-format must be one of ${REFINER_FORMATS.join(', ')}`, {
           where: '--refine-format',
           found: refineFormat,
@@ -241,19 +183,19 @@ export function registerServe(program: Command): void {
         generator,
         refiner,
         refinePrompt: fileCfg.refinePrompt,
-        refineFormat: refineFormat as (typeof REFINER_FORMATS)[number] | undefined,
-        refineParams: { maxTokens: int('refine-max-tokens', f.refineMaxTokens, 1) },
+        refineFormat: format,
+        refineParams: { maxTokens: intFlagDefault('--refine-max-tokens', f.refineMaxTokens, 1) },
         cache: f.cache,
-        threads,
-        sequences: int('sequences', f.sequences, 1),
+        threads: intFlag('--threads', f.threads, 1),
+        sequences: intFlagDefault('--sequences', f.sequences, 1),
       });
       const server = await startServer({
         ...stack,
         host: f.host,
-        port: int('port', f.port, 0),
-        maxConcurrent: int('max-concurrent', f.maxConcurrent, 1),
-        requestTimeoutMs: int('timeout-ms', f.timeoutMs, 1),
-        maxBodyBytes: int('max-body-bytes', f.maxBodyBytes, 1),
+        port: intFlagDefault('--port', f.port, 0),
+        maxConcurrent: intFlagDefault('--max-concurrent', f.maxConcurrent, 1),
+        requestTimeoutMs: intFlagDefault('--timeout-ms', f.timeoutMs, 1),
+        maxBodyBytes: intFlagDefault('--max-body-bytes', f.maxBodyBytes, 1),
         modelId: f.modelId,
         bearerToken,
       });
