@@ -82,16 +82,17 @@ export class PromptedRefiner implements Refiner {
       };
     const [r] = await this.opts.generator.generate([request], opts);
     const latencyMs = performance.now() - t0;
-    if (!r!.ok) return { ok: false, failure: r!, metadata: { refiner: this.name, latencyMs } };
+    if (r === undefined) throw new Error(`${this.name}: the generator returned no result`);
+    if (!r.ok) return { ok: false, failure: r, metadata: { refiner: this.name, latencyMs } };
     return {
       ok: true,
-      refined: this.opts.format !== undefined ? extractRefinement(r!.text) : r!.text.trim(),
+      refined: this.opts.format !== undefined ? extractRefinement(r.text) : r.text.trim(),
       metadata: {
         refiner: this.name,
         latencyMs,
-        completionTokens: r!.usage.completionTokens,
-        cached: r!.cached,
-        finishReason: r!.finishReason,
+        completionTokens: r.usage.completionTokens,
+        cached: r.cached,
+        finishReason: r.finishReason,
       },
     };
   }

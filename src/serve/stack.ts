@@ -6,6 +6,7 @@ import {
   CachedGenerator,
   GenerationCache,
   LlamaCppGenerator,
+  canonicalJson,
   createGenerator,
   type GeneratorConfig,
   type Generator,
@@ -49,7 +50,13 @@ export function buildServeStack(opts: ServeStackOptions = {}): ServeStack {
   const wrap = (g: Generator): Generator => (cache ? new CachedGenerator(g, cache) : g);
   const base = make(opts.generator);
   const generator = wrap(base);
-  const refinerGen = opts.refiner ? wrap(make(opts.refiner)) : generator;
+  // A refiner on the same model as the answers shares the instance: one loaded model, and for
+  // the local engine one decode queue, so refinements and answers of concurrent requests
+  // decode in shared batches.
+  const refinerGen =
+    opts.refiner && !sameGenerator(opts.refiner, opts.generator)
+      ? wrap(make(opts.refiner))
+      : generator;
   const refiner = new PromptedRefiner({
     generator: refinerGen,
     systemPrompt: opts.refinePrompt,
@@ -59,6 +66,16 @@ export function buildServeStack(opts: ServeStackOptions = {}): ServeStack {
   });
   // The cache closes with the answer generator (disposed last by the server).
   return { refiner, generator: new ClosingGenerator(generator, () => cache?.close()), cache };
+}
+
+/** Two configs that build the same generator (the cache settings aside). */
+function sameGenerator(a: GeneratorConfig, b: GeneratorConfig | undefined): boolean {
+  if (b === undefined) return false;
+  const strip = (c: GeneratorConfig): string => {
+    const { cache: _cache, ...rest } = c;
+    return canonicalJson(rest);
+  };
+  return strip(a) === strip(b);
 }
 
 /** Delegates to a generator and runs a cleanup after disposing it. */
