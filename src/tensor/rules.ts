@@ -12,7 +12,14 @@
 // backward reads. It must agree with the backward's own branches (which test requiresGrad, the
 // same values as needs); a rule without `reads` keeps every input and its output. A wrong
 // declaration shows up as ReleasedTensorError in the gradient tests, never as a wrong number.
-import type { BinaryOp, FullBackend, QuantWeight, UnaryOp } from '../backend/backend.js';
+import type {
+  BinaryOp,
+  Buf,
+  FullBackend,
+  MatmulParams,
+  QuantWeight,
+  UnaryOp,
+} from '../backend/backend.js';
 import type { Rng } from '../util/rng.js';
 import {
   backendFor,
@@ -79,6 +86,37 @@ function expandTo(be: FullBackend, g: Tensor, to: readonly number[]): Tensor {
   const out = uninitOn(be, to, g.dtype);
   be.copyStrided(g.data, 0, broadcastStrides(g.shape, to), out.data, 0, stridesOf(to), to);
   return out;
+}
+
+/** Options of a product beyond its dimensions; what is left out takes mm's defaults. */
+type MmOptions = Partial<Omit<MatmulParams, 'm' | 'k' | 'n'>>;
+
+/**
+ * out = op(a) · op(b), op(a) [m, k] and op(b) [k, n], for `batch` (default 1) products of dense
+ * matrices: the strides default to m·k, k·n and m·n (one matrix after another) and the transposes
+ * to false, so a rule states only its dimensions, a shared operand's stride 0 and accumulate.
+ */
+function mm(
+  be: FullBackend,
+  a: Buf,
+  b: Buf,
+  out: Buf,
+  [m, k, n]: readonly [m: number, k: number, n: number],
+  o: MmOptions = {},
+): void {
+  be.matmul(a, b, out, {
+    batch: o.batch ?? 1,
+    m,
+    k,
+    n,
+    transA: o.transA ?? false,
+    transB: o.transB ?? false,
+    strideA: o.strideA ?? m * k,
+    strideB: o.strideB ?? k * n,
+    strideOut: o.strideOut ?? m * n,
+    ...(o.alpha !== undefined ? { alpha: o.alpha } : {}),
+    ...(o.accumulate !== undefined ? { accumulate: o.accumulate } : {}),
+  });
 }
 
 function bin(
@@ -189,139 +227,58 @@ export interface AttentionP {
 export const rules = {
   /** a [..., m, k] · b [..., k, n] (b may be 2-D, shared by every batch); trans* read the stored transpose. */
   matmul(be: FullBackend, [a, b]: Tensor[], p: MatmulP): Forward {
+    const { transA: ta, transB: tb } = p;
     const ra = a.shape.length;
     const batchShape = a.shape.slice(0, ra - 2);
     const batch = sizeOf(batchShape);
-    const m = p.transA ? a.shape[ra - 1] : a.shape[ra - 2];
-    const k = p.transA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
+    const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
     const rb = b.shape.length;
-    const n = p.transB ? b.shape[rb - 2] : b.shape[rb - 1];
+    const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
     const shared = rb === 2;
+    const sa = shared ? { strideA: 0 } : {};
+    const sb = shared ? { strideB: 0 } : {};
+    // A shared b and a row-major a: the batch folds into m (one product of batch·m rows).
+    const fold = shared && !ta;
+    const [B, M] = fold ? [1, batch * m] : [batch, m];
     // Every element is written when the inner dimension is non-empty (k = 0 gives zeros).
-    const out =
-      k > 0
-        ? uninitOn(be, [...batchShape, m, n], a.dtype)
-        : emptyOn(be, [...batchShape, m, n], a.dtype);
-    // A shared b and a row-major a: the batch folds into m (one big product).
-    const fold = shared && !p.transA;
-    be.matmul(a.data, b.data, out.data, {
-      batch: fold ? 1 : batch,
-      m: fold ? batch * m : m,
-      k,
-      n,
-      transA: p.transA,
-      transB: p.transB,
-      strideA: m * k,
-      strideB: shared ? 0 : k * n,
-      strideOut: m * n,
-    });
+    const outShape = [...batchShape, m, n];
+    const out = k > 0 ? uninitOn(be, outShape, a.dtype) : emptyOn(be, outShape, a.dtype);
+    mm(be, a.data, b.data, out.data, [M, k, n], { batch: B, transA: ta, transB: tb, ...sb });
+
+    const gradA = (g: Tensor): Tensor => {
+      const ga = n > 0 ? uninitOn(be, a.shape, a.dtype) : emptyOn(be, a.shape, a.dtype);
+      // dA = g · op(b)ᵀ; a stored [k, m] (transA): dAᵀ = op(b) · gᵀ
+      if (!ta) mm(be, g.data, b.data, ga.data, [M, n, k], { batch: B, transB: !tb, ...sb });
+      else mm(be, b.data, g.data, ga.data, [k, n, m], { batch, transA: tb, transB: true, ...sa });
+      return ga;
+    };
+    const gradB = (g: Tensor): Tensor => {
+      const gb = emptyOn(be, b.shape, b.dtype);
+      if (fold) {
+        // Shared b, folded batch: contract over all batch·m rows at once.
+        if (!tb) mm(be, a.data, g.data, gb.data, [k, batch * m, n], { transA: true });
+        else mm(be, g.data, a.data, gb.data, [n, batch * m, k], { transA: true });
+        return gb;
+      }
+      // Per batch; a shared b (with transA) sums the batches, accumulating after the first.
+      const steps = shared ? batch : 1;
+      const nb = shared ? 1 : batch;
+      for (let s = 0; s < steps; s++) {
+        const aPart = shared ? a.data.subarray(s * m * k, (s + 1) * m * k) : a.data;
+        const gPart = shared ? g.data.subarray(s * m * n, (s + 1) * m * n) : g.data;
+        const o = { batch: nb, accumulate: s > 0 };
+        // dB = op(a)ᵀ · g; b stored [n, k] (transB): dBᵀ = gᵀ · op(a)
+        if (!tb) mm(be, aPart, gPart, gb.data, [k, m, n], { ...o, transA: !ta });
+        else mm(be, gPart, aPart, gb.data, [n, m, k], { ...o, transA: true, transB: ta });
+      }
+      return gb;
+    };
     return {
       out,
       // dA reads b, dB reads a: with a frozen weight b, the input a is never read again.
       reads: ([na, nb]) => ({ inputs: [nb === true, na === true], out: false }),
-      backward: (g) => {
-        let ga: Tensor | null = null;
-        let gb: Tensor | null = null;
-        if (a.requiresGrad) {
-          ga = n > 0 ? uninitOn(be, a.shape, a.dtype) : emptyOn(be, a.shape, a.dtype);
-          if (!p.transA) {
-            // dA = g · op(b)ᵀ
-            be.matmul(g.data, b.data, ga.data, {
-              batch: fold ? 1 : batch,
-              m: fold ? batch * m : m,
-              k: n,
-              n: k,
-              transA: false,
-              transB: !p.transB,
-              strideA: m * n,
-              strideB: shared ? 0 : k * n,
-              strideOut: m * k,
-            });
-          } else {
-            // a is stored [k, m]: dAᵀ = op(b) · gᵀ
-            be.matmul(b.data, g.data, ga.data, {
-              batch,
-              m: k,
-              k: n,
-              n: m,
-              transA: p.transB,
-              transB: true,
-              strideA: shared ? 0 : k * n,
-              strideB: m * n,
-              strideOut: k * m,
-            });
-          }
-        }
-        if (b.requiresGrad) {
-          gb = emptyOn(be, b.shape, b.dtype);
-          if (fold) {
-            // Shared b, folded batch: contract over all batch·m rows at once.
-            if (!p.transB) {
-              be.matmul(a.data, g.data, gb.data, {
-                batch: 1,
-                m: k,
-                k: batch * m,
-                n,
-                transA: true,
-                transB: false,
-                strideA: 0,
-                strideB: 0,
-                strideOut: 0,
-              });
-            } else {
-              be.matmul(g.data, a.data, gb.data, {
-                batch: 1,
-                m: n,
-                k: batch * m,
-                n: k,
-                transA: true,
-                transB: false,
-                strideA: 0,
-                strideB: 0,
-                strideOut: 0,
-              });
-            }
-          } else {
-            // Per batch; a shared b sums the batches (accumulate after the first).
-            const steps = shared ? batch : 1;
-            for (let s = 0; s < steps; s++) {
-              const aPart = shared ? a.data.subarray(s * m * k, (s + 1) * m * k) : a.data;
-              const gPart = shared ? g.data.subarray(s * m * n, (s + 1) * m * n) : g.data;
-              const nb = shared ? 1 : batch;
-              if (!p.transB) {
-                // dB = op(a)ᵀ · g
-                be.matmul(aPart, gPart, gb.data, {
-                  batch: nb,
-                  m: k,
-                  k: m,
-                  n,
-                  transA: !p.transA,
-                  transB: false,
-                  strideA: m * k,
-                  strideB: m * n,
-                  strideOut: k * n,
-                  accumulate: s > 0,
-                });
-              } else {
-                // b stored [n, k]: dBᵀ = gᵀ · op(a)
-                be.matmul(gPart, aPart, gb.data, {
-                  batch: nb,
-                  m: n,
-                  k: m,
-                  n: k,
-                  transA: true,
-                  transB: p.transA,
-                  strideA: m * n,
-                  strideB: m * k,
-                  strideOut: n * k,
-                  accumulate: s > 0,
-                });
-              }
-            }
-          }
-        }
-        return [ga, gb];
-      },
+      backward: (g) => [a.requiresGrad ? gradA(g) : null, b.requiresGrad ? gradB(g) : null],
     };
   },
 
@@ -729,17 +686,7 @@ export const rules = {
     const chunkLogits = (scratch: Tensor, r0: number, rows: number): void => {
       const h = hidden.data.subarray(r0 * d, (r0 + rows) * d);
       if (qw) return be.qmatmul(h, qw, scratch.data, rows, false);
-      be.matmul(h, weight.data, scratch.data, {
-        batch: 1,
-        m: rows,
-        k: d,
-        n: V,
-        transA: false,
-        transB: true,
-        strideA: 0,
-        strideB: 0,
-        strideOut: 0,
-      });
+      mm(be, h, weight.data, scratch.data, [rows, d, V], { transB: true });
     };
     const scratch = emptyOn(be, [C, V], hidden.dtype);
     const lse = emptyOn(be, [C], hidden.dtype);
@@ -781,31 +728,12 @@ export const rules = {
           if (gh && qw) {
             be.qmatmulT(logits, qw, gh.data.subarray(r0 * d, (r0 + rows) * d), rows, false);
           } else if (gh) {
-            be.matmul(logits, weight.data, gh.data.subarray(r0 * d, (r0 + rows) * d), {
-              batch: 1,
-              m: rows,
-              k: V,
-              n: d,
-              transA: false,
-              transB: false,
-              strideA: 0,
-              strideB: 0,
-              strideOut: 0,
-            });
+            const ghRows = gh.data.subarray(r0 * d, (r0 + rows) * d);
+            mm(be, logits, weight.data, ghRows, [rows, V, d]);
           }
           if (gw) {
-            be.matmul(logits, hidden.data.subarray(r0 * d, (r0 + rows) * d), gw.data, {
-              batch: 1,
-              m: V,
-              k: rows,
-              n: d,
-              transA: true,
-              transB: false,
-              strideA: 0,
-              strideB: 0,
-              strideOut: 0,
-              accumulate: true,
-            });
+            const hRows = hidden.data.subarray(r0 * d, (r0 + rows) * d);
+            mm(be, logits, hRows, gw.data, [V, rows, d], { transA: true, accumulate: true });
           }
         }
         release(sc, gRow);
