@@ -185,7 +185,6 @@ export function bwrapArgs(opts: {
   // per-test uid), CHOWN (its run folder), DAC_OVERRIDE/FOWNER (reading and removing what the
   // test left), KILL (ending the test's processes). The tests lose even these at the uid drop;
   // no_new_privs (worker.py) keeps setuid binaries from giving any back.
-  // IPC_OWNER: removing the SysV objects a test (another uid) left in the worker's namespace.
   const keep = [
     'CAP_SETUID',
     'CAP_SETGID',
@@ -193,7 +192,6 @@ export function bwrapArgs(opts: {
     'CAP_DAC_OVERRIDE',
     'CAP_FOWNER',
     'CAP_KILL',
-    'CAP_IPC_OWNER',
     ...(opts.mountCapability ? ['CAP_SYS_ADMIN'] : []),
   ];
   const caps = opts.root ? ['--cap-drop', 'ALL', ...keep.flatMap((c) => ['--cap-add', c])] : [];

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadDs1000, type Ds1000Problem } from '../../src/data/ds1000.js';
-import { Sandbox, execVenvPython } from '../../src/sandbox/index.js';
+import { Sandbox, execVenvPython, runNaiveDs1000 } from '../../src/sandbox/index.js';
 import type { SandboxOutcome } from '../../src/sandbox/index.js';
 import { processesOf, waitFor } from './helpers.js';
 
@@ -224,6 +224,125 @@ describe('forged passes are failures, on every DS-1000 library (exec venv)', () 
     }
     const ok = await sb.runScript({ code: 'def add(a, b):\n    return a + b\n' + after });
     assert.equal(ok.status, 'pass', show(ok));
+  });
+
+  test('script mode: legitimate introspection is not tampering (inspect, tracebacks, warnings)', async () => {
+    assert.ok(sb, MISSING);
+    // Each passed before issue 11's detection flagged library frame use: inspect.getsource failed
+    // (no source for the program), traceback printing and pandas' warnings counted as tampering.
+    const legit: Record<string, string> = {
+      'inspect.signature': [
+        'import inspect',
+        'def add(a, b=2):',
+        '    return a + b',
+        "assert str(inspect.signature(add)) == '(a, b=2)'",
+      ].join('\n'),
+      "inspect.getsource of the program's own function": [
+        'import inspect',
+        'def add(a, b):',
+        '    return a + b',
+        "assert 'return a + b' in inspect.getsource(add)",
+      ].join('\n'),
+      'traceback.print_exc / format_exc and logging.exception': [
+        'import traceback, logging',
+        'try:',
+        '    1 / 0',
+        'except ZeroDivisionError:',
+        '    traceback.print_exc()',
+        "    assert 'ZeroDivisionError' in traceback.format_exc()",
+        "    logging.exception('caught')",
+      ].join('\n'),
+      'namedtuple, enum, typing.NamedTuple, dataclass': [
+        'import collections, dataclasses, enum, typing',
+        "P = collections.namedtuple('P', 'x y')",
+        'class C(enum.Enum):',
+        '    A = 1',
+        'class N(typing.NamedTuple):',
+        '    a: int',
+        '@dataclasses.dataclass',
+        'class D:',
+        '    x: int',
+        'assert P(1, 2).x == 1 and N(3).a == 3 and D(4).x == 4',
+      ].join('\n'),
+      'a pandas FutureWarning (pandas finds its stack level with inspect.currentframe)': [
+        'import warnings, pandas as pd',
+        "warnings.simplefilter('always')",
+        'for k, v in pd.Series([1]).iteritems():',
+        '    assert v == 1',
+      ].join('\n'),
+    };
+    for (const [name, code] of Object.entries(legit)) {
+      const o = await sb.runScript({ code });
+      assert.equal(o.status, 'pass', `${name}: ${show(o)}`);
+    }
+  });
+
+  test('script mode: frames, heap and memory reached any other way are tampered', async () => {
+    assert.ok(sb, MISSING);
+    // Walk up from a frame to child_main's report() and call it (the nonce is in its closure).
+    const walk = (get: string): string =>
+      [
+        get,
+        'while f is not None:',
+        "    r = f.f_locals.get('report')",
+        '    if callable(r):',
+        "        r({'ok': True})",
+        '        os._exit(0)',
+        '    f = f.f_back',
+      ].join('\n');
+    const forged: Record<string, string> = {
+      'inspect.currentframe()': walk('import inspect, os\nf = inspect.currentframe()'),
+      'logging.currentframe()': walk('import logging, os\nf = logging.currentframe()'),
+      'traceback.walk_stack()': walk(
+        'import traceback, os\nf = next(traceback.walk_stack(None))[0]',
+      ),
+      'a traceback’s tb_frame': walk(
+        'import os\ntry:\n    raise ValueError\nexcept ValueError as e:\n    f = e.__traceback__.tb_frame',
+      ),
+      'code compiled under inspect.py’s name': walk(
+        [
+          'import inspect, os',
+          'ns = {}',
+          "exec(compile('import sys\\ndef g():\\n    return sys._getframe(1)', inspect.__file__, 'exec'), ns)",
+          "f = ns['g']()",
+        ].join('\n'),
+      ),
+      'gc in a forked child, writing the report with the nonce from its closure': [
+        'import os, gc, json',
+        'pid = os.fork()',
+        'if pid == 0:',
+        '    for o in gc.get_objects():',
+        "        if callable(o) and getattr(o, '__name__', '') == 'report' and o.__closure__:",
+        '            c = dict(zip(o.__code__.co_freevars, [x.cell_contents for x in o.__closure__]))',
+        "            os.write(c['result_fd'], (json.dumps({'ok': True, 'nonce': c['nonce']}) + '\\n').encode())",
+        '            break',
+        '    os._exit(0)',
+        'os.waitpid(pid, 0)',
+        'os._exit(0)',
+      ].join('\n'),
+    };
+    for (const [name, code] of Object.entries(forged)) {
+      const o = await sb.runScript({ code });
+      assert.equal(o.status, 'tampered', `${name}: ${show(o)}`);
+    }
+  });
+
+  test('the naive harness: exits in the solution are failures too', async () => {
+    const python = execVenvPython();
+    assert.ok(python, MISSING);
+    const p = [...byLib.values()][0] as Ds1000Problem;
+    const outs = await Promise.all(
+      ['sys.exit(0)', 'raise SystemExit', 'quit()'].map((k) =>
+        runNaiveDs1000(
+          { codeContext: p.codeContext, solution: FORGERIES[k] as string },
+          { python, wallSeconds: 120 },
+        ),
+      ),
+    );
+    for (const o of outs) {
+      assert.equal(o.status, 'fail', show(o));
+      assert.equal(o.errorType, 'SystemExit', show(o));
+    }
   });
 
   test('nothing of the forgeries is left running', async () => {

@@ -23,6 +23,16 @@ function context(expected: string): string {
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
+/** A solution whose result counts the SysV objects it can see ("shm sem msg"). */
+const SYSV_COUNT = [
+  'def n(kind):',
+  '    try:',
+  "        return len(open('/proc/sysvipc/' + kind).read().splitlines()) - 1",
+  '    except OSError:',
+  '        return 0',
+  "result = '%d %d %d' % (n('shm'), n('sem'), n('msg'))",
+].join('\n');
+
 describe('fail-closed isolation', () => {
   let sb: Sandbox;
 
@@ -66,28 +76,66 @@ describe('fail-closed isolation', () => {
     assert.equal(o.status, 'pass', show(o));
   });
 
-  test('no SysV IPC object survives a test; the next test finds none', async () => {
+  test('SysV IPC: making shm, sem and msg objects fails in a test; none is listed after', async (t) => {
+    const r = await sb.ready();
+    if (r.info?.seccomp !== true) {
+      t.skip(`no seccomp on this machine: ${sb.notes.join('; ')}`);
+      return;
+    }
     const make = await sb.runDs1000({
-      codeContext: context('done'),
+      codeContext: context('refused'),
       solution: [
         'import ctypes',
         'libc = ctypes.CDLL(None, use_errno=True)',
-        'libc.shmget(0, 4096, 0o1666)',
-        'libc.semget(0, 1, 0o1666)',
-        'libc.msgget(0, 0o1666)',
-        "result = 'done'",
+        'got = []',
+        'for f, args in ((libc.shmget, (0, 4096, 0o1666)), (libc.semget, (0, 1, 0o1666)),',
+        '                (libc.msgget, (0, 0o1666))):',
+        '    got.append((f(*args), ctypes.get_errno()))',
+        "result = 'refused' if all(g == (-1, 1) for g in got) else repr(got)",
       ].join('\n'),
     });
     assert.equal(make.status, 'pass', show(make));
-    const look = await sb.runDs1000({
-      codeContext: context('0 0 0'),
+    const look = await sb.runDs1000({ codeContext: context('0 0 0'), solution: SYSV_COUNT });
+    assert.equal(look.status, 'pass', show(look));
+  });
+
+  test('a test that reads what the previous test left finds nothing', async () => {
+    const marker = `rl4qe-leftover-${process.pid}`;
+    const leave = await sb.runDs1000({
+      codeContext: context('left'),
       solution: [
-        'def n(kind):',
+        'import os, sys, json',
+        'for d in (".", "/tmp", "/var/tmp", os.environ["HOME"], "/dev/shm"):',
         '    try:',
-        "        return len(open('/proc/sysvipc/' + kind).read().splitlines()) - 1",
+        `        open(os.path.join(d, "${marker}"), "w").write("x")`,
         '    except OSError:',
-        '        return 0',
-        "result = '%d %d %d' % (n('shm'), n('sem'), n('msg'))",
+        '        pass',
+        'json.rl4qe_marker = 1',
+        'if os.fork() == 0:',
+        '    os.setsid()',
+        `    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(1000)", "${marker}"])`,
+        "result = 'left'",
+      ].join('\n'),
+    });
+    assert.equal(leave.status, 'pass', show(leave));
+    const look = await sb.runDs1000({
+      codeContext: context('clean'),
+      solution: [
+        'import os, json',
+        'found = []',
+        'for d in (".", "/tmp", "/var/tmp", os.environ["HOME"], "/dev/shm"):',
+        '    try:',
+        `        if "${marker}" in os.listdir(d): found.append(d)`,
+        '    except OSError:',
+        '        pass',
+        "if hasattr(json, 'rl4qe_marker'): found.append('module state')",
+        "for p in os.listdir('/proc'):",
+        '    try:',
+        `        if p.isdigit() and b"${marker}" in open('/proc/%s/cmdline' % p, 'rb').read():`,
+        "            found.append('process %s' % p)",
+        '    except OSError:',
+        '        pass',
+        "result = 'clean' if not found else repr(found)",
       ].join('\n'),
     });
     assert.equal(look.status, 'pass', show(look));
@@ -153,6 +201,30 @@ describe('fail-closed isolation', () => {
   });
 });
 
+describe('SysV IPC behind seccomp: what a test made is removed after it', () => {
+  test('seccomp off (simulated): shm, sem and msg objects are made, and gone for the next test', async (t) => {
+    await using sb = new Sandbox({ concurrency: 1, preload: false, simulate: ['noSeccomp'] });
+    await sb.ready();
+    if (sb.isolation.mode !== 'bwrap' && !isRoot) {
+      t.skip('no private IPC namespace and no per-test uid: the objects cannot be told apart');
+      return;
+    }
+    const make = await sb.runDs1000({
+      codeContext: context('1 1 1'),
+      solution: [
+        'import ctypes',
+        'libc = ctypes.CDLL(None, use_errno=True)',
+        'ids = [libc.shmget(0, 4096, 0o1600), libc.semget(0, 1, 0o1600), libc.msgget(0, 0o1600)]',
+        'assert min(ids) >= 0, (ids, ctypes.get_errno())',
+        SYSV_COUNT,
+      ].join('\n'),
+    });
+    assert.equal(make.status, 'pass', show(make));
+    const look = await sb.runDs1000({ codeContext: context('0 0 0'), solution: SYSV_COUNT });
+    assert.equal(look.status, 'pass', show(look));
+  });
+});
+
 describe('refusals: a failed isolation step does not run the test', () => {
   const slow = 'import time\ntime.sleep(3)\nresult = 1';
 
@@ -204,12 +276,40 @@ describe('refusals: a failed isolation step does not run the test', () => {
 });
 
 describe('probeSandbox (for rl4qe doctor)', () => {
-  test('reports what a started worker got, and a refusal as such', async () => {
+  test('reports what a started worker’s test got (uid, network, seccomp, cgroup)', async () => {
     const p = await probeSandbox();
     const rows = new Map(p.rows);
     assert.equal(p.runs, true, JSON.stringify(p.rows));
-    assert.match(rows.get('probe test') ?? '', /^ran/);
-    assert.ok(rows.has('worker seccomp'));
-    if (isRoot) assert.notEqual(rows.get('worker per-test uid'), 'none');
+    const seen = p.seen;
+    assert.ok(seen, 'the probe test reported nothing');
+    for (const k of [
+      'test uid',
+      'test network',
+      'test seccomp',
+      'test cgroup',
+      'test scratch space',
+    ])
+      assert.ok(rows.has(k), k);
+    // The rows say what the test saw, not what was expected.
+    if (isRoot) assert.notEqual(seen.uid, 0);
+    if (isRoot) assert.match(rows.get('test uid') ?? '', /its own/);
+    assert.match(rows.get('test seccomp') ?? '', seen.seccomp === '2' ? /^filter/ : /^none/);
+    if (seen.interfaces.some((i) => i !== 'lo'))
+      assert.match(rows.get('test network') ?? '', /SHARED/);
+    const sb = new Sandbox({ concurrency: 1, preload: false });
+    const cg = sb.cgroups.version;
+    await sb.dispose();
+    if (cg === 'none')
+      assert.match(rows.get('test cgroup') ?? '', /^none: limits per process only/);
+    else {
+      assert.match(
+        rows.get('test cgroup') ?? '',
+        new RegExp(`^${cg}: memory \\d+ MiB, pids.max \\d+`),
+      );
+      assert.ok(
+        seen.cgroup.some((l) => /\/t\d+$/.test(l)),
+        seen.cgroup.join(' '),
+      );
+    }
   });
 });

@@ -93,6 +93,41 @@ def uid_procs(uid, live_only=False):
     return out
 
 
+def sysv_objects():
+    """(kind, id, owner uid, creator uid) of every SysV object visible in /proc/sysvipc."""
+    out = []
+    # Columns: the id is the 2nd; owner and creator uid per kind.
+    for kind, uid_col, cuid_col in (("shm", 7, 9), ("sem", 4, 6), ("msg", 7, 9)):
+        try:
+            with open("/proc/sysvipc/" + kind) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            p = line.split()
+            try:
+                out.append((kind, int(p[1]), int(p[uid_col]), int(p[cuid_col])))
+            except (IndexError, ValueError):
+                continue
+    return out
+
+
+def remove_sysv(uid=None):
+    """Removes the SysV objects of `uid` (None: all that this process may remove)."""
+    removed = 0
+    for kind, oid, owner, creator in sysv_objects():
+        if uid is not None and uid not in (owner, creator):
+            continue
+        if kind == "shm":
+            r = libc.shmctl(oid, 0, None)  # IPC_RMID
+        elif kind == "sem":
+            r = libc.semctl(oid, 0, 0)
+        else:
+            r = libc.msgctl(oid, 0, None)
+        removed += r == 0
+    return removed
+
+
 def start_reaper():
     """A small helper forked before the heavy imports: for each uid it is sent, it forks a process
     that becomes that uid and kills every process of that uid (kill(-1) as an unprivileged user
@@ -109,7 +144,8 @@ def start_reaper():
             line = reqf.readline()
             if not line:
                 os._exit(0)
-            uid = int(line)
+            ipc = line.startswith(b"ipc ")
+            uid = int(line[4:] if ipc else line)
             killed = 0
             c = os.fork()
             if c == 0:
@@ -120,6 +156,10 @@ def start_reaper():
                     # Never kill(-1) with privileges: that would reach every process we can see.
                     if os.getuid() != uid or os.geteuid() != uid or uid == 0:
                         os._exit(3)
+                    if ipc:
+                        # Removing a SysV object takes its owner (or CAP_SYS_ADMIN, which the
+                        # worker does not keep): so the removal runs as the test's uid.
+                        os._exit(0 if remove_sysv(uid) >= 0 else 5)
                     for _ in range(2000):
                         os.kill(-1, signal.SIGKILL)
                         # kill(-1) reports success whenever any other process exists, so look.
@@ -387,31 +427,24 @@ if CGROUP:
 # SysV IPC: under bubblewrap the worker has its own IPC namespace, so every object in it was made
 # by its tests (or its judge); without one only the per-test uid's objects can be told apart.
 PRIVATE_IPC = bool(ARGS.get("privateIpc"))
-IPC_RMID = 0
 
 
 def clean_sysv():
-    """Removes the SysV shared memory, semaphores and message queues a test left."""
-    removed = 0
-    # /proc/sysvipc columns: id is the 2nd; owner uid and creator uid per kind.
-    for kind, uid_col, cuid_col in (("shm", 7, 9), ("sem", 4, 6), ("msg", 7, 9)):
-        lines = _read("/proc/sysvipc/" + kind).splitlines()[1:]
-        for line in lines:
-            f = line.split()
-            try:
-                oid, uid, cuid = int(f[1]), int(f[uid_col]), int(f[cuid_col])
-            except (IndexError, ValueError):
-                continue
-            if not PRIVATE_IPC and (RUN_UID is None or RUN_UID not in (uid, cuid)):
-                continue
-            if kind == "shm":
-                r = libc.shmctl(oid, IPC_RMID, None)
-            elif kind == "sem":
-                r = libc.semctl(oid, 0, IPC_RMID)
-            else:
-                r = libc.msgctl(oid, IPC_RMID, None)
-            removed += r == 0
-    return removed
+    """Removes the SysV shared memory, semaphores and message queues a test left: its uid's
+    (through the reaper, which can become that uid) and, in a private namespace, the rest too."""
+    objs = sysv_objects()
+    if not objs:
+        return
+    if RUN_UID is not None and any(RUN_UID in (o[2], o[3]) for o in objs):
+        os.write(REAPER[1], b"ipc %d\n" % RUN_UID)
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = os.read(REAPER[2], 64)
+            if not chunk:
+                break
+            buf += chunk
+    if PRIVATE_IPC:
+        remove_sysv()
 
 
 if not PRIVATE_IPC and RUN_UID is None:
@@ -910,6 +943,13 @@ def clear_capabilities():
         raise OSError(ctypes.get_errno(), "capset")
 
 
+def nproc_limit(limits):
+    """RLIMIT_NPROC of the test's uid: the limit itself without a cgroup; with one, pids.max is
+    the limit (it counts the judge and every process however it was made) and this a backstop."""
+    n = int(limits.get("processes", 128))
+    return n + JUDGE_PIDS + 8 if TEST_GROUP is not None else n
+
+
 def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     """Common start of a forked child: own session, stdout/stderr to the capped log, stdin from
     /dev/null, only the `keep` descriptors open (moved to unpredictable numbers), scrubbed
@@ -959,7 +999,7 @@ def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits.get("outputBytes", 16 << 20)),) * 2)
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits.get("openFiles", 256)),) * 2)
     if drop_uid and RUN_UID is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (int(limits.get("processes", 256)),) * 2)
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc_limit(limits),) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
         signal.signal(s, signal.SIG_DFL)
@@ -1404,7 +1444,7 @@ def child_main(req, run_dir, io_fd, result_w, nonce):
         resource.setrlimit(resource.RLIMIT_NOFILE, (int(limits.get("openFiles", 256)),) * 2)
         if RUN_UID is not None:
             # Counted per uid (threads too): each worker has its own uid, so this is per test.
-            resource.setrlimit(resource.RLIMIT_NPROC, (int(limits.get("processes", 256)),) * 2)
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc_limit(limits),) * 2)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         for s in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(s, signal.SIG_DFL)
