@@ -77,6 +77,10 @@ import {
   type SampleOutcome,
 } from './summary.js';
 import { DEFAULT_RESAMPLES } from './stats.js';
+import { FullWeightsGenerator } from './full-weights.js';
+import { defaultFitOptions, fitRefinerRequest, loadPromptTokenizer } from './refiner-prompts.js';
+import { StageClock, timedReward, type StageTimes } from './stages.js';
+import type { FitOptions } from '../train/prompt.js';
 
 /** Bumped when eval.json changes incompatibly. */
 export const EVAL_VERSION = 1;
@@ -104,7 +108,22 @@ export interface RefinerSettings {
   template?: string;
   /** Longest rewrite in tokens (default: the run's rollout.maxNewTokens, else 128). */
   maxTokens?: number;
+  /**
+   * Longest refiner prompt in tokens and what happens to a longer one, as in training
+   * (train/prompt.ts): an adapter arm uses its run's refiner.maxPromptTokens / overlong; the
+   * other arms these, else the first run's, else the trainer's defaults (512, truncate-middle).
+   */
+  maxPromptTokens?: number;
+  overlong?: 'truncate-middle' | 'skip';
 }
+
+/**
+ * 'pipelined': generation is sent in chunks and each chunk's tests run in the sandbox while the
+ * next chunks (and the next arm) are refined and generated; the sandbox starts with the run.
+ * 'sequential': every stage waits for the one before (the baseline `rl4qe bench eval` measures
+ * the pipeline against); the sandbox starts at the first test. Both give the same results.
+ */
+export type EvalSchedule = 'pipelined' | 'sequential';
 
 export interface EvalOptions {
   /** Dataset name for data/load.ts (default 'ds1000'); ignored when `tasks` is given. */
@@ -156,6 +175,13 @@ export interface EvalOptions {
   cache?: string | false;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /** Default 'pipelined'. */
+  schedule?: EvalSchedule;
+  /**
+   * Generator requests per chunk of the pipeline (default: the local generator's maxBatchSize,
+   * else 8): with the local engine, one decoding batch each.
+   */
+  chunkSize?: number;
 }
 
 export interface ArmInfo {
@@ -164,8 +190,13 @@ export interface ArmInfo {
   /** Refiner prompt format and instruction (refiner arms). */
   format?: RefinerFormat;
   instruction?: string;
+  /** How an over-long query was fitted (refiner arms), and how many were cut. */
+  fit?: FitOptions;
+  truncatedPrompts?: number;
   adapter?: {
     arg: string;
+    /** A LoRA adapter, or a full fine-tuning checkpoint's weights. */
+    kind: 'lora' | 'full';
     dir: string;
     runDir?: string;
     checkpoint?: { name: string; via: string };
@@ -192,7 +223,15 @@ export interface EvalResult {
     splitSource: string;
     limit: number | null;
     tasks: number;
-    refiner: { model: string; weights: string; maxTokens: number; digest: string };
+    refiner: {
+      model: string;
+      weights: string;
+      maxTokens: number;
+      digest: string;
+      /** The fit of the untrained and prompt-search arms (adapter arms: arms[].fit). */
+      maxPromptTokens: number;
+      overlong: 'truncate-middle' | 'skip';
+    };
     generator: {
       identity: GeneratorIdentity;
       input: GeneratorInput;
@@ -222,6 +261,14 @@ export interface EvalResult {
   samples: EvalSample[];
   calls: { refiner: CallCounts; generator: CallCounts };
   seconds: number;
+  /** Where the time went (stages.ts): busy seconds per stage, which overlap when pipelined. */
+  timings: {
+    schedule: EvalSchedule;
+    chunkSize: number;
+    stages: StageTimes;
+    /** Seconds from starting our own sandbox pool to its workers being ready (null: not ours). */
+    sandboxStartSeconds: number | null;
+  };
 }
 
 /** Counts the requests that reach the wrapped generator (below the cache: the real calls). */
@@ -258,12 +305,11 @@ function zero(): CallCounts {
   return { requests: 0, backend: 0, cached: 0, failures: 0 };
 }
 
+/** Requests through the cache; `backend` is read from the counters at the end (calls overlap). */
 async function call(c: Counted, rs: GenerationRequest[]): Promise<GenerationResult[]> {
   if (rs.length === 0) return [];
-  const before = c.counter.calls;
   const out = await c.gen.generate(rs);
   c.counts.requests += rs.length;
-  c.counts.backend += c.counter.calls - before;
   for (const r of out) {
     if (r.ok && r.cached) c.counts.cached++;
     if (!r.ok) c.counts.failures++;
@@ -277,6 +323,8 @@ interface Refined {
   tokens: number | null;
   cached: boolean | null;
   failure: string | null;
+  /** Whether the query's middle was cut to fit maxPromptTokens (null: never prompted). */
+  truncated: boolean | null;
 }
 
 function armName(spec: ArmSpec, taken: Set<string>): string {
@@ -380,6 +428,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     const overlap = checkSplitOverlap(r, evalTasks, allTasks);
     a.info.adapter = {
       arg: r.arg,
+      kind: r.kind,
       dir: r.adapterDir,
       ...(r.runDir !== undefined ? { runDir: r.runDir } : {}),
       ...(r.checkpoint ? { checkpoint: r.checkpoint } : {}),
@@ -396,10 +445,53 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   const genFormat: GeneratorFormat = opts.generatorFormat ?? fromRun('generatorFormat') ?? 'paper';
   const genSystem = opts.generatorSystem ?? fromRun('generatorSystem');
   const refMaxTokens = opts.refiner.maxTokens ?? fromRun('maxNewTokens') ?? 128;
+  const defaults = defaultFitOptions();
+  const baseFit: FitOptions = {
+    maxPromptTokens:
+      opts.refiner.maxPromptTokens ?? fromRun('maxPromptTokens') ?? defaults.maxPromptTokens,
+    overlong: opts.refiner.overlong ?? fromRun('overlong') ?? defaults.overlong,
+  };
+  if (!Number.isInteger(baseFit.maxPromptTokens) || baseFit.maxPromptTokens < 1)
+    throw new ConfigError('maxPromptTokens must be a positive integer', {
+      where: 'refiner.maxPromptTokens',
+      found: String(baseFit.maxPromptTokens),
+    });
   for (const a of arms) {
     if (a.spec.kind === 'original') continue;
     a.info.format = a.adapter?.prompt.format ?? defaultFormat;
+    a.info.fit = {
+      maxPromptTokens: a.adapter?.prompt.maxPromptTokens ?? baseFit.maxPromptTokens,
+      overlong: a.adapter?.prompt.overlong ?? baseFit.overlong,
+    };
   }
+  // The refiner's tokenizer (no model): prompts are fitted with it, and a chat format for a model
+  // without a chat template is refused now rather than at its arm.
+  const refinerArms = arms.filter((a) => a.spec.kind !== 'original');
+  const promptTok =
+    refinerArms.length > 0
+      ? await loadPromptTokenizer({
+          model: opts.refiner.model,
+          ...(opts.refiner.tokenizer !== undefined ? { tokenizer: opts.refiner.tokenizer } : {}),
+          ...(opts.refiner.chatTemplate !== undefined
+            ? { chatTemplate: opts.refiner.chatTemplate }
+            : {}),
+        })
+      : undefined;
+  const chatArm = refinerArms.find((a) => a.info.format !== 'paper');
+  if (chatArm && !promptTok!.chatTemplate)
+    throw new ConfigError('the refiner model has no chat template', {
+      where: `arm ${chatArm.info.name}: refiner format`,
+      expected: "a completion format ('paper') for a model without a chat template",
+      found: chatArm.info.format,
+      hint: 'use --refiner-format paper, or a refiner with a chat template',
+    });
+  const schedule: EvalSchedule = opts.schedule ?? 'pipelined';
+  const chunkSize = opts.chunkSize ?? (genCfg.backend === 'local' ? (genCfg.maxBatchSize ?? 8) : 8);
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new ConfigError('chunkSize must be a positive integer', {
+      where: 'chunkSize',
+      found: String(chunkSize),
+    });
   // The prompt search's problems: the head of the training split's seeded order, never an
   // evaluation problem (disjoint by construction; checked anyway).
   const searchSize = opts.searchSize ?? 10;
@@ -448,6 +540,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     opts.cache === false
       ? undefined
       : new GenerationCache(cacheFile !== undefined ? { file: cacheFile } : {});
+  const clock = new StageClock();
   const wrap = (g: Generator, useCache = true): Counted => {
     const counter = new CountingGenerator(g);
     return {
@@ -458,14 +551,20 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   };
   const refinerCounts = zero();
   const genCounts = zero();
+  // The local generator decodes in a worker thread (unless its config says otherwise): the main
+  // thread's event loop then keeps the sandbox busy while the model decodes (the pipeline).
   const generator = wrap(
-    createGenerator({ ...genCfg, cache: { enabled: false } }),
+    createGenerator({
+      ...genCfg,
+      ...(genCfg.backend === 'local' && genCfg.worker === undefined ? { worker: true } : {}),
+      cache: { enabled: false },
+    }),
     genCfg.cache.enabled,
   );
   generator.counts = genCounts;
+  const refinerCounters: CountingGenerator[] = [];
   const localOpts = {
     model: opts.refiner.model,
-    ...(opts.refiner.weights !== undefined ? { weights: opts.refiner.weights } : {}),
     ...(opts.refiner.tokenizer !== undefined ? { tokenizer: opts.refiner.tokenizer } : {}),
     ...(opts.refiner.chatTemplate !== undefined ? { chatTemplate: opts.refiner.chatTemplate } : {}),
     ...(opts.refiner.contextSize !== undefined ? { contextSize: opts.refiner.contextSize } : {}),
@@ -475,20 +574,56 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   let baseRefiner: Counted | undefined;
   const adapterRefiners = new Map<string, Counted>();
   const refinerFor = (a: (typeof arms)[number]): Counted => {
-    const mk = (adapter?: string): Counted => {
-      const local = new LocalEngineGenerator({ ...localOpts, ...(adapter ? { adapter } : {}) });
-      const c = wrap(local);
+    const mk = (g: Generator, local?: LocalEngineGenerator): Counted => {
+      const c = wrap(g);
       c.counts = refinerCounts;
-      c.local = local;
+      refinerCounters.push(c.counter);
+      if (local) c.local = local;
       return c;
     };
-    if (!a.adapter) return (baseRefiner ??= mk());
+    // The base model and LoRA adapters decode in a worker thread (see the generator above); a
+    // full fine-tuning checkpoint needs the model in this thread to put its weights in.
+    const local = (adapter?: string): Counted => {
+      const g = new LocalEngineGenerator({
+        ...localOpts,
+        weights: opts.refiner.weights ?? 'float32',
+        ...(adapter ? { adapter } : {}),
+        worker: true,
+      });
+      return mk(g, g);
+    };
+    if (!a.adapter) return (baseRefiner ??= local());
     let c = adapterRefiners.get(a.info.name);
-    if (!c) adapterRefiners.set(a.info.name, (c = mk(a.adapter.adapterDir)));
+    if (!c) {
+      c =
+        a.adapter.kind === 'full'
+          ? mk(new FullWeightsGenerator({ local: localOpts, weightsDir: a.adapter.adapterDir }))
+          : local(a.adapter.adapterDir);
+      adapterRefiners.set(a.info.name, c);
+    }
     return c;
   };
-  let sandbox: SandboxLike | undefined = opts.sandbox;
+  // The sandbox: started at once in a pipelined evaluation (its workers warm up while the models
+  // load and generate), at the first test in a sequential one (no overlap at all).
   let ownSandbox: Sandbox | undefined;
+  let sandboxStartSeconds: number | null = null;
+  const sandboxNow = (): SandboxLike => {
+    if (opts.sandbox) return opts.sandbox;
+    if (!ownSandbox) {
+      const t = performance.now();
+      // The data-science imports only pay for DS-1000; HumanEval / MBPP tests need none.
+      ownSandbox = new Sandbox({ preload: evalTasks.some((t) => t.source === 'ds1000') });
+      void ownSandbox.ready().then(
+        () => (sandboxStartSeconds = (performance.now() - t) / 1000),
+        () => {},
+      );
+    }
+    return ownSandbox;
+  };
+  const lazySandbox: SandboxLike = {
+    runDs1000: (t) => sandboxNow().runDs1000(t),
+    runScript: (r) => sandboxNow().runScript(r),
+  };
   const disposeAll = async (): Promise<void> => {
     for (const c of [generator, baseRefiner, ...adapterRefiners.values()]) await c?.gen.dispose();
     await ownSandbox?.dispose();
@@ -512,15 +647,14 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         });
       }
     }
-    if (exec && !sandbox) {
-      // The data-science imports only pay for DS-1000; HumanEval / MBPP tests need none.
-      ownSandbox = new Sandbox({ preload: evalTasks.some((t) => t.source === 'ds1000') });
-      sandbox = ownSandbox;
-    }
-    const reward = makeReward({
-      weights: exec ? { exec: 0 } : {},
-      ...(exec && sandbox ? { runner: runnerFromSandbox(sandbox) } : {}),
-    });
+    if (exec && schedule === 'pipelined') sandboxNow();
+    const reward = timedReward(
+      makeReward({
+        weights: exec ? { exec: 0 } : {},
+        ...(exec ? { runner: runnerFromSandbox(lazySandbox) } : {}),
+      }),
+      clock,
+    );
 
     const refine = async (
       a: (typeof arms)[number],
@@ -530,23 +664,44 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     ): Promise<Refined[]> => {
       const format = a.info.format!;
       const template = a.adapter?.prompt.template ?? opts.refiner.template;
-      const rs = tasks.map((t) =>
-        refinerRequest(`${tag}/${t.id}`, t.query, {
+      // The query fitted to maxPromptTokens as training fitted it (train/prompt.ts).
+      const fitted = tasks.map((t) =>
+        fitRefinerRequest(
+          t.query,
+          (q) =>
+            refinerRequest(`${tag}/${t.id}`, q, {
+              format,
+              ...(template !== undefined ? { template } : {}),
+              ...(instruction !== undefined ? { instruction } : {}),
+              params: { temperature: 0, maxTokens: refMaxTokens },
+            }),
+          promptTok!,
+          a.info.fit!,
           format,
-          ...(template !== undefined ? { template } : {}),
-          ...(instruction !== undefined ? { instruction } : {}),
-          params: { temperature: 0, maxTokens: refMaxTokens },
-        }),
+        ),
       );
-      const out = await call(refinerFor(a), rs);
-      return out.map((r) =>
-        r.ok
+      const rs = fitted.flatMap((f) => (f.ok ? [f.request] : []));
+      const out = await clock.time('refine', () => call(refinerFor(a), rs));
+      let j = 0;
+      return fitted.map((f): Refined => {
+        if (!f.ok)
+          return {
+            ok: false,
+            rewrite: null,
+            tokens: null,
+            cached: null,
+            failure: f.message,
+            truncated: null,
+          };
+        const r = out[j++]!;
+        return r.ok
           ? {
               ok: true,
               rewrite: extractRefinement(r.text),
               tokens: r.usage.completionTokens,
               cached: r.cached,
               failure: null,
+              truncated: f.truncated,
             }
           : {
               ok: false,
@@ -554,24 +709,56 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
               tokens: null,
               cached: null,
               failure: `${r.kind}: ${r.message}`,
-            },
-      );
+              truncated: f.truncated,
+            };
+      });
     };
 
     /**
-     * Generates `samples` per task (refinements null for the original arm); scoring runs on and
-     * fills the same sample objects when `scored` resolves.
+     * Generates `samples` per task (refinements null for the original arm) in chunks of
+     * `chunkSize` requests, and scores each chunk when it comes back. Pipelined: every chunk is
+     * sent at once (the local engine decodes them in that order, one batch each) and a chunk's
+     * tests run in the sandbox while the later chunks decode; resolves when the last chunk is
+     * generated, `scored` when the last is scored. Sequential: chunk by chunk, each generated
+     * and then scored before the next is sent; `scored` is already done. The requests, batches
+     * and scores are the same either way.
      */
     const generateAndScore = async (
       arm: string,
       tasks: readonly CodeTask[],
       refined: readonly Refined[] | null,
-    ): Promise<{ samples: EvalSample[]; scored: Promise<EvalSample[]> }> => {
-      const reqs: GenerationRequest[] = [];
-      const where: { ti: number; k: number; input: string }[] = [];
+    ): Promise<{ samples: EvalSample[]; scored: Promise<void> }> => {
+      // Every sample in its final order; those sent to the generator are filled as they return.
+      const out: EvalSample[] = [];
+      const todo: { request: GenerationRequest; sample: EvalSample; task: CodeTask }[] = [];
       tasks.forEach((t, ti) => {
         const rf = refined?.[ti];
-        if (rf && !rf.ok) return;
+        const base = (
+          k: number,
+        ): Pick<EvalSample, 'arm' | 'task' | 'stratum' | 'k' | 'rewrite' | 'rewriteTokens'> => ({
+          arm,
+          task: t.id,
+          stratum: t.stratum,
+          k,
+          rewrite: rf?.rewrite ?? null,
+          rewriteTokens: rf?.tokens ?? null,
+        });
+        const truncated = rf?.truncated === true ? { promptTruncated: true as const } : {};
+        if (rf && !rf.ok) {
+          for (let k = 0; k < samples; k++)
+            out.push({
+              ...base(k),
+              generatorInput: null,
+              output: null,
+              code: null,
+              components: {},
+              outcome: 'refiner_failure',
+              failure: rf.failure,
+              cached: { refiner: null, generator: null },
+              ...truncated,
+            });
+          return;
+        }
         const gp = generatorPrompt({
           original: t.query,
           ...(rf ? { refined: rf.rewrite! } : {}),
@@ -587,103 +774,91 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
             ...(gp.kind === 'completion' ? { stop: gp.stop } : {}),
           };
           const id = `${arm}/${t.id}/${k}`;
-          if (gp.kind === 'completion') {
-            reqs.push({ id, prompt: gp.prompt, params });
-            where.push({ ti, k, input: gp.prompt });
-          } else {
-            reqs.push({ id, messages: gp.messages, params });
-            where.push({ ti, k, input: gp.messages[gp.messages.length - 1]!.content });
-          }
-        }
-      });
-      const results = await call(generator, reqs);
-      const out: EvalSample[] = [];
-      const byKey = new Map<string, number>();
-      where.forEach((w, i) => byKey.set(`${w.ti}/${w.k}`, i));
-      tasks.forEach((t, ti) => {
-        const rf = refined?.[ti];
-        for (let k = 0; k < samples; k++) {
-          const base = {
-            arm,
-            task: t.id,
-            stratum: t.stratum,
-            k,
-            rewrite: rf?.rewrite ?? null,
-            rewriteTokens: rf?.tokens ?? null,
-          };
-          if (rf && !rf.ok) {
-            out.push({
-              ...base,
-              generatorInput: null,
-              output: null,
-              code: null,
-              components: {},
-              outcome: 'refiner_failure',
-              failure: rf.failure,
-              cached: { refiner: null, generator: null },
-            });
-            continue;
-          }
-          const i = byKey.get(`${ti}/${k}`)!;
-          const r = results[i]!;
-          const cached = { refiner: rf ? rf.cached : null, generator: r.ok ? r.cached : null };
-          if (!r.ok) {
-            out.push({
-              ...base,
-              generatorInput: where[i]!.input,
-              output: null,
-              code: null,
-              components: {},
-              outcome: 'generator_failure',
-              failure: `${r.kind}: ${r.message}`,
-              cached,
-            });
-            continue;
-          }
-          const code = extractCode(r.text, t.source === 'ds1000' ? { ds1000Prompt: t.query } : {});
-          out.push({
-            ...base,
-            generatorInput: where[i]!.input,
-            output: r.text,
-            code,
+          const request: GenerationRequest =
+            gp.kind === 'completion'
+              ? { id, prompt: gp.prompt, params }
+              : { id, messages: gp.messages, params };
+          const sample: EvalSample = {
+            ...base(k),
+            generatorInput:
+              gp.kind === 'completion' ? gp.prompt : gp.messages[gp.messages.length - 1]!.content,
+            output: null,
+            code: null,
             components: {},
             outcome: 'not_run',
             failure: null,
-            cached,
-          });
+            cached: { refiner: rf ? rf.cached : null, generator: null },
+            ...truncated,
+          };
+          out.push(sample);
+          todo.push({ request, sample, task: t });
         }
       });
-      const byId = new Map(tasks.map((t) => [t.id, t]));
-      const scoredIdx = out.map((s, i) => (s.code !== null ? i : -1)).filter((i) => i >= 0);
-      const batch: RewardSample[] = scoredIdx.map((i) => {
-        const s = out[i]!;
-        const t = byId.get(s.task)!;
-        return {
+      const chunks: (typeof todo)[] = [];
+      for (let i = 0; i < todo.length; i += chunkSize) chunks.push(todo.slice(i, i + chunkSize));
+      const generate = async (chunk: typeof todo): Promise<void> => {
+        const results = await clock.time('generate', () =>
+          call(
+            generator,
+            chunk.map((c) => c.request),
+          ),
+        );
+        results.forEach((r, i) => {
+          const { sample: s, task: t } = chunk[i]!;
+          if (!r.ok) {
+            s.outcome = 'generator_failure';
+            s.failure = `${r.kind}: ${r.message}`;
+            return;
+          }
+          s.output = r.text;
+          s.code = extractCode(r.text, t.source === 'ds1000' ? { ds1000Prompt: t.query } : {});
+          s.cached.generator = r.cached;
+        });
+      };
+      const score = async (chunk: typeof todo): Promise<void> => {
+        const live = chunk.filter((c) => c.sample.code !== null);
+        if (live.length === 0) return;
+        const batch: RewardSample[] = live.map(({ sample: s, task: t }) => ({
           query: t.query,
           ...(s.rewrite !== null ? { refinedQuery: s.rewrite } : {}),
           rawOutput: s.output ?? '',
           code: s.code!,
           reference: t.reference,
           task: t,
-        };
-      });
-      const scoring = reward.score(batch).then((scored) => {
-        scoredIdx.forEach((i, j) => {
-          const s = out[i]!;
+        }));
+        const scored = await reward.score(batch);
+        live.forEach(({ sample: s }, j) => {
           const sc = scored[j]!;
           s.components = sc.components;
           const status = sc.info.exec?.status;
           if (typeof status === 'string' && status !== 'no_tests' && status !== 'generation_failed')
             s.outcome = status as SampleOutcome;
         });
-        return out;
-      });
-      return { samples: out, scored: scoring };
+      };
+      if (schedule === 'sequential') {
+        for (const c of chunks) {
+          await generate(c);
+          await score(c);
+        }
+        return { samples: out, scored: Promise.resolve() };
+      }
+      const scoring: Promise<void>[] = [];
+      await Promise.all(
+        chunks.map(async (c) => {
+          await generate(c);
+          const p = score(c);
+          // Marked handled now (the caller's Promise.all still sees a rejection): a scoring
+          // error must not become an unhandled rejection while later chunks are generating.
+          p.catch(() => {});
+          scoring.push(p);
+        }),
+      );
+      return { samples: out, scored: Promise.all(scoring).then(() => undefined) };
     };
 
     // ---- The arms -----------------------------------------------------------------------------
     const allSamples: EvalSample[] = [];
-    const pending: Promise<EvalSample[]>[] = [];
+    const pending: Promise<void>[] = [];
     let promptSearch: EvalResult['promptSearch'] = null;
     for (const a of arms) {
       const name = a.info.name;
@@ -693,11 +868,18 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         log(
           `prompt search: ${candidates.length} instructions on ${searchTasks.length} training problems (${searchMetric})`,
         );
-        const scores: CandidateScore[] = [];
-        const searchSamples: EvalSample[] = [];
+        // Each candidate's tests run while the next candidate refines and generates.
+        const runs: { c: PromptCandidate; samples: EvalSample[]; scored: Promise<void> }[] = [];
         for (const c of candidates) {
           const rf = await refine(a, searchTasks, c.instruction, `search:${c.name}`);
-          const ss = await (await generateAndScore(`search:${c.name}`, searchTasks, rf)).scored;
+          const g = await generateAndScore(`search:${c.name}`, searchTasks, rf);
+          g.scored.catch(() => {});
+          runs.push({ c, ...g });
+        }
+        const scores: CandidateScore[] = [];
+        const searchSamples: EvalSample[] = [];
+        for (const { c, samples: ss, scored } of runs) {
+          await scored;
           searchSamples.push(...ss);
           const ps = problemScores(ss, passK);
           const vs = ps
@@ -737,6 +919,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         log(`${name}: refining ${evalTasks.length} problems`);
         refined = await refine(a, evalTasks, undefined, name);
       }
+      if (refined) a.info.truncatedPrompts = refined.filter((r) => r.truncated === true).length;
       // An adapter's model is not needed after its refinements: free it before generating.
       const ar = adapterRefiners.get(name);
       if (ar) {
@@ -744,16 +927,15 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         adapterRefiners.delete(name);
       }
       log(`${name}: generating ${evalTasks.length * samples} samples`);
-      // Tests of this arm run in the sandbox while the next arm refines and generates (the
-      // engine yields to the event loop between batches, so sandbox replies are taken meanwhile).
+      // Tests of this arm run in the sandbox while the next arm refines and generates.
       const g = await generateAndScore(name, evalTasks, refined);
       allSamples.push(...g.samples);
-      // Marked handled now (Promise.all below still sees a rejection): a scoring error must not
-      // become an unhandled rejection while later arms are still generating.
       g.scored.catch(() => {});
       pending.push(g.scored);
     }
     await Promise.all(pending);
+    genCounts.backend = generator.counter.calls;
+    refinerCounts.backend = refinerCounters.reduce((n, c) => n + c.calls, 0);
 
     // ---- Numbers ------------------------------------------------------------------------------
     const scoresByArm = new Map<string, ReturnType<typeof problemScores>>();
@@ -789,6 +971,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
           weights: opts.refiner.weights ?? 'float32',
           maxTokens: refMaxTokens,
           digest: refiner.digest,
+          maxPromptTokens: baseFit.maxPromptTokens,
+          overlong: baseFit.overlong,
         },
         generator: {
           identity: generator.gen.identity,
@@ -819,6 +1003,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
       samples: allSamples,
       calls: { refiner: refinerCounts, generator: genCounts },
       seconds: (performance.now() - t0) / 1000,
+      timings: { schedule, chunkSize, stages: clock.seconds(), sandboxStartSeconds },
     };
   } finally {
     await disposeAll();

@@ -51,7 +51,14 @@ function result(): EvalResult {
       splitSource: 'leak-free split, seed 0',
       limit: 2,
       tasks: 2,
-      refiner: { model: '/m/smol.gguf', weights: 'quantized', maxTokens: 16, digest: 'abc' },
+      refiner: {
+        model: '/m/smol.gguf',
+        weights: 'quantized',
+        maxTokens: 16,
+        digest: 'abc',
+        maxPromptTokens: 512,
+        overlong: 'truncate-middle',
+      },
       generator: { identity: { backend: 'local', model: 'g' }, input: 'refined', format: 'chat' },
       maxTokens: 16,
       samples: 1,
@@ -90,6 +97,12 @@ function result(): EvalResult {
       generator: { requests: 4, backend: 4, cached: 0, failures: 0 },
     },
     seconds: 1.5,
+    timings: {
+      schedule: 'pipelined',
+      chunkSize: 8,
+      stages: { refine: 0.5, generate: 0.8, rewards: 0.01, sandbox: 0.4 },
+      sandboxStartSeconds: null,
+    },
   };
 }
 

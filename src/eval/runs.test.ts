@@ -189,7 +189,14 @@ test('split overlap: an evaluation task in the run training split is refused; fa
     group: `g${Math.floor(i / 2)}`,
   }));
   const m = makeSplit(tasks, { seed: 1, strategy: 'paper', testSize: 5, dataset: 'custom' });
-  const a = { arg: 'run', adapterDir: 'run/adapter', runDir: 'run', split: m, prompt: {} };
+  const a = {
+    arg: 'run',
+    kind: 'lora' as const,
+    adapterDir: 'run/adapter',
+    runDir: 'run',
+    split: m,
+    prompt: {},
+  };
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const test_ = m.ids.test.map((id) => byId.get(id)!);
   const ok = checkSplitOverlap(a, test_, tasks);

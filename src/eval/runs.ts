@@ -1,7 +1,8 @@
 // What an adapter arm of `rl4qe eval` stands on, and the refusals that protect the comparison.
 // An arm is a PEFT adapter directory or a run directory (src/train/records.ts): a run directory
-// resolves to its checkpoints/best (else latest) adapter; an adapter directory inside a run
-// directory is traced back to it. Before any generator call, evaluation refuses:
+// resolves to its checkpoints/best (else latest) checkpoint, a LoRA adapter (adapter/) or the
+// full weights of a full fine-tuning run (weights/); an adapter or checkpoint directory inside a
+// run directory is traced back to it. Before any generator call, evaluation refuses:
 //   - a run directory whose run.json version is not RUN_VERSION (its layout may mean other things);
 //   - an adapter trained on another base model than the refiner given (run.json's base digest and
 //     shape, or adapter_config.json's base_model_name_or_path): LoRA deltas on another base are
@@ -20,13 +21,7 @@ import { ggufMetadataValues } from '../models/load.js';
 import { readSplitManifest, type SplitManifest } from '../data/splits.js';
 import type { CodeTask } from '../data/tasks.js';
 import type { RunInfo } from '../train/records.js';
-import {
-  ConfigError,
-  FormatError,
-  NotFoundError,
-  UnsupportedError,
-  type ErrorDetails,
-} from '../util/errors.js';
+import { ConfigError, FormatError, NotFoundError, type ErrorDetails } from '../util/errors.js';
 import { modelDigest, readRunInfo as readTrainRunInfo } from '../train/run-dir.js';
 
 /** Why evaluation refused to start. */
@@ -163,6 +158,9 @@ export interface RunPromptSettings {
   generatorSystem?: string;
   /** The rewrite length training sampled (rollout.maxNewTokens). */
   maxNewTokens?: number;
+  /** How training fitted long queries (refiner.maxPromptTokens, refiner.overlong). */
+  maxPromptTokens?: number;
+  overlong?: 'truncate-middle' | 'skip';
 }
 
 const runConfigSchema = z
@@ -171,6 +169,8 @@ const runConfigSchema = z
       .object({
         format: z.enum(['paper', 'paper-chat', 'chat', 'chat-ds1000']).optional(),
         template: z.string().optional(),
+        maxPromptTokens: z.number().int().positive().optional(),
+        overlong: z.enum(['truncate-middle', 'skip']).optional(),
       })
       .passthrough()
       .optional(),
@@ -208,6 +208,9 @@ function readRunPromptSettings(runDir: string): RunPromptSettings {
   const out: RunPromptSettings = {};
   if (r.data.refiner?.format !== undefined) out.format = r.data.refiner.format;
   if (r.data.refiner?.template !== undefined) out.template = r.data.refiner.template;
+  if (r.data.refiner?.maxPromptTokens !== undefined)
+    out.maxPromptTokens = r.data.refiner.maxPromptTokens;
+  if (r.data.refiner?.overlong !== undefined) out.overlong = r.data.refiner.overlong;
   const g = r.data.generator;
   if (g?.input !== undefined) out.generatorInput = g.input;
   if (g?.format !== undefined) out.generatorFormat = g.format;
@@ -219,7 +222,9 @@ function readRunPromptSettings(runDir: string): RunPromptSettings {
 export interface ResolvedAdapter {
   /** What the user gave. */
   arg: string;
-  /** The PEFT adapter directory to load. */
+  /** A LoRA adapter, or the full weights of a full fine-tuning checkpoint. */
+  kind: 'lora' | 'full';
+  /** The PEFT adapter directory to load, or (kind 'full') the checkpoint's weights/ directory. */
   adapterDir: string;
   /** The run directory it belongs to, when there is one. */
   runDir?: string;
@@ -255,10 +260,20 @@ function pointer(runDir: string, name: 'best' | 'latest'): string | undefined {
   return v.length > 0 ? v : undefined;
 }
 
+/** A checkpoint directory's full fine-tuning weights (weights/model.safetensors), if it has them. */
+function fullWeightsIn(dir: string): string | undefined {
+  if (existsSync(path.join(dir, 'weights', 'model.safetensors'))) return path.join(dir, 'weights');
+  if (path.basename(dir) === 'weights' && existsSync(path.join(dir, 'model.safetensors')))
+    return dir;
+  return undefined;
+}
+
 /**
- * An adapter arm's adapter: a PEFT directory, a checkpoint directory, or a run directory (its
- * `checkpoint` pointer, default best, else latest). Reads run.json (version guard), split.json
- * and the refiner prompt settings of the run.
+ * An adapter arm's adapter: a PEFT directory, a checkpoint directory (LoRA adapter/ or full
+ * weights/), or a run directory (its `checkpoint` pointer, default best, else latest). Reads
+ * run.json (version guard), split.json and the refiner prompt settings of the run. A full
+ * fine-tuning checkpoint must be inside its run directory: only run.json says which base model
+ * its weights belong to.
  */
 export async function resolveAdapter(
   arg: string,
@@ -268,11 +283,12 @@ export async function resolveAdapter(
   if (!existsSync(p))
     throw new NotFoundError('adapter or run directory not found', {
       where: arg,
-      expected: 'a PEFT adapter directory or an rl4qe run directory',
+      expected: 'a PEFT adapter directory, an rl4qe run directory or one of its checkpoints',
       found: p,
     });
   let runDir: string | undefined;
   let adapterDir: string;
+  let kind: ResolvedAdapter['kind'] = 'lora';
   let checkpoint: ResolvedAdapter['checkpoint'];
   if (isRunDir(p)) {
     runDir = p;
@@ -292,36 +308,67 @@ export async function resolveAdapter(
       });
     checkpoint = { name, via };
     const ck = path.join(p, 'checkpoints', name);
-    adapterDir = path.join(ck, 'adapter');
-    if (!existsSync(adapterDir)) {
-      if (existsSync(path.join(ck, 'weights')))
-        throw new UnsupportedError('full fine-tuning checkpoints cannot be evaluated yet', {
-          where: ck,
-          expected: 'a LoRA checkpoint (adapter/)',
-          found: 'weights/ (full fine-tuning)',
-          hint: 'evaluate a LoRA run, or export the weights as a model and pass it as --refiner',
-        });
-      throw new NotFoundError('checkpoint has no adapter', { where: ck });
-    }
+    const full = fullWeightsIn(ck);
+    if (existsSync(path.join(ck, 'adapter'))) adapterDir = path.join(ck, 'adapter');
+    else if (full !== undefined) {
+      adapterDir = full;
+      kind = 'full';
+    } else
+      throw new NotFoundError('the checkpoint has neither a LoRA adapter nor full weights', {
+        where: ck,
+        expected: 'adapter/ (LoRA) or weights/model.safetensors (full fine-tuning)',
+        found: existsSync(ck) ? 'neither' : 'no such directory',
+      });
   } else {
-    adapterDir = existsSync(path.join(p, 'adapter', 'adapter_config.json'))
-      ? path.join(p, 'adapter')
-      : p;
-    runDir = runDirAbove(adapterDir);
-    if (runDir !== undefined)
-      checkpoint = { name: path.basename(path.dirname(adapterDir)), via: 'given' };
+    const full = fullWeightsIn(p);
+    if (full !== undefined) {
+      adapterDir = full;
+      kind = 'full';
+      runDir = runDirAbove(full);
+      if (runDir === undefined)
+        throw new EvalRefusedError(
+          'base-model',
+          'a full fine-tuning checkpoint outside its run directory cannot be checked against the refiner',
+          {
+            where: arg,
+            expected: 'a checkpoint inside its run directory (run.json names the base model)',
+            found: 'no run.json in the directories above',
+            hint: 'pass the run directory (or the checkpoint inside it) as --adapter',
+          },
+        );
+    } else {
+      adapterDir = existsSync(path.join(p, 'adapter', 'adapter_config.json'))
+        ? path.join(p, 'adapter')
+        : p;
+      runDir = runDirAbove(adapterDir);
+    }
+    if (runDir !== undefined) {
+      // step-N/adapter, step-N/weights → step-N; a given checkpoint directory is its own name.
+      const ckDir = path.dirname(adapterDir);
+      checkpoint = { name: path.basename(ckDir), via: 'given' };
+    }
   }
-  const peft = readPeftConfig(adapterDir);
-  const baseRaw = (peft as { base_model_name_or_path?: unknown }).base_model_name_or_path;
-  const out: ResolvedAdapter = { arg, adapterDir, prompt: {} };
-  if (typeof baseRaw === 'string' && baseRaw.length > 0) out.baseName = baseRaw;
+  const out: ResolvedAdapter = { arg, kind, adapterDir, prompt: {} };
   if (checkpoint) out.checkpoint = checkpoint;
   if (runDir !== undefined) {
+    // The version guard first: another version's layout may mean other things.
     out.runDir = runDir;
     out.run = readRunInfo(runDir);
+    if (out.run.adapter !== kind)
+      throw new FormatError("the checkpoint is not of the run's adapter kind", {
+        where: `${path.join(runDir, 'run.json')} field adapter`,
+        expected: `'${kind}' (the checkpoint has ${kind === 'full' ? 'weights/' : 'a LoRA adapter'})`,
+        found: `'${out.run.adapter}'`,
+        hint: 'the run directory was edited by hand, or the checkpoint belongs to another run',
+      });
     out.prompt = readRunPromptSettings(runDir);
     if (existsSync(path.join(runDir, 'split.json')))
       out.split = await readSplitManifest(path.join(runDir, 'split.json'));
+  }
+  if (kind === 'lora') {
+    const peft = readPeftConfig(adapterDir);
+    const baseRaw = (peft as { base_model_name_or_path?: unknown }).base_model_name_or_path;
+    if (typeof baseRaw === 'string' && baseRaw.length > 0) out.baseName = baseRaw;
   }
   return out;
 }

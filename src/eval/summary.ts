@@ -70,6 +70,8 @@ export interface EvalSample {
   failure: string | null;
   /** Whether the refinement / the generation came from the cache. */
   cached: { refiner: boolean | null; generator: boolean | null };
+  /** Present when the refiner's prompt lost the middle of the query (maxPromptTokens). */
+  promptTruncated?: true;
 }
 
 /** One problem's scores in one arm. */
