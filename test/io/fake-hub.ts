@@ -67,6 +67,11 @@ export async function fakeHub(repos: Record<string, FakeRepo>) {
       range: req.headers.range,
       auth: req.headers.authorization,
     });
+    if (url.pathname === '/__log') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(log.slice(0, -1)));
+      return;
+    }
     const notFound = (code: string, msg: string): void => {
       res.writeHead(404, { 'content-type': 'application/json', 'x-error-code': code });
       res.end(JSON.stringify({ error: msg }));
@@ -197,6 +202,48 @@ export async function fakeHub(repos: Record<string, FakeRepo>) {
       new Promise<void>((r) => {
         server.closeAllConnections();
         server.close(() => r());
+      }),
+  };
+}
+
+/** The spec of a fake Hub in another process (see fake-hub-process.ts): files by path or text. */
+export interface FakeHubSpec {
+  repos: Record<
+    string,
+    Omit<FakeRepo, 'files'> & {
+      files: Record<string, { path?: string; text?: string; lfs?: boolean }>;
+    }
+  >;
+}
+
+/**
+ * A fake Hub in a child process, for code that blocks the event loop while it downloads (the
+ * synchronous model resolver runs its download in a child and waits): an in-process server could
+ * not answer. `log()` fetches its request log.
+ */
+export async function fakeHubProcess(spec: FakeHubSpec) {
+  const { spawn } = await import('node:child_process');
+  const script = new URL('./fake-hub-process.js', import.meta.url);
+  const child = spawn(process.execPath, [script.pathname, JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const endpoint = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (c: Buffer) => {
+      buf += c.toString();
+      const m = /(http:\/\/127\.0\.0\.1:\d+)\n/.exec(buf);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', (code) => reject(new Error(`fake hub process exited with ${code}`)));
+  });
+  return {
+    endpoint,
+    log: async (): Promise<LoggedRequest[]> =>
+      (await (await fetch(`${endpoint}/__log`)).json()) as LoggedRequest[],
+    close: (): Promise<void> =>
+      new Promise((r) => {
+        child.once('exit', () => r());
+        child.kill();
       }),
   };
 }
