@@ -61,6 +61,7 @@ export interface GeneratorFlags {
   contextSize?: string;
   weights?: string;
   maxBatchSize?: string;
+  batchWaitMs?: string;
   /** local engine: decode in a worker thread. */
   worker?: boolean;
 }
@@ -77,6 +78,7 @@ const LOCAL_ONLY = [
   ['contextSize', '--context-size'],
   ['weights', '--weights'],
   ['maxBatchSize', '--max-batch-size'],
+  ['batchWaitMs', '--batch-wait-ms'],
 ] as const;
 
 /**
@@ -143,14 +145,24 @@ export function generatorFromFlags(
       contextSize: intFlag('--context-size', f.contextSize, 1),
       weights: weightsFlag('--weights', f.weights),
       maxBatchSize: intFlag('--max-batch-size', f.maxBatchSize, 1),
+      batchWaitMs: intFlag('--batch-wait-ms', f.batchWaitMs, 0),
       threads,
       worker: f.worker,
     };
   return undefined;
 }
 
+/**
+ * `rl4qe serve`'s batch wait for the local engine (answers and refiner alike): concurrent HTTP
+ * requests reach the decode queue a few ms apart; 10 ms lets them meet in one batch and costs a
+ * sequential request 2 × 10 ms on top of seconds of decoding.
+ */
+export const SERVE_BATCH_WAIT_MS = '10';
+
 /** `rl4qe serve`'s refiner flags. */
 export interface RefinerFlags {
+  /** Shared with the answer generator (--batch-wait-ms). */
+  batchWaitMs?: string;
   refinerBackend: string;
   refinerModel?: string;
   refinerGguf?: string;
@@ -183,6 +195,7 @@ export function refinerFromFlags(f: RefinerFlags): GeneratorConfig | undefined {
       tokenizer: f.refinerTokenizer,
       contextSize: intFlag('--refiner-context-size', f.refinerContextSize, 1),
       weights: weightsFlag('--refiner-weights', f.refinerWeights),
+      batchWaitMs: intFlag('--batch-wait-ms', f.batchWaitMs ?? SERVE_BATCH_WAIT_MS, 0),
       threads,
       // A worker thread keeps the server responsive (health, 429s, deadlines) while it decodes.
       worker: f.refinerInProcess !== true,

@@ -13,6 +13,13 @@ export interface Batchable {
 
 export interface BatchQueueOptions<T extends Batchable> {
   maxBatchSize: number;
+  /**
+   * How long a round waits for more requests when the next batch is not full (default 0: not at
+   * all). A server's concurrent requests reach the queue a few ms apart (and a request's next
+   * stage only after the previous batch's answers went out), so without a wait the first of
+   * them decodes alone and the rest wait a whole batch for it.
+   */
+  batchWaitMs?: number;
   /** Decodes one batch (synchronously) and answers every request in it. Must not throw. */
   run: (batch: T[]) => void;
   /** Answers a request that leaves the queue undecoded: its caller aborted, or the queue closed. */
@@ -26,6 +33,8 @@ export class BatchQueue<T extends Batchable> {
   private pumping = false;
   private closed = false;
   private readonly counts = { batches: 0, sequences: 0 };
+  /** Wakes a waiting round early, once a full batch is queued. */
+  private wake: (() => void) | undefined;
 
   constructor(private readonly opts: BatchQueueOptions<T>) {}
 
@@ -36,6 +45,7 @@ export class BatchQueue<T extends Batchable> {
       return;
     }
     this.queue.push(...items);
+    if (this.wake && this.fullBatchQueued()) this.wake();
     if (!this.pumping) void this.pump();
   }
 
@@ -49,12 +59,37 @@ export class BatchQueue<T extends Batchable> {
     return { ...this.counts };
   }
 
+  private fullBatchQueued(): boolean {
+    const first = this.queue[0];
+    if (first === undefined) return false;
+    let n = 0;
+    for (const q of this.queue) if (q.key === first.key) n++;
+    return n >= this.opts.maxBatchSize;
+  }
+
+  /** Resolves after `ms`, or as soon as a full batch is queued. */
+  private waitForMore(ms: number): Promise<void> {
+    return new Promise<void>((res) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        res();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = undefined;
+        res();
+      };
+    });
+  }
+
   private async pump(): Promise<void> {
     this.pumping = true;
+    const waitMs = this.opts.batchWaitMs ?? 0;
     try {
       while (this.queue.length > 0) {
         // Let other work run and requests join before choosing the next batch.
         await new Promise<void>((res) => setImmediate(res));
+        if (waitMs > 0 && !this.closed && !this.fullBatchQueued()) await this.waitForMore(waitMs);
         const live: T[] = [];
         for (const q of this.queue) {
           if (this.closed) this.opts.drop(q, 'closed');

@@ -83,6 +83,8 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
       /** GGUF models: float32 weights (default) or the file's quantised blocks kept as they are. */
       weights: z.enum(['float32', 'quantized']).optional(),
       maxBatchSize: z.number().int().positive().optional(),
+      /** Wait up to this long for more requests before a batch that is not full (serving). */
+      batchWaitMs: z.number().min(0).optional(),
       stopTokenIds: z.array(z.number().int().min(0)).min(1).optional(),
       threads: z.number().int().positive().optional(),
       /** Decode in a worker thread (keeps the event loop free: serving). */
@@ -159,6 +161,7 @@ export function createGenerator(
         contextSize: c.contextSize,
         weights: c.weights,
         maxBatchSize: c.maxBatchSize,
+        batchWaitMs: c.batchWaitMs,
         stopTokenIds: c.stopTokenIds,
         threads: c.threads,
         worker: c.worker,

@@ -87,6 +87,12 @@ export interface LocalEngineGeneratorOptions {
   weights?: 'float32' | 'quantized';
   /** Requests decoded together in one batch. Default 8. */
   maxBatchSize?: number;
+  /**
+   * Before each batch that is not full, wait up to this long for more requests (default 0).
+   * For servers: concurrent requests arrive a few ms apart and would otherwise decode in a
+   * batch of one followed by a batch of the rest (batch-queue.ts).
+   */
+  batchWaitMs?: number;
   /** Token ids that end a completion. Default: the model's EOS ids + its end-of-turn tokens. */
   stopTokenIds?: number[];
   /**
@@ -207,6 +213,7 @@ export class LocalEngineGenerator implements Generator {
     }`;
     this.queue = new BatchQueue<Queued>({
       maxBatchSize: this.maxBatchSize,
+      batchWaitMs: opts.batchWaitMs,
       run: (batch) => this.runBatch(batch),
       drop: (q, why) =>
         q.resolve(

@@ -13,6 +13,7 @@ import {
   intFlagDefault,
   readJsonFile,
   refinerFromFlags,
+  SERVE_BATCH_WAIT_MS,
   type RefinerFlags,
 } from '../flags.js';
 
@@ -96,6 +97,10 @@ export function registerServe(program: Command): void {
       "with --local GGUF: 'float32' (default) or 'quantized' (keep the file's blocks)",
     )
     .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
+    .option(
+      '--batch-wait-ms <ms>',
+      `local engine (--local, --refiner-backend local): wait up to this long for more requests before a batch that is not full (default ${SERVE_BATCH_WAIT_MS})`,
+    )
     .option('--refiner-gguf <file>', 'refine with this GGUF (default: the generator)')
     .option(
       '--refiner-backend <backend>',
@@ -138,6 +143,11 @@ export function registerServe(program: Command): void {
     .option('--refine-max-tokens <n>', 'longest refinement', '256')
     .action(async (f: ServeFlags) => {
       const fileCfg = f.config !== undefined ? readServeConfig(f.config) : {};
+      if (f.batchWaitMs !== undefined && f.local === undefined && f.refinerBackend !== 'local')
+        throw new ConfigError('--batch-wait-ms needs --local or --refiner-backend local', {
+          where: '--batch-wait-ms',
+          hint: "it tunes rl4qe's own engine's decode queue",
+        });
       // Flags override the file's generator and refiner.
       const generator: GeneratorConfig | undefined =
         generatorFromFlags(
@@ -152,6 +162,7 @@ export function registerServe(program: Command): void {
             contextSize: f.contextSize,
             weights: f.weights,
             maxBatchSize: f.maxBatchSize,
+            batchWaitMs: f.local !== undefined ? (f.batchWaitMs ?? SERVE_BATCH_WAIT_MS) : undefined,
             worker: true,
           },
           { url: '--generator-url', model: '--generator-model' },
