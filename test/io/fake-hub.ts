@@ -69,7 +69,7 @@ export async function fakeHub(repos: Record<string, FakeRepo>) {
     });
     if (url.pathname === '/__log') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(log.slice(0, -1)));
+      res.end(JSON.stringify(log.filter((l) => l.url !== '/__log')));
       return;
     }
     const notFound = (code: string, msg: string): void => {

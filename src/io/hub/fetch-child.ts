@@ -5,14 +5,7 @@
 import { Rl4qeError } from '../../util/errors.js';
 import { downloadSnapshot } from './download.js';
 import { stderrProgress } from './progress.js';
-import type { ChildReply, ChildRequest } from './resolve.js';
-
-function rawMessage(e: Rl4qeError): string {
-  const first = e.message.split('\n')[0] ?? e.message;
-  return e.where !== undefined && first.startsWith(`${e.where}: `)
-    ? first.slice(e.where.length + 2)
-    : first;
-}
+import { rawMessage, type ChildReply, type ChildRequest } from './resolve.js';
 
 async function run(): Promise<ChildReply> {
   try {

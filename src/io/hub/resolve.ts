@@ -202,6 +202,14 @@ function revisionOf(ref: HubModelRef, opts: ResolveModelOptions, spec: string): 
   return opts.revision ?? ref.revision ?? 'main';
 }
 
+/** An error's own message: its first line without the `where: ` prefix. */
+export function rawMessage(e: Rl4qeError): string {
+  const first = e.message.split('\n')[0] ?? e.message;
+  return e.where !== undefined && first.startsWith(`${e.where}: `)
+    ? first.slice(e.where.length + 2)
+    : first;
+}
+
 /** The compiled child next to this module (dist/io/hub/fetch-child.js). */
 function childScript(): string {
   return fileURLToPath(new URL('./fetch-child.js', import.meta.url));
@@ -310,7 +318,7 @@ export function resolveHubModel(
   if (!ref.file) {
     const missing = modelDirMissing(got.dir);
     if (missing.length > 0) {
-      throw new NotFoundError(`${what} is not a complete Hugging Face model directory`, {
+      throw new FormatError(`${what} is not a complete Hugging Face model directory`, {
         where: got.dir,
         expected:
           'config.json and safetensors weights (every shard of model.safetensors.index.json)',
@@ -331,11 +339,14 @@ export function resolveHubModel(
  */
 export function resolveModelPath(spec: string, opts: ResolveModelOptions = {}): string {
   if (!spec.startsWith('hf://') && fs.existsSync(spec)) {
-    if (opts.revision !== undefined && parseHubModelRef(spec) !== undefined) {
+    if (opts.revision !== undefined) {
       throw new ConfigError('a revision was given for a local path', {
         where: opts.where ?? spec,
-        found: `${spec} exists here, --revision ${opts.revision}`,
-        hint: `to use the Hub repository instead, write hf://${spec}`,
+        found: `${spec} exists here, revision ${opts.revision}`,
+        hint:
+          parseHubModelRef(spec) !== undefined
+            ? `to use the Hub repository instead, write hf://${spec}`
+            : 'a revision picks a branch, tag or commit of a Hub repo id; drop it for a path',
       });
     }
     return path.resolve(spec);
@@ -345,15 +356,29 @@ export function resolveModelPath(spec: string, opts: ResolveModelOptions = {}): 
   try {
     return resolveHubModel(ref, opts, spec).path;
   } catch (e) {
-    if (e instanceof NotFoundError && !spec.startsWith('hf://')) {
+    // Not written as hf://: it may have been meant as a path; say that none exists.
+    if (spec.startsWith('hf://') || !(e instanceof Rl4qeError)) throw e;
+    const first = rawMessage(e);
+    if (e instanceof NotFoundError) {
       throw new NotFoundError(`${spec} is neither a local path nor a model on the Hub`, {
         where: opts.where ?? spec,
         expected: 'a GGUF file, a Hugging Face model directory, or a Hub repo id (namespace/name)',
-        found: `no such path (${path.resolve(spec)}); the Hub: ${e.message.split('\n')[0]}`,
-        hint: e.hint,
+        found: `no such path (${path.resolve(spec)}); the Hub: ${first}`,
+        ...(e.hint !== undefined ? { hint: e.hint } : {}),
         cause: e,
       });
     }
-    throw e;
+    if (!(e instanceof NetworkError)) throw e;
+    const Cls = e.constructor as new (
+      m: string,
+      d: ConstructorParameters<typeof Rl4qeError>[1],
+    ) => Rl4qeError;
+    throw new Cls(`no local path ${path.resolve(spec)}, and as a Hub repo id: ${first}`, {
+      where: e.where ?? opts.where ?? spec,
+      ...(e.expected !== undefined ? { expected: e.expected } : {}),
+      ...(e.found !== undefined ? { found: e.found } : {}),
+      ...(e.hint !== undefined ? { hint: e.hint } : {}),
+      cause: e,
+    });
   }
 }
