@@ -5,9 +5,11 @@
 // a list of statements run after the solution; pass = exit 0), setup (run before the solution),
 // library (split stratum), group (family key: same group, same split side). See docs/data.md.
 import { z } from 'zod';
-import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
+import type { InvalidRowPolicy } from './jsonl.js';
+import { fetchHubDataset, isHubDataPath, parseHubDataPath } from './hub.js';
+import { readDataRows } from './rows.js';
 import type { CodeTask } from './tasks.js';
-import { FormatError } from '../util/errors.js';
+import { ConfigError, FormatError } from '../util/errors.js';
 
 export const customRowSchema = z.object({
   id: z.union([z.string().min(1), z.number().int()]).optional(),
@@ -41,22 +43,40 @@ export function customTask(r: CustomRow, fallbackId: string): CodeTask {
   return task;
 }
 
-/** Loads a custom task file (.jsonl or .jsonl.gz). Ids must be unique. */
+/**
+ * Loads a custom task file (.jsonl, .jsonl.gz or .parquet), or such files of a Hub dataset
+ * (`hf://datasets/org/name[@rev]/file-or-glob`). Ids must be unique.
+ */
 export async function loadCustomTasks(
   file: string,
   opts: { onInvalid?: InvalidRowPolicy } = {},
 ): Promise<CodeTask[]> {
-  const rows = await readJsonl(file, customRowSchema, {
+  let files = [file];
+  if (isHubDataPath(file)) {
+    const r = parseHubDataPath(file);
+    if (r.repo === undefined || r.files === undefined) {
+      throw new ConfigError('a custom Hub dataset needs its repository and file', {
+        where: file,
+        expected: 'hf://datasets/<namespace>/<name>[@revision]/<file or glob>',
+      });
+    }
+    files = await fetchHubDataset({
+      repo: r.repo,
+      files: r.files,
+      ...(r.revision !== undefined ? { revision: r.revision } : {}),
+    });
+  }
+  const rows = await readDataRows(files, customRowSchema, {
     what: 'custom task row',
     ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
   });
   const seen = new Map<string, number>();
-  return rows.map(({ line, value }) => {
-    const t = customTask(value, `line${line}`);
+  return rows.map(({ file: f, line, value }) => {
+    const t = customTask(value, files.length > 1 ? `${f}:line${line}` : `line${line}`);
     const first = seen.get(t.id);
     if (first !== undefined) {
       throw new FormatError(`duplicate task id ${JSON.stringify(t.id)}`, {
-        where: `${file}:${line} field id`,
+        where: `${f}:${line} field id`,
         expected: 'unique ids',
         found: `also on line ${first}`,
       });

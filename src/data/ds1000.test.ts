@@ -4,7 +4,8 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
-import { loadDs1000, loadDs1000FromHub, setHubDatasetFetcher } from './ds1000.js';
+import { loadDs1000, loadDs1000FromHub } from './ds1000.js';
+import { setHubDatasetFetcher } from './hub.js';
 import { FormatError, NetworkError, NotFoundError } from '../util/errors.js';
 
 const row = (id: number, over: Record<string, unknown> = {}): Record<string, unknown> => ({

@@ -1,11 +1,12 @@
 // DS-1000 (Lai et al. 2022), the simplified format of xlang-ai/DS-1000 `data/ds1000.jsonl.gz`
-// and of the Hub dataset xlangai/DS-1000: one JSON object per line with `prompt`,
+// and of the Hub dataset xlangai/DS-1000 (`test.jsonl`): one JSON object per line with `prompt`,
 // `reference_code`, `code_context` and `metadata`. Rows are validated at the edge and renamed to
 // camelCase; inside rl4qe they are trusted.
 import { z } from 'zod';
-import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
-import { sharedDataFile } from './paths.js';
-import { FormatError, NetworkError } from '../util/errors.js';
+import type { InvalidRowPolicy } from './jsonl.js';
+import { benchmarkFiles, fetchHubDataset, HUB_DATASETS } from './hub.js';
+import { readDataRows } from './rows.js';
+import { FormatError } from '../util/errors.js';
 
 export const DS1000_PERTURBATIONS = ['Origin', 'Surface', 'Semantic', 'Difficult-Rewrite'] as const;
 export type Ds1000Perturbation = (typeof DS1000_PERTURBATIONS)[number];
@@ -82,7 +83,10 @@ export function ds1000FromRow(r: Ds1000Row): Ds1000Problem {
 }
 
 export interface LoadDs1000Options {
-  /** A local .jsonl or .jsonl.gz file; default `data/ds1000.jsonl.gz` (see data/paths.ts). */
+  /**
+   * A local .jsonl / .jsonl.gz / .parquet file, or a Hub dataset `hf://datasets/org/name[@rev][/file]`
+   * (`hf://datasets` alone: xlangai/DS-1000); default `data/ds1000.jsonl.gz` (see data/paths.ts).
+   */
   path?: string;
   /** Malformed rows: throw (default), or report each to this function and skip it. */
   onInvalid?: InvalidRowPolicy;
@@ -93,14 +97,21 @@ export interface LoadDs1000Options {
  * both lines). The result is ordered as in the file.
  */
 export async function loadDs1000(opts: LoadDs1000Options = {}): Promise<Ds1000Problem[]> {
-  const file = opts.path ?? sharedDataFile(DS1000_FILE);
-  const rows = await readJsonl(file, ds1000RowSchema, {
+  const files = await benchmarkFiles(opts.path, 'ds1000', DS1000_FILE);
+  return ds1000FromFiles(files, opts.onInvalid);
+}
+
+async function ds1000FromFiles(
+  files: readonly string[],
+  onInvalid: InvalidRowPolicy | undefined,
+): Promise<Ds1000Problem[]> {
+  const rows = await readDataRows(files, ds1000RowSchema, {
     what: 'DS-1000 row',
-    ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
+    ...(onInvalid ? { onInvalid } : {}),
   });
-  const seen = new Map<number, number>();
+  const seen = new Map<number, string>();
   const out: Ds1000Problem[] = [];
-  for (const { line, value } of rows) {
+  for (const { file, line, value } of rows) {
     const id = value.metadata.problem_id;
     const first = seen.get(id);
     if (first !== undefined) {
@@ -110,61 +121,29 @@ export async function loadDs1000(opts: LoadDs1000Options = {}): Promise<Ds1000Pr
         found: `problem_id ${id} also on line ${first}`,
       });
     }
-    seen.set(id, line);
+    seen.set(id, files.length > 1 ? `${file}:${line}` : String(line));
     out.push(ds1000FromRow(value));
   }
   return out;
 }
 
-/**
- * Hook for downloading a Hub dataset file (set by the io layer once its Hub client exists).
- * TODO(io): register the Hub client here (`setHubDatasetFetcher`) so `loadDs1000FromHub` can
- * download `xlangai/DS-1000` on a connected machine; data/ may not import io/ (import arrows).
- */
-export type HubDatasetFetcher = (req: {
-  repo: string;
-  file: string;
-  revision?: string;
-}) => Promise<string>;
-let hubFetcher: HubDatasetFetcher | undefined;
-
-/** Registers the function that downloads a Hub dataset file and returns its local path. */
-export function setHubDatasetFetcher(f: HubDatasetFetcher | undefined): void {
-  hubFetcher = f;
-}
-
-export const DS1000_HUB_REPO = 'xlangai/DS-1000';
-/** The file of the Hub dataset that holds the same rows as the shared ds1000.jsonl.gz. */
-export const DS1000_HUB_FILE = 'test.jsonl';
+export const DS1000_HUB_REPO = HUB_DATASETS.ds1000.repo;
+/** The file of the Hub dataset that holds the same rows as data/ds1000.jsonl.gz. */
+export const DS1000_HUB_FILE = HUB_DATASETS.ds1000.files[0];
 
 /**
- * Downloads DS-1000 from the Hugging Face Hub (dataset xlangai/DS-1000) and loads it. Fails with
- * a NetworkError when no Hub client is registered or the Hub cannot be reached.
+ * Downloads DS-1000 from the Hugging Face Hub (dataset xlangai/DS-1000, `test.jsonl`, into the
+ * Hugging Face cache) and loads it. Needs a registered Hub client (setHubDatasetFetcher; the CLI
+ * registers one); fails with a NetworkError naming the repository when there is none or the
+ * Hub cannot be reached (HF_HUB_OFFLINE=1 uses the cache only).
  */
 export async function loadDs1000FromHub(
-  opts: { repo?: string; file?: string; revision?: string } = {},
+  opts: { repo?: string; file?: string; revision?: string; onInvalid?: InvalidRowPolicy } = {},
 ): Promise<Ds1000Problem[]> {
-  const repo = opts.repo ?? DS1000_HUB_REPO;
-  const file = opts.file ?? DS1000_HUB_FILE;
-  if (!hubFetcher) {
-    throw new NetworkError('cannot download DS-1000 from the Hugging Face Hub', {
-      where: `hf://datasets/${repo}/${file}`,
-      expected: 'a registered Hub client and network access',
-      found: 'no Hub client registered (offline build)',
-      hint: 'use the offline copy: loadDs1000() reads ../shared/data/ds1000.jsonl.gz, or pass {path}',
-    });
-  }
-  let local: string;
-  try {
-    local = await hubFetcher({ repo, file, revision: opts.revision });
-  } catch (e) {
-    if (e instanceof NetworkError) throw e;
-    throw new NetworkError('cannot download DS-1000 from the Hugging Face Hub', {
-      where: `hf://datasets/${repo}/${file}`,
-      found: (e as Error).message,
-      hint: 'check the network, or use the offline copy with loadDs1000({path})',
-      cause: e,
-    });
-  }
-  return loadDs1000({ path: local });
+  const files = await fetchHubDataset({
+    repo: opts.repo ?? DS1000_HUB_REPO,
+    files: [opts.file ?? DS1000_HUB_FILE],
+    ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+  });
+  return ds1000FromFiles(files, opts.onInvalid);
 }

@@ -1,8 +1,9 @@
 // HumanEval (Chen et al. 2021), openai/human-eval data/HumanEval.jsonl.gz. Test protocol as in
 // human-eval's execution.py: prompt + completion + "\n" + test + "\n" + f"check({entry_point})".
 import { z } from 'zod';
-import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
-import { sharedDataFile } from './paths.js';
+import type { InvalidRowPolicy } from './jsonl.js';
+import { benchmarkFiles } from './hub.js';
+import { readDataRows } from './rows.js';
 import type { CodeTask, TestProtocol } from './tasks.js';
 
 export interface HumanEvalProblem {
@@ -28,8 +29,8 @@ export const HUMANEVAL_FILE = 'HumanEval.jsonl.gz';
 export async function loadHumanEval(
   opts: { path?: string; onInvalid?: InvalidRowPolicy } = {},
 ): Promise<HumanEvalProblem[]> {
-  const file = opts.path ?? sharedDataFile(HUMANEVAL_FILE);
-  const rows = await readJsonl(file, humanEvalRowSchema, {
+  const files = await benchmarkFiles(opts.path, 'humaneval', HUMANEVAL_FILE);
+  const rows = await readDataRows(files, humanEvalRowSchema, {
     what: 'HumanEval row',
     ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
   });

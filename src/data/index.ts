@@ -1,5 +1,8 @@
 // Public surface of data/: loaders, splits, prompt formats and code extraction.
 export * from './ds1000.js';
+export * from './hub.js';
+export { readDataRows, type DataRow } from './rows.js';
+export { readParquetRows, canReadParquet } from './parquet.js';
 export { readJsonl, readLines, type JsonlRow } from './jsonl.js';
 export { sharedDataFile } from './paths.js';
 export * from './tasks.js';

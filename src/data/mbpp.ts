@@ -3,8 +3,9 @@
 // Setup comes AFTER the code because both tasks that have setup code (367, 927) build objects of
 // a class that the solution defines (Node); run before the code it raises NameError.
 import { z } from 'zod';
-import { readJsonl, type InvalidRowPolicy } from './jsonl.js';
-import { sharedDataFile } from './paths.js';
+import type { InvalidRowPolicy } from './jsonl.js';
+import { benchmarkFiles } from './hub.js';
+import { readDataRows } from './rows.js';
 import type { CodeTask, TestProtocol } from './tasks.js';
 
 export type MbppSplit = 'prompt' | 'test' | 'validation' | 'train';
@@ -42,12 +43,12 @@ export function mbppSplitOf(taskId: number): MbppSplit {
 export async function loadMbpp(
   opts: { path?: string; onInvalid?: InvalidRowPolicy } = {},
 ): Promise<MbppProblem[]> {
-  const file = opts.path ?? sharedDataFile(MBPP_FILE);
-  const rows = await readJsonl(file, mbppRowSchema, {
+  const files = await benchmarkFiles(opts.path, 'mbpp', MBPP_FILE);
+  const rows = await readDataRows(files, mbppRowSchema, {
     what: 'MBPP row',
     ...(opts.onInvalid ? { onInvalid: opts.onInvalid } : {}),
   });
-  return rows.map(({ value: r }) => ({
+  const out = rows.map(({ value: r }) => ({
     taskId: r.task_id,
     text: r.text,
     code: r.code,
@@ -56,6 +57,10 @@ export async function loadMbpp(
     challengeTestList: r.challenge_test_list,
     split: mbppSplitOf(r.task_id),
   }));
+  // The Hub keeps one parquet file per split: back to task-id order, the order of mbpp.jsonl (so
+  // a seeded split of either source is the same).
+  if (files.length > 1) out.sort((a, b) => a.taskId - b.taskId);
+  return out;
 }
 
 /** The protocol; `challenge` adds the challenge_test_list asserts. */

@@ -1,6 +1,11 @@
-// rl4qe data split|stats: inspect benchmark data and write seeded split manifests.
+// rl4qe data split|stats: inspect benchmark data and write seeded split manifests. Data comes from
+// the repository's data/ folder (default), a local file, or the Hugging Face Hub
+// (`--path hf://datasets/<namespace>/<name>[@rev][/file]`; `hf://datasets` alone: the benchmark's
+// own repository).
 import type { Command } from 'commander';
+import { setHubDatasetFetcher } from '../../data/hub.js';
 import { loadTasks } from '../../data/load.js';
+import { fetchHubDatasetFiles, stderrProgress } from '../../io/hub/index.js';
 import { makeSplit, writeSplitManifest, type SplitStrategy } from '../../data/splits.js';
 import { ConfigError } from '../../util/errors.js';
 
@@ -11,13 +16,22 @@ function int(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
+const PATH_HELP =
+  'a local .jsonl/.jsonl.gz/.parquet file, or hf://datasets/<namespace>/<name>[@rev][/file] ' +
+  "(hf://datasets alone: the benchmark's Hub repository); default: the repository's data/ folder";
+
 export function registerData(program: Command): void {
+  // data/ may not import io/: the CLI hands it the Hub client. Registered here because main.ts
+  // registers every command at start-up, so train, eval and serve get it too.
+  setHubDatasetFetcher((req) =>
+    fetchHubDatasetFiles(req, process.stderr.isTTY ? { onProgress: stderrProgress() } : {}),
+  );
   const data = program.command('data').description('benchmark data: splits and statistics');
   data
     .command('split')
     .description('write a seeded train/validation/test split manifest (JSON)')
     .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
-    .option('--path <file>', 'a local .jsonl/.jsonl.gz file instead of ../shared/data')
+    .option('--path <file>', PATH_HELP)
     .option('--strategy <s>', "'leak-free' (families together, stratified) or 'paper'", 'leak-free')
     .option('--seed <n>', 'random seed', '0')
     .option('--test <n>', 'test-set size (default 20% of the tasks)')
@@ -59,7 +73,7 @@ export function registerData(program: Command): void {
     .command('stats')
     .description('task counts per stratum (library) and family sizes')
     .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
-    .option('--path <file>', 'a local .jsonl/.jsonl.gz file')
+    .option('--path <file>', PATH_HELP)
     .option('--json', 'one JSON line')
     .action(async (o: { dataset: string; path?: string; json?: boolean }) => {
       const tasks = await loadTasks({ dataset: o.dataset, path: o.path });
