@@ -945,9 +945,11 @@ def clear_capabilities():
 
 def nproc_limit(limits):
     """RLIMIT_NPROC of the test's uid: the limit itself without a cgroup; with one, pids.max is
-    the limit (it counts the judge and every process however it was made) and this a backstop."""
+    the limit (it counts the judge and every live process however it was made) and this a
+    backstop at twice that: the uid's count also holds exited children not yet reaped, which
+    pids.max no longer counts, so a tighter backstop would trip first in a fork bomb."""
     n = int(limits.get("processes", 128))
-    return n + JUDGE_PIDS + 8 if TEST_GROUP is not None else n
+    return 2 * (n + JUDGE_PIDS) if TEST_GROUP is not None else n
 
 
 def child_setup(req, run_dir, io_fd, keep, drop_uid, home):
