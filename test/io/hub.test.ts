@@ -385,3 +385,25 @@ test('a cache written the way Python writes it is used without a download', asyn
     await hub.close();
   }
 });
+
+test('overlapping downloads keep stdout clean and give console.debug back', async () => {
+  const hub = await fakeHub({
+    'org/a': { files: { 'config.json': { data: cfg } } },
+    'org/b': { files: { 'config.json': { data: tok } } },
+  });
+  const original = console.debug;
+  const printed: unknown[] = [];
+  console.debug = (...a: unknown[]) => void printed.push(a);
+  const mine = console.debug;
+  try {
+    await Promise.all([
+      downloadSnapshot({ repo: 'org/a', endpoint: hub.endpoint }),
+      downloadSnapshot({ repo: 'org/b', endpoint: hub.endpoint }),
+    ]);
+    assert.equal(console.debug, mine);
+    assert.deepEqual(printed, [], "the library's 'Downloading …' lines were silenced");
+  } finally {
+    console.debug = original;
+    await hub.close();
+  }
+});

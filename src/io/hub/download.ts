@@ -231,14 +231,21 @@ function resolveUrl(r: Resolved, commit: string, file: string): string {
     .join('/')}`;
 }
 
-/** The library prints "Downloading …" with console.debug, i.e. on stdout: keep stdout for results. */
+/**
+ * The library prints "Downloading …" with console.debug, i.e. on stdout: keep stdout for results
+ * (`--json`). Counted, so overlapping downloads restore the original only when the last ends.
+ */
+let quietDepth = 0;
+let savedDebug: typeof console.debug = console.debug;
 async function quietly<T>(fn: () => Promise<T>): Promise<T> {
-  const saved = console.debug;
-  console.debug = () => undefined;
+  if (quietDepth++ === 0) {
+    savedDebug = console.debug;
+    console.debug = () => undefined;
+  }
   try {
     return await fn();
   } finally {
-    console.debug = saved;
+    if (--quietDepth === 0) console.debug = savedDebug;
   }
 }
 
