@@ -113,10 +113,11 @@ describe('sandbox contains hostile code (plain python3)', () => {
       t.skip('not root and no cgroup: nothing but the wall clock would bound a fork bomb here');
       return;
     }
-    // Memory enough for ~150 small interpreters, so the process count is what stops it.
+    // Memory enough for ~150 small interpreters, so the process count is what stops it; time
+    // enough for 150 forks on two loaded cores, so the clock does not.
     const o = await sb.runScript({
       code: 'import os\nwhile True:\n    os.fork()',
-      limits: { memoryBytes: 2 * 2 ** 30 },
+      limits: { memoryBytes: 2 * 2 ** 30, wallSeconds: 60, cpuSeconds: 30 },
     });
     // The fork that goes over fails inside the test: pids.max (ProcessLimit) with a cgroup,
     // RLIMIT_NPROC of its uid (BlockingIOError) without.
