@@ -161,23 +161,32 @@ export async function handleChat(c: ServeContext, o: ChatHandlerOptions): Promis
     model: o.modelId,
     system_fingerprint: null,
   };
-  if (!call.stream)
-    return c.json({
-      ...head,
-      object: 'chat.completion',
-      choices: answers.map((g, index) => ({
-        index,
-        message: { role: 'assistant', content: g.text, refusal: null },
-        logprobs: null,
-        finish_reason: finishReason(g),
-      })),
-      usage,
-      rl4qe,
-    });
+  if (!call.stream) return c.json(completionBody(head, answers, usage, rl4qe));
   return c.body(sseBody(head, answers, call.includeUsage ? usage : undefined, rl4qe), 200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
   });
+}
+
+/** A chat.completion object for these answers. */
+function completionBody(
+  head: Record<string, unknown>,
+  answers: Completion[],
+  usage: Record<string, number>,
+  rl4qe: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    ...head,
+    object: 'chat.completion',
+    choices: answers.map((g, index) => ({
+      index,
+      message: { role: 'assistant', content: g.text, refusal: null },
+      logprobs: null,
+      finish_reason: finishReason(g),
+    })),
+    usage,
+    rl4qe,
+  };
 }
 
 /** The chunks OpenAI streams for these answers, as server-sent events. */
