@@ -1876,6 +1876,13 @@ def classify_run(status, result, tail, out_size, out_cap, seconds, timed_out, st
                  nonce, s_status, s_killed, disk):
     out = {"seconds": round(seconds, 6)}
     parsed, tampered = parse_messages(result, nonce)
+    if timed_out:
+        # First: at the deadline the solver is killed before the judge, so the judge may still
+        # have reported the solver's end ("died") before it was killed in turn.
+        tb = parsed.get("tb", "") if isinstance(parsed, dict) else ""
+        out.update(status="timeout", errorType="WallTimeout",
+                   stderrTail=(tail + ("\n" if tail and tb else "") + tb)[-TAIL_BYTES:])
+        return out
     if isinstance(parsed, dict) and parsed.get("died") is True and s_killed:
         out.update(status="fail", errorType="ProtocolError",
                    stderrTail=(tail + "\nthe solution's process broke the result protocol")
