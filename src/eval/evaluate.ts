@@ -551,14 +551,12 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
   };
   const refinerCounts = zero();
   const genCounts = zero();
-  // The local generator decodes in a worker thread (unless its config says otherwise): the main
-  // thread's event loop then keeps the sandbox busy while the model decodes (the pipeline).
+  // The local engines decode in this thread (between two batches the event loop takes the
+  // sandbox's replies and sends it the next tests). A worker thread would keep the loop free
+  // throughout, but decoding there measured 7-12x slower on 2 busy cores (OpenMP threads spinning;
+  // fine with OMP_WAIT_POLICY=passive): left to the generator config's `worker`.
   const generator = wrap(
-    createGenerator({
-      ...genCfg,
-      ...(genCfg.backend === 'local' && genCfg.worker === undefined ? { worker: true } : {}),
-      cache: { enabled: false },
-    }),
+    createGenerator({ ...genCfg, cache: { enabled: false } }),
     genCfg.cache.enabled,
   );
   generator.counts = genCounts;
@@ -581,14 +579,11 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
       if (local) c.local = local;
       return c;
     };
-    // The base model and LoRA adapters decode in a worker thread (see the generator above); a
-    // full fine-tuning checkpoint needs the model in this thread to put its weights in.
     const local = (adapter?: string): Counted => {
       const g = new LocalEngineGenerator({
         ...localOpts,
         weights: opts.refiner.weights ?? 'float32',
         ...(adapter ? { adapter } : {}),
-        worker: true,
       });
       return mk(g, g);
     };

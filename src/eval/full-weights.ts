@@ -15,6 +15,7 @@ import {
   type Generator,
   type GeneratorIdentity,
   type GeneratorRequestOptions,
+  type LocalEngine,
   type LocalEngineGeneratorOptions,
 } from '../generators/index.js';
 import { SafetensorsCheckpoint } from '../io/safetensors/index.js';
@@ -145,6 +146,12 @@ export class FullWeightsGenerator implements Generator {
     } finally {
       ck.close();
     }
+  }
+
+  /** The loaded model with the checkpoint's weights (tests, callers that score with it). */
+  async engine(): Promise<LocalEngine> {
+    await this.load();
+    return this.inner.engine();
   }
 
   async generate(

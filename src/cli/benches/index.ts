@@ -12,6 +12,7 @@ import { benchGenerate } from './generate.js';
 import { benchQmatmul } from './qmatmul.js';
 import { benchTrainStep } from './train-step.js';
 import { benchRlStep } from './rl-step.js';
+import { benchEval } from './eval.js';
 
 export interface BenchOptions {
   /** Quick mode: fewer runs and smaller cases (used by the smoke test). */
@@ -61,4 +62,5 @@ export const benches: Record<string, { description: string; run: BenchFn }> = {
       'seconds per RL step (sample K, reward, score, backward, AdamW) vs TRL GRPOTrainer',
     run: benchRlStep,
   },
+  eval: { description: 'paired evaluation problems/s: pipelined vs sequential', run: benchEval },
 };
