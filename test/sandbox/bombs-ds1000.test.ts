@@ -113,6 +113,50 @@ describe('bombs and fills as DS-1000 solutions (preloaded worker)', () => {
     await nothingLeft();
   });
 
+  test('the next solution finds nothing the previous one left (files, daemon, module state)', async () => {
+    assert.ok(sb, MISSING);
+    const marker = `rl4qe-left-${process.pid}`;
+    const places = '(".", "/tmp", "/var/tmp", os.environ["HOME"], "/dev/shm")';
+    const leave = await run(
+      [
+        'import os, sys, numpy',
+        `for d in ${places}:`,
+        '    try:',
+        `        open(os.path.join(d, "${marker}"), "w").write("x")`,
+        '    except OSError:',
+        '        pass',
+        'numpy.rl4qe_marker = 1',
+        'if os.fork() == 0:',
+        '    os.setsid()',
+        `    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(1000)", "${marker}"])`,
+        problem.referenceCode,
+      ].join('\n'),
+    );
+    assert.equal(leave.status, 'pass', show(leave));
+    const look = await run(
+      [
+        'import os, numpy',
+        'found = []',
+        `for d in ${places}:`,
+        '    try:',
+        `        if "${marker}" in os.listdir(d): found.append(d)`,
+        '    except OSError:',
+        '        pass',
+        "if hasattr(numpy, 'rl4qe_marker'): found.append('module state')",
+        "for p in os.listdir('/proc'):",
+        '    try:',
+        `        if p.isdigit() and b"${marker}" in open('/proc/%s/cmdline' % p, 'rb').read():`,
+        "            found.append('process ' + p)",
+        '    except OSError:',
+        '        pass',
+        'assert not found, found',
+        problem.referenceCode,
+      ].join('\n'),
+    );
+    assert.equal(look.status, 'pass', show(look));
+    await nothingLeft();
+  });
+
   test('SysV objects cannot be made, and none is listed', async (t) => {
     assert.ok(sb, MISSING);
     if ((await sb.ready()).info?.seccomp !== true)
