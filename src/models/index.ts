@@ -32,11 +32,14 @@ export {
   ggufWeightSource,
 } from './gguf-names.js';
 export {
+  loadModel,
   loadGgufModel,
   loadHfModel,
   loadSafetensorsModel,
+  resolveModel,
   ggufMetadataValues,
   type LoadedModel,
+  type ModelSourceOptions,
 } from './load.js';
 export {
   hfConfigJson,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { hashHeadAndTail } from '../generators/file-digest.js';
+import { resolveModel } from '../models/load.js';
 import { FormatError, NotFoundError, type ErrorDetails } from '../util/errors.js';
 import { RUN_VERSION, type MetricsRecord, type RunInfo, type SampleRecord } from './records.js';
 
@@ -155,8 +156,11 @@ export function readRunInfo(
 }
 
 /** A base model's identity: file size plus sha256 of its first and last MiB (GGUF file), or of
- * config.json and every safetensors file's head and tail (HF directory). */
-export function modelDigest(p: string): string {
+ * config.json and every safetensors file's head and tail (HF directory). `spec` is a path or a
+ * Hub repo id (`org/name[@rev]`, resolved through the Hugging Face cache as the loaders do, so
+ * a run trained from a repo id and one trained from its snapshot folder get the same digest). */
+export function modelDigest(spec: string): string {
+  const p = fs.existsSync(spec) ? spec : resolveModel(spec);
   const h = createHash('sha256');
   const fileDigest = (f: string): void => {
     const size = fs.statSync(f).size;
