@@ -24,6 +24,7 @@ import { modelDigest } from '../../src/train/run-dir.js';
 import { execVenvPython } from '../../src/sandbox/index.js';
 import { requireTestModel } from '../generators/test-model.js';
 import { cachePaths } from '../../src/util/paths.js';
+import { startFaultServer } from '../generators/fault-server.js';
 
 const SMOL = path.join(cachePaths.testModels(), 'smollm2-135m-instruct-q4_1.gguf');
 const ADAPTER = 'test/fixtures/generators/local/adapter-smollm2';
@@ -268,6 +269,54 @@ describe('rl4qe eval end to end (SmolLM2 refiner and generator, 3 HumanEval prob
         e instanceof EvalRefusedError && e.reason === 'run-version' && /version 99/.test(e.message),
     );
     assert.ok(!existsSync(cache), 'no cache opened: nothing was generated');
+  });
+
+  it('every refusal comes before any generator call: a counting HTTP generator gets nothing', async () => {
+    // The original arm comes first: a guard that ran late would let it reach the server.
+    const server = await startFaultServer();
+    try {
+      const cache = path.join(d, 'refused3.sqlite');
+      const opts = (adapters: string[], refinerModel = SMOL): Parameters<typeof evaluate>[0] => ({
+        dataset: 'humaneval',
+        limit: 3,
+        refiner: { model: refinerModel, weights: 'quantized' },
+        generator: { backend: 'openai', baseUrl: `${server.url}/ok/v1`, model: 'echo' },
+        arms: [
+          { kind: 'original' },
+          ...adapters.map((p) => ({ kind: 'adapter' as const, path: p })),
+        ],
+        exec: 'off',
+        cache,
+      });
+      const refused = async (adapter: string | string[], reason: string, refinerModel?: string) =>
+        assert.rejects(
+          evaluate(opts(typeof adapter === 'string' ? [adapter] : adapter, refinerModel)),
+          (e: unknown) => e instanceof EvalRefusedError && e.reason === reason,
+          `${String(adapter)}: ${reason}`,
+        );
+      // Split overlap: run-a's test split (the first run's) holds problems run-b trained on.
+      await refused([runA, path.join(d, 'run-b')], 'split-overlap');
+      // Another base model: by run digest, by adapter name, and (no name) by loading it.
+      await refused(path.join(d, 'run-c'), 'base-model');
+      await refused(path.join(d, 'qwen-adapter'), 'base-model');
+      const QWEN = path.join(
+        cachePaths.testModels(),
+        'qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf',
+      );
+      if (existsSync(QWEN)) {
+        const nameless = path.join(d, 'nameless-adapter');
+        cpSync(ADAPTER, nameless, { recursive: true });
+        const f = path.join(nameless, 'adapter_config.json');
+        const c = JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>;
+        writeFileSync(f, JSON.stringify({ ...c, base_model_name_or_path: null }));
+        await refused(nameless, 'base-model', QWEN);
+      }
+      // A run directory of another version.
+      await refused(path.join(d, 'run-v'), 'run-version');
+      assert.equal(server.hits.length, 0, 'no request reached the generator');
+    } finally {
+      await server.close();
+    }
   });
 
   it('with execution (exec venv): sandbox outcomes, pass@1 and an exact McNemar test', async (t) => {

@@ -72,4 +72,22 @@ test('eval flags: bad values are ConfigErrors naming the flag', () => {
   bad({ exec: 'maybe' }, /--exec/);
   bad({ refinerFormat: 'fancy' }, /--refiner-format/);
   bad({ generatorInput: 'original' }, /--generator-input/);
+  bad({ refinerMaxPromptTokens: '0' }, /--refiner-max-prompt-tokens/);
+  bad({ overlong: 'cut' }, /--overlong/);
+  bad({ schedule: 'parallel' }, /--schedule/);
+});
+
+test('eval flags: the prompt budget and the schedule', () => {
+  const o = evalOptionsFrom({
+    ...base,
+    refinerMaxPromptTokens: '256',
+    overlong: 'skip',
+    schedule: 'sequential',
+  });
+  assert.equal(o.refiner.maxPromptTokens, 256);
+  assert.equal(o.refiner.overlong, 'skip');
+  assert.equal(o.schedule, 'sequential');
+  const d = evalOptionsFrom(base);
+  assert.equal('maxPromptTokens' in d.refiner, false); // the run's, else the trainer's default
+  assert.equal('schedule' in d, false);
 });

@@ -23,6 +23,9 @@ export interface EvalFlags {
   refinerWeights?: string;
   refinerFormat?: string;
   refinerMaxTokens?: string;
+  refinerMaxPromptTokens?: string;
+  overlong?: string;
+  schedule?: string;
   generatorConfig?: string;
   generatorLocal?: string;
   generatorWeights?: string;
@@ -167,6 +170,12 @@ export function evalOptionsFrom(f: EvalFlags, log?: (line: string) => void): Eva
       ...(f.refinerMaxTokens !== undefined
         ? { maxTokens: int('--refiner-max-tokens', f.refinerMaxTokens) }
         : {}),
+      ...(f.refinerMaxPromptTokens !== undefined
+        ? { maxPromptTokens: int('--refiner-max-prompt-tokens', f.refinerMaxPromptTokens) }
+        : {}),
+      ...(f.overlong !== undefined
+        ? { overlong: oneOf('--overlong', f.overlong, ['truncate-middle', 'skip'] as const) }
+        : {}),
     },
     generator: generatorFrom(f),
     arms: armsFrom(f),
@@ -194,6 +203,8 @@ export function evalOptionsFrom(f: EvalFlags, log?: (line: string) => void): Eva
   if (f.seed !== undefined) o.seed = int('--seed', f.seed, 0);
   if (f.searchSize !== undefined) o.searchSize = int('--search-size', f.searchSize);
   if (f.resamples !== undefined) o.bootstrapResamples = int('--resamples', f.resamples);
+  if (f.schedule !== undefined)
+    o.schedule = oneOf('--schedule', f.schedule, ['pipelined', 'sequential'] as const);
   if (log) o.log = log;
   return o;
 }
@@ -248,6 +259,14 @@ export function registerEval(program: Command): void {
       "longest rewrite in tokens (default: the run's rollout.maxNewTokens, else 128)",
     )
     .option(
+      '--refiner-max-prompt-tokens <n>',
+      "longest refiner prompt; longer queries lose their middle (default: the run's refiner.maxPromptTokens, else 512)",
+    )
+    .option(
+      '--overlong <mode>',
+      "an over-long refiner prompt: truncate-middle | skip (default: the run's refiner.overlong, else truncate-middle)",
+    )
+    .option(
       '--generator-config <file>',
       'generator config JSON (backend openai | llama.cpp | local)',
     )
@@ -279,6 +298,10 @@ export function registerEval(program: Command): void {
     .option('--exec <mode>', 'run the tests: auto | on | off', 'auto')
     .option('--search-size <n>', 'training-split problems for the prompt search (default 10)')
     .option('--resamples <n>', 'bootstrap resamples (default 2000)')
+    .option(
+      '--schedule <mode>',
+      'pipelined (default: tests run while later problems generate) | sequential (same results)',
+    )
     .option('--out <dir>', 'output directory (default runs/eval-<time>)')
     .option('--cache-file <file>', 'generator cache file (default: the shared cache)')
     .option('--no-cache', 'neither read nor write the cache')
