@@ -1,4 +1,4 @@
-// ESLint flat config. Besides the usual TypeScript rules it enforces DESIGN.md's
+// ESLint flat config. Besides the usual TypeScript rules it enforces docs/architecture.md's
 // "who may import whom" with a small local rule (rl4qe/layers), so the arrows in
 // docs/architecture.md are checked on every CI run rather than trusted.
 import js from '@eslint/js';

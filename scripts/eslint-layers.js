@@ -1,4 +1,4 @@
-// Local ESLint rule: the import arrows of DESIGN.md ("who may import whom").
+// Local ESLint rule: the import arrows of docs/architecture.md ("who may import whom").
 // A file in src/<layer>/ may import from its own layer and from the layers listed here.
 // Tests (*.test.ts) follow the same arrows as the code beside them; test/ may import anything.
 import path from 'node:path';
@@ -77,7 +77,7 @@ function layerOf(absFile, srcRoot) {
 export const layersRule = {
   meta: {
     type: 'problem',
-    docs: { description: 'enforce the import arrows between src/ layers (DESIGN.md)' },
+    docs: { description: 'enforce the import arrows between src/ layers (docs/architecture.md)' },
     schema: [],
   },
   create(context) {

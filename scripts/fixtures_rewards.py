@@ -9,7 +9,7 @@ Pinned environment (the rl4qe oracle venv, ~/.cache/rl4qe/oracle):
     Python 3.11.7, nltk==3.10.4, rouge==1.0.1, six==1.17.0 (difflib, re: the 3.11 stdlib)
 Regenerate:
     ~/.cache/rl4qe/oracle/bin/python scripts/fixtures_rewards.py
-(reads ../shared/data/ds1000.jsonl.gz or $RL4QE_DATA_DIR/ds1000.jsonl.gz; DS-1000 text is NOT
+(reads data/ds1000.jsonl.gz or $RL4QE_DATA_DIR/ds1000.jsonl.gz; DS-1000 text is NOT
 copied into the fixture: DS-1000 pairs are stored as problem ids and field names, and the
 TypeScript test rebuilds them from the gzipped file, as its authors ask the data stay zipped).
 

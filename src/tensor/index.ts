@@ -1,4 +1,4 @@
-// The tensor API (TENSOR_API.md): import everything from here.
+// The tensor API (docs/engine.md): import everything from here.
 export {
   Tensor,
   type TensorOptions,

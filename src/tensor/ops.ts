@@ -1,4 +1,4 @@
-// The public ops of TENSOR_API.md: validate arguments (ShapeError naming the op, the argument and
+// The public ops of the tensor API (docs/engine.md): validate arguments (ShapeError naming the op, the argument and
 // the shapes), then run one primitive of rules.ts through the tape, or compose primitives.
 import type { QuantWeight, UnaryOp } from '../backend/backend.js';
 import { ShapeError, UnsupportedError } from '../util/errors.js';

@@ -7,6 +7,7 @@ import { loadDs1000, type Ds1000Problem } from '../../src/data/ds1000.js';
 import { Sandbox, execVenvPython, runNaiveDs1000 } from '../../src/sandbox/index.js';
 import type { SandboxOutcome } from '../../src/sandbox/index.js';
 import { processesOf, waitFor } from './helpers.js';
+import { skipWithoutExecVenv } from '../helpers/exec-tier.js';
 
 const MISSING =
   'the DS-1000 exec venv is missing: run `node dist/src/cli/main.js setup-exec` ' +
@@ -16,7 +17,7 @@ function show(o: SandboxOutcome): string {
   return `${o.status} ${o.errorType ?? ''}: ${o.stderrTail.slice(-600)}`;
 }
 
-describe('DS-1000 in the warm sandbox (exec venv)', () => {
+describe('DS-1000 in the warm sandbox (exec venv)', { skip: skipWithoutExecVenv() }, () => {
   let sb: Sandbox | undefined;
   let sample: Ds1000Problem[] = [];
 

@@ -8,6 +8,7 @@ import { loadDs1000, type Ds1000Problem } from '../../src/data/ds1000.js';
 import { Sandbox, execVenvPython, runNaiveDs1000 } from '../../src/sandbox/index.js';
 import type { SandboxOutcome } from '../../src/sandbox/index.js';
 import { processesOf, waitFor } from './helpers.js';
+import { skipWithoutExecVenv } from '../helpers/exec-tier.js';
 
 const MISSING =
   'the DS-1000 exec venv is missing: run `node dist/src/cli/main.js setup-exec` ' +
@@ -151,202 +152,206 @@ const EXPECTED: Record<string, SandboxOutcome['status']> = {
   'forged setup message on every descriptor': 'crash',
 };
 
-describe('forged passes are failures, on every DS-1000 library (exec venv)', () => {
-  let sb: Sandbox | undefined;
-  const byLib = new Map<string, Ds1000Problem>();
+describe(
+  'forged passes are failures, on every DS-1000 library (exec venv)',
+  { skip: skipWithoutExecVenv() },
+  () => {
+    let sb: Sandbox | undefined;
+    const byLib = new Map<string, Ds1000Problem>();
 
-  before(async () => {
-    for (const p of await loadDs1000()) {
-      if (!byLib.has(p.metadata.library)) byLib.set(p.metadata.library, p);
-    }
-    if (execVenvPython()) sb = new Sandbox({ concurrency: 2 });
-  });
-
-  after(async () => {
-    await sb?.dispose();
-  });
-
-  test('the references of the chosen problems pass (the forgeries are judged by a live test)', async () => {
-    assert.ok(sb, MISSING);
-    assert.equal(byLib.size, 7);
-    for (const [lib, p] of byLib) {
-      const o = await sb.runDs1000({ codeContext: p.codeContext, solution: p.referenceCode });
-      assert.equal(o.status, 'pass', `${lib} ${p.metadata.problemId}: ${show(o)}`);
-    }
-  });
-
-  for (const [name, code] of Object.entries(FORGERIES)) {
-    test(`forgery: ${name}`, async () => {
-      assert.ok(sb, MISSING);
-      const want = EXPECTED[name] ?? 'fail';
-      const outs = await Promise.all(
-        [...byLib.values()].map((p) =>
-          sb!.runDs1000({
-            codeContext: p.codeContext,
-            solution: code,
-            limits: { wallSeconds: 60 },
-          }),
-        ),
-      );
-      const bad = [...byLib.keys()]
-        .map((lib, i) => ({ lib, o: outs[i] as SandboxOutcome }))
-        .filter(({ o }) => o.status !== want);
-      assert.deepEqual(
-        bad.map(({ lib, o }) => `${lib}: ${show(o)}`),
-        [],
-        `expected ${want} on every library`,
-      );
+    before(async () => {
+      for (const p of await loadDs1000()) {
+        if (!byLib.has(p.metadata.library)) byLib.set(p.metadata.library, p);
+      }
+      if (execVenvPython()) sb = new Sandbox({ concurrency: 2 });
     });
-  }
 
-  test('script mode (HumanEval/MBPP): exits and forged reports are failures', async () => {
-    assert.ok(sb, MISSING);
-    const after = '\nassert add(1, 2) == 3\n';
-    const cases: [string, string, SandboxOutcome['status'][]][] = [
-      ['sys.exit(0)', 'import sys\nsys.exit(0)\n', ['fail']],
-      ['exit()', 'exit()\n', ['fail']],
-      ['quit()', 'quit()\n', ['fail']],
-      ['raise SystemExit', 'raise SystemExit\n', ['fail']],
-      [
-        'report forgery',
-        (FORGERIES['call the reporting function found in a frame'] as string) + '\n',
-        ['fail', 'tampered'],
-      ],
-      [
-        'forged setup',
-        (FORGERIES['forged setup message on every descriptor'] as string) + '\n',
-        ['crash'],
-      ],
-    ];
-    for (const [name, code, want] of cases) {
-      const o = await sb.runScript({ code: code + after });
-      assert.ok(want.includes(o.status), `${name}: ${show(o)} (want ${want.join('|')})`);
+    after(async () => {
+      await sb?.dispose();
+    });
+
+    test('the references of the chosen problems pass (the forgeries are judged by a live test)', async () => {
+      assert.ok(sb, MISSING);
+      assert.equal(byLib.size, 7);
+      for (const [lib, p] of byLib) {
+        const o = await sb.runDs1000({ codeContext: p.codeContext, solution: p.referenceCode });
+        assert.equal(o.status, 'pass', `${lib} ${p.metadata.problemId}: ${show(o)}`);
+      }
+    });
+
+    for (const [name, code] of Object.entries(FORGERIES)) {
+      test(`forgery: ${name}`, async () => {
+        assert.ok(sb, MISSING);
+        const want = EXPECTED[name] ?? 'fail';
+        const outs = await Promise.all(
+          [...byLib.values()].map((p) =>
+            sb!.runDs1000({
+              codeContext: p.codeContext,
+              solution: code,
+              limits: { wallSeconds: 60 },
+            }),
+          ),
+        );
+        const bad = [...byLib.keys()]
+          .map((lib, i) => ({ lib, o: outs[i] as SandboxOutcome }))
+          .filter(({ o }) => o.status !== want);
+        assert.deepEqual(
+          bad.map(({ lib, o }) => `${lib}: ${show(o)}`),
+          [],
+          `expected ${want} on every library`,
+        );
+      });
     }
-    const ok = await sb.runScript({ code: 'def add(a, b):\n    return a + b\n' + after });
-    assert.equal(ok.status, 'pass', show(ok));
-  });
 
-  test('script mode: legitimate introspection is not tampering (inspect, tracebacks, warnings)', async () => {
-    assert.ok(sb, MISSING);
-    // Each passed before issue 11's detection flagged library frame use: inspect.getsource failed
-    // (no source for the program), traceback printing and pandas' warnings counted as tampering.
-    const legit: Record<string, string> = {
-      'inspect.signature': [
-        'import inspect',
-        'def add(a, b=2):',
-        '    return a + b',
-        "assert str(inspect.signature(add)) == '(a, b=2)'",
-      ].join('\n'),
-      "inspect.getsource of the program's own function": [
-        'import inspect',
-        'def add(a, b):',
-        '    return a + b',
-        "assert 'return a + b' in inspect.getsource(add)",
-      ].join('\n'),
-      'traceback.print_exc / format_exc and logging.exception': [
-        'import traceback, logging',
-        'try:',
-        '    1 / 0',
-        'except ZeroDivisionError:',
-        '    traceback.print_exc()',
-        "    assert 'ZeroDivisionError' in traceback.format_exc()",
-        "    logging.exception('caught')",
-      ].join('\n'),
-      'namedtuple, enum, typing.NamedTuple, dataclass': [
-        'import collections, dataclasses, enum, typing',
-        "P = collections.namedtuple('P', 'x y')",
-        'class C(enum.Enum):',
-        '    A = 1',
-        'class N(typing.NamedTuple):',
-        '    a: int',
-        '@dataclasses.dataclass',
-        'class D:',
-        '    x: int',
-        'assert P(1, 2).x == 1 and N(3).a == 3 and D(4).x == 4',
-      ].join('\n'),
-      'a pandas FutureWarning (pandas finds its stack level with inspect.currentframe)': [
-        'import warnings, pandas as pd',
-        "warnings.simplefilter('always')",
-        'for k, v in pd.Series([1]).iteritems():',
-        '    assert v == 1',
-      ].join('\n'),
-    };
-    for (const [name, code] of Object.entries(legit)) {
-      const o = await sb.runScript({ code });
-      assert.equal(o.status, 'pass', `${name}: ${show(o)}`);
-    }
-  });
-
-  test('script mode: frames, heap and memory reached any other way are tampered', async () => {
-    assert.ok(sb, MISSING);
-    // Walk up from a frame to child_main's report() and call it (the nonce is in its closure).
-    const walk = (get: string): string =>
-      [
-        get,
-        'while f is not None:',
-        "    r = f.f_locals.get('report')",
-        '    if callable(r):',
-        "        r({'ok': True})",
-        '        os._exit(0)',
-        '    f = f.f_back',
-      ].join('\n');
-    const forged: Record<string, string> = {
-      'inspect.currentframe()': walk('import inspect, os\nf = inspect.currentframe()'),
-      'logging.currentframe()': walk('import logging, os\nf = logging.currentframe()'),
-      'traceback.walk_stack()': walk(
-        'import traceback, os\nf = next(traceback.walk_stack(None))[0]',
-      ),
-      'a traceback’s tb_frame': walk(
-        'import os\ntry:\n    raise ValueError\nexcept ValueError as e:\n    f = e.__traceback__.tb_frame',
-      ),
-      'code compiled under inspect.py’s name': walk(
+    test('script mode (HumanEval/MBPP): exits and forged reports are failures', async () => {
+      assert.ok(sb, MISSING);
+      const after = '\nassert add(1, 2) == 3\n';
+      const cases: [string, string, SandboxOutcome['status'][]][] = [
+        ['sys.exit(0)', 'import sys\nsys.exit(0)\n', ['fail']],
+        ['exit()', 'exit()\n', ['fail']],
+        ['quit()', 'quit()\n', ['fail']],
+        ['raise SystemExit', 'raise SystemExit\n', ['fail']],
         [
-          'import inspect, os',
-          'ns = {}',
-          "exec(compile('import sys\\ndef g():\\n    return sys._getframe(1)', inspect.__file__, 'exec'), ns)",
-          "f = ns['g']()",
+          'report forgery',
+          (FORGERIES['call the reporting function found in a frame'] as string) + '\n',
+          ['fail', 'tampered'],
+        ],
+        [
+          'forged setup',
+          (FORGERIES['forged setup message on every descriptor'] as string) + '\n',
+          ['crash'],
+        ],
+      ];
+      for (const [name, code, want] of cases) {
+        const o = await sb.runScript({ code: code + after });
+        assert.ok(want.includes(o.status), `${name}: ${show(o)} (want ${want.join('|')})`);
+      }
+      const ok = await sb.runScript({ code: 'def add(a, b):\n    return a + b\n' + after });
+      assert.equal(ok.status, 'pass', show(ok));
+    });
+
+    test('script mode: legitimate introspection is not tampering (inspect, tracebacks, warnings)', async () => {
+      assert.ok(sb, MISSING);
+      // Each passed before issue 11's detection flagged library frame use: inspect.getsource failed
+      // (no source for the program), traceback printing and pandas' warnings counted as tampering.
+      const legit: Record<string, string> = {
+        'inspect.signature': [
+          'import inspect',
+          'def add(a, b=2):',
+          '    return a + b',
+          "assert str(inspect.signature(add)) == '(a, b=2)'",
         ].join('\n'),
-      ),
-      'gc in a forked child, writing the report with the nonce from its closure': [
-        'import os, gc, json',
-        'pid = os.fork()',
-        'if pid == 0:',
-        '    for o in gc.get_objects():',
-        "        if callable(o) and getattr(o, '__name__', '') == 'report' and o.__closure__:",
-        '            c = dict(zip(o.__code__.co_freevars, [x.cell_contents for x in o.__closure__]))',
-        "            os.write(c['result_fd'], (json.dumps({'ok': True, 'nonce': c['nonce']}) + '\\n').encode())",
-        '            break',
-        '    os._exit(0)',
-        'os.waitpid(pid, 0)',
-        'os._exit(0)',
-      ].join('\n'),
-    };
-    for (const [name, code] of Object.entries(forged)) {
-      const o = await sb.runScript({ code });
-      assert.equal(o.status, 'tampered', `${name}: ${show(o)}`);
-    }
-  });
+        "inspect.getsource of the program's own function": [
+          'import inspect',
+          'def add(a, b):',
+          '    return a + b',
+          "assert 'return a + b' in inspect.getsource(add)",
+        ].join('\n'),
+        'traceback.print_exc / format_exc and logging.exception': [
+          'import traceback, logging',
+          'try:',
+          '    1 / 0',
+          'except ZeroDivisionError:',
+          '    traceback.print_exc()',
+          "    assert 'ZeroDivisionError' in traceback.format_exc()",
+          "    logging.exception('caught')",
+        ].join('\n'),
+        'namedtuple, enum, typing.NamedTuple, dataclass': [
+          'import collections, dataclasses, enum, typing',
+          "P = collections.namedtuple('P', 'x y')",
+          'class C(enum.Enum):',
+          '    A = 1',
+          'class N(typing.NamedTuple):',
+          '    a: int',
+          '@dataclasses.dataclass',
+          'class D:',
+          '    x: int',
+          'assert P(1, 2).x == 1 and N(3).a == 3 and D(4).x == 4',
+        ].join('\n'),
+        'a pandas FutureWarning (pandas finds its stack level with inspect.currentframe)': [
+          'import warnings, pandas as pd',
+          "warnings.simplefilter('always')",
+          'for k, v in pd.Series([1]).iteritems():',
+          '    assert v == 1',
+        ].join('\n'),
+      };
+      for (const [name, code] of Object.entries(legit)) {
+        const o = await sb.runScript({ code });
+        assert.equal(o.status, 'pass', `${name}: ${show(o)}`);
+      }
+    });
 
-  test('the naive harness: exits in the solution are failures too', async () => {
-    const python = execVenvPython();
-    assert.ok(python, MISSING);
-    const p = [...byLib.values()][0] as Ds1000Problem;
-    const outs = await Promise.all(
-      ['sys.exit(0)', 'raise SystemExit', 'quit()'].map((k) =>
-        runNaiveDs1000(
-          { codeContext: p.codeContext, solution: FORGERIES[k] as string },
-          { python, wallSeconds: 120 },
+    test('script mode: frames, heap and memory reached any other way are tampered', async () => {
+      assert.ok(sb, MISSING);
+      // Walk up from a frame to child_main's report() and call it (the nonce is in its closure).
+      const walk = (get: string): string =>
+        [
+          get,
+          'while f is not None:',
+          "    r = f.f_locals.get('report')",
+          '    if callable(r):',
+          "        r({'ok': True})",
+          '        os._exit(0)',
+          '    f = f.f_back',
+        ].join('\n');
+      const forged: Record<string, string> = {
+        'inspect.currentframe()': walk('import inspect, os\nf = inspect.currentframe()'),
+        'logging.currentframe()': walk('import logging, os\nf = logging.currentframe()'),
+        'traceback.walk_stack()': walk(
+          'import traceback, os\nf = next(traceback.walk_stack(None))[0]',
         ),
-      ),
-    );
-    for (const o of outs) {
-      assert.equal(o.status, 'fail', show(o));
-      assert.equal(o.errorType, 'SystemExit', show(o));
-    }
-  });
+        'a traceback’s tb_frame': walk(
+          'import os\ntry:\n    raise ValueError\nexcept ValueError as e:\n    f = e.__traceback__.tb_frame',
+        ),
+        'code compiled under inspect.py’s name': walk(
+          [
+            'import inspect, os',
+            'ns = {}',
+            "exec(compile('import sys\\ndef g():\\n    return sys._getframe(1)', inspect.__file__, 'exec'), ns)",
+            "f = ns['g']()",
+          ].join('\n'),
+        ),
+        'gc in a forked child, writing the report with the nonce from its closure': [
+          'import os, gc, json',
+          'pid = os.fork()',
+          'if pid == 0:',
+          '    for o in gc.get_objects():',
+          "        if callable(o) and getattr(o, '__name__', '') == 'report' and o.__closure__:",
+          '            c = dict(zip(o.__code__.co_freevars, [x.cell_contents for x in o.__closure__]))',
+          "            os.write(c['result_fd'], (json.dumps({'ok': True, 'nonce': c['nonce']}) + '\\n').encode())",
+          '            break',
+          '    os._exit(0)',
+          'os.waitpid(pid, 0)',
+          'os._exit(0)',
+        ].join('\n'),
+      };
+      for (const [name, code] of Object.entries(forged)) {
+        const o = await sb.runScript({ code });
+        assert.equal(o.status, 'tampered', `${name}: ${show(o)}`);
+      }
+    });
 
-  test('nothing of the forgeries is left running', async () => {
-    assert.ok(sb, MISSING);
-    assert.ok(await waitFor(() => processesOf(sb!.uids).length === 0, 5000));
-  });
-});
+    test('the naive harness: exits in the solution are failures too', async () => {
+      const python = execVenvPython();
+      assert.ok(python, MISSING);
+      const p = [...byLib.values()][0] as Ds1000Problem;
+      const outs = await Promise.all(
+        ['sys.exit(0)', 'raise SystemExit', 'quit()'].map((k) =>
+          runNaiveDs1000(
+            { codeContext: p.codeContext, solution: FORGERIES[k] as string },
+            { python, wallSeconds: 120 },
+          ),
+        ),
+      );
+      for (const o of outs) {
+        assert.equal(o.status, 'fail', show(o));
+        assert.equal(o.errorType, 'SystemExit', show(o));
+      }
+    });
+
+    test('nothing of the forgeries is left running', async () => {
+      assert.ok(sb, MISSING);
+      assert.ok(await waitFor(() => processesOf(sb!.uids).length === 0, 5000));
+    });
+  },
+);
