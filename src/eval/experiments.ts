@@ -497,15 +497,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   for (const g of groups.values()) {
     const members = g.members.filter((i) => {
       const v = variants[i]!;
-      const c = configs[i]!.config;
       if (v.train.status === 'failed') {
         v.eval.reason = 'training failed';
-        return false;
-      }
-      if (c.adapter.kind === 'full') {
-        // rl4qe eval loads LoRA adapters only (docs/eval.md "Not yet"): the trainer's own
-        // validation is this row's only number.
-        v.eval.reason = 'rl4qe eval does not load full fine-tuning checkpoints yet';
         return false;
       }
       return true;
