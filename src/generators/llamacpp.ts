@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ggufFileIdentity } from './identity.js';
+import { resolveModel } from '../models/index.js';
 import { NotFoundError, UnsupportedError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { cachePaths } from '../util/paths.js';
@@ -102,7 +103,8 @@ export class LlamaCppGenerator implements Generator {
   private readonly where: string;
 
   constructor(private readonly opts: LlamaCppGeneratorOptions = {}) {
-    this.modelPath = path.resolve(opts.modelPath ?? defaultGgufPath());
+    // A path, or a Hub repo id (org/name/file.gguf[@rev]) resolved into the Hugging Face cache.
+    this.modelPath = resolveModel(opts.modelPath ?? defaultGgufPath());
     if (!existsSync(this.modelPath))
       throw new NotFoundError('GGUF model file not found', {
         where: 'generator backend llama.cpp',

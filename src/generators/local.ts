@@ -16,6 +16,7 @@ import { nativeStatus } from '../backend/index.js';
 import {
   loadGgufModel,
   loadSafetensorsModel,
+  resolveModel,
   type CausalLM,
   type LoadedModel,
   type ModelConfig,
@@ -158,7 +159,8 @@ export class LocalEngineGenerator implements Generator {
 
   constructor(private readonly opts: LocalEngineGeneratorOptions) {
     const where = 'generator backend local';
-    this.modelPath = path.resolve(opts.model);
+    // A path, or a Hub repo id (org/name[@rev]) resolved into the Hugging Face cache.
+    this.modelPath = resolveModel(opts.model);
     if (!existsSync(this.modelPath))
       throw new NotFoundError('model not found', {
         where,
