@@ -31,7 +31,9 @@ function missingVenvNote(): string {
 doctorSections.push(() => {
   const iso = detectIsolation();
   return {
-    title: 'sandbox',
+    // What the host offers, detected before any worker starts; "sandbox workers (probed)" below
+    // says what a started worker's test actually got.
+    title: 'sandbox (detected)',
     rows: [
       ['isolation', iso.mode],
       ['network', iso.network],
