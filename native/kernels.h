@@ -91,12 +91,23 @@ struct KernelTable {
   void (*qmatmulT)(const float* g, const QuantArgs& w, float* out, int64_t m, bool accumulate);
   /** out [count, w.cols]: rows ids[i] of dequant(w) (ids checked by the caller). */
   void (*qembedding)(const QuantArgs& w, const int32_t* ids, int64_t count, float* out);
+  /** qmatmulInt8 takes up to this many rows of x (0: the set has no int8 path). */
+  int int8MaxM;
+  /** The units the products of this set use, for `doctor` and the benches. */
+  const char* units;
+  /** qmatmul with x quantised per block to int8 and int8 dot products (qdot_vnni.cc), within
+   * the documented tolerance of qmatmul (the float path, the reference): used where the caller
+   * allows it (decoding steps); null in sets without it. Falls back to qmatmul for m >
+   * int8MaxM and for formats without an int8 path. */
+  void (*qmatmulInt8)(const float* x, const QuantArgs& w, float* out, int64_t m, bool accumulate);
 };
 
 const KernelTable* tableGeneric();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable* tableAvx2();
 const KernelTable* tableAvx512();
+/** avx512 with quantised small-M products on int8 dot products (qdot_vnni.cc): needs AVX512-VNNI. */
+const KernelTable* tableAvx512Vnni();
 #endif
 
 /** Thread count used by every OpenMP region (RL4QE_THREADS, default: all cores). */

@@ -11,6 +11,7 @@
 // p·K + k draws from the stream it would draw from if prompt p were simply repeated K times in
 // `prompts`, so the result equals that call token for token; the prompt costs 1/K of the prefill.
 import { getBackend, logits as headLogits, noGrad, reshape, slice, tidy } from '../tensor/index.js';
+import { withInt8Decoding } from '../backend/int8-decoding.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../util/rng.js';
 import { ConfigError } from '../util/errors.js';
@@ -283,7 +284,9 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
         // Decode one token for every unfinished sequence.
         const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
         const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
-        data = nextLogits(stepIds, active.length, 1, pos);
+        // Decoding steps may run the quantised products on int8 activations (the avx512vnni
+        // kernels; src/backend/int8-decoding.ts): prefill and scoring stay on the float path.
+        data = withInt8Decoding(() => nextLogits(stepIds, active.length, 1, pos));
       }
     } finally {
       cache.release();

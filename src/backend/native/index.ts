@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rl4qeError, ShapeError, UnsupportedError } from '../../util/errors.js';
 import { referenceBackend } from '../reference/index.js';
+import { int8DecodingAllowed } from '../int8-decoding.js';
 import type {
   AdamWParams,
   AttentionParams,
@@ -32,6 +33,9 @@ export interface NativeLoadResult {
   reason: string;
   /** Detected CPU features (e.g. avx512f, avx2, fma) and the kernel set chosen. */
   features: string[];
+  /** Set when RL4QE_KERNEL forces a kernel set this CPU cannot run: the backend is then null and
+   * getBackend() throws this message instead of falling back. */
+  refused?: string;
   kernel: string;
   threads: number;
   /** Benchmark and diagnostic hooks of the loaded addon (null or absent when it did not load). */
@@ -45,8 +49,16 @@ export interface NativeInfo {
   mr: number;
   nr: number;
   threads: number;
-  /** Non-empty when RL4QE_KERNEL asked for something this CPU cannot run. */
+  /** How the kernel set was chosen when not simply the best: the better sets it fell back from
+   * and the CPU features they lack, or that RL4QE_KERNEL / setKernel forced it. */
   note: string;
+  /** Non-empty when RL4QE_KERNEL names a set this CPU cannot run (the loader then refuses the
+   * addon with this message instead of running anything). Older builds lack it. */
+  refused?: string;
+  /** qmatmul with m ≤ int8MaxM runs on int8 dot products (0: float products only). */
+  int8MaxM?: number;
+  /** The units the products use (for doctor and the benches). */
+  units?: string;
   features: string[];
   /** Kernel sets this CPU can run, best first. */
   kernels: string[];
@@ -250,6 +262,8 @@ interface Addon {
     out: Float32Array,
     m: number,
     accumulate: boolean,
+    /** May run on int8 activations (the avx512vnni set; older builds ignore it). */
+    int8?: boolean,
   ): void;
   qmatmulT?(
     g: Float32Array,
@@ -631,7 +645,7 @@ export function createNativeBackend(
         return fbq('qmatmul', isF32(x) && isF32(out)).qmatmul!(x, w, out, m, accumulate);
       }
       try {
-        a.qmatmul(x, w.data, w.type, w.rows, w.cols, out, m, accumulate);
+        a.qmatmul(x, w.data, w.type, w.rows, w.cols, out, m, accumulate, int8DecodingAllowed());
       } catch (e) {
         rethrow('qmatmul', e);
       }
@@ -785,9 +799,16 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
     return none(`${file} is not the rl4qe native addon`);
   }
   const info = addon.info();
+  if (info.refused) {
+    return {
+      ...none(`${info.refused}; unset RL4QE_KERNEL or name one of those`),
+      refused: info.refused,
+    };
+  }
   const why =
     `loaded ${file}: ${info.kernel} kernels (${info.mr}×${info.nr} GEMM tile), ` +
     `${info.threads} OpenMP threads` +
+    (info.units ? `, ${info.units}` : '') +
     (info.note ? `; ${info.note}` : '');
   return {
     backend: createNativeBackend(addon, fallback),
