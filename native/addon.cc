@@ -68,6 +68,25 @@ Features detectFeatures() {
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
   f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+  // RL4QE_HIDE_FEATURES=avx512vnni,avx512bf16 (comma-separated) makes this CPU look as if it
+  // lacked them: the tests of the fallbacks and of RL4QE_KERNEL's refusal run on any machine.
+  if (const char* hide = std::getenv("RL4QE_HIDE_FEATURES")) {
+    const std::string h = std::string(",") + hide + ",";
+    auto hidden = [&](const char* n) { return h.find(std::string(",") + n + ",") != std::string::npos; };
+    std::vector<std::string> kept;
+    for (const std::string& n : f.list)
+      if (!hidden(n.c_str())) kept.push_back(n);
+    f.list = kept;
+    if (hidden("avx2")) f.avx2 = false;
+    if (hidden("fma")) f.fma = false;
+    if (hidden("f16c")) f.f16c = false;
+    if (hidden("avx512f")) f.avx512f = false;
+    if (hidden("avx512dq")) f.avx512dq = false;
+    if (hidden("avx512bw")) f.avx512bw = false;
+    if (hidden("avx512vl")) f.avx512vl = false;
+    if (hidden("avx512vnni")) f.avx512vnni = false;
+    if (hidden("avx512bf16")) f.avx512bf16 = false;
+  }
 #endif
   return f;
 }
@@ -493,6 +512,7 @@ Value SetPoolCap(const CallbackInfo& info) {
 // ---- info -------------------------------------------------------------------------------------
 
 void* openblasHandle(std::string* pathOut = nullptr);
+std::string bf16Missing();
 
 Value Info(const CallbackInfo& info) {
   Env env = info.Env();
@@ -506,6 +526,12 @@ Value Info(const CallbackInfo& info) {
   o.Set("refused", g_refused);
   o.Set("int8MaxM", t->int8MaxM);
   o.Set("units", t->units);
+  {
+    const std::string miss = bf16Missing();
+    o.Set("bf16", miss.empty() ? std::string("AVX512-BF16 vdpbf16ps (fp32 accumulation); AMX not built")
+                               : "none: the CPU lacks " + miss);
+    o.Set("bf16Available", miss.empty());
+  }
   Array fs = Array::New(env);
   for (size_t i = 0; i < features().list.size(); ++i) fs.Set((uint32_t)i, features().list[i]);
   o.Set("features", fs);
@@ -534,6 +560,73 @@ Value SetKernel(const CallbackInfo& info) {
   g_tableNote = "set by setKernel('" + name + "')";
   return String::New(info.Env(), t->name);
 }
+
+// ---- bf16 GEMM (gemm_bf16.cc; AVX512-BF16 only) -----------------------------------------------
+
+// Why this CPU runs no bf16 GEMM ("" when it does).
+std::string bf16Missing() {
+#if defined(__x86_64__) || defined(_M_X64)
+  const Features& f = features();
+  std::string miss;
+  for (const auto& [name, has] : std::initializer_list<std::pair<const char*, bool>>{
+           {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
+           {"avx512dq", f.avx512dq}, {"avx512bf16", f.avx512bf16}, {"fma", f.fma}, {"f16c", f.f16c}})
+    if (!has) miss += (miss.empty() ? "" : ", ") + std::string(name);
+  return miss;
+#else
+  return "an x86-64 CPU with avx512bf16";
+#endif
+}
+
+void needBf16(const CallbackInfo& info, const char* where) {
+  const std::string miss = bf16Missing();
+  if (!miss.empty())
+    fail(info.Env(), where, "the bf16 GEMM needs " + miss + ", which this CPU lacks (use --compute fp32)");
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+// packBf16(b, k, n, transB): op(B) (k × n) rounded to bf16 and packed for matmulBf16 (Uint32Array).
+Value PackBf16(const CallbackInfo& info) {
+  const char* W = "native.packBf16";
+  needBf16(info, W);
+  const int64_t k = intArg(info, 1, W, "k"), n = intArg(info, 2, W, "n");
+  const bool transB = boolArg(info, 3);
+  const float* b = f32need(info, 0, W, "b", (double)k * n);
+  const int64_t words = bf16::packedBf16Words(k, n);
+  Uint32Array out = Uint32Array::New(info.Env(), (size_t)std::max<int64_t>(words, 1));
+  bf16::packB(b, transB ? k : n, transB, k, n, out.Data());
+  return out;
+}
+
+// matmulBf16(a, packed, out, m, k, n, transA, alpha, accumulate): out [m, n] = alpha · op(A) · B
+// (+ out), B from packBf16(_, k, n, _), A rounded to bf16, fp32 sums.
+Value MatmulBf16(const CallbackInfo& info) {
+  const char* W = "native.matmulBf16";
+  needBf16(info, W);
+  const int64_t m = intArg(info, 3, W, "m"), k = intArg(info, 4, W, "k"), n = intArg(info, 5, W, "n");
+  const bool transA = boolArg(info, 6);
+  const float* a = f32need(info, 0, W, "a", (double)m * k);
+  const Value pv = info[1];
+  if (!pv.IsTypedArray() || pv.As<TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw TypeError::New(info.Env(), std::string(W) + ": packed: expected a Uint32Array from packBf16");
+  Uint32Array packed = pv.As<Uint32Array>();
+  if ((int64_t)packed.ElementLength() < bf16::packedBf16Words(k, n))
+    fail(info.Env(), W, "packed has " + std::to_string(packed.ElementLength()) + " words, a " +
+                            std::to_string(k) + " × " + std::to_string(n) + " B packs to " +
+                            std::to_string(bf16::packedBf16Words(k, n)) + " (packed for another shape?)");
+  float* out = f32need(info, 2, W, "out", (double)m * n);
+  bf16::gemmPacked(m, n, k, a, transA ? m : k, transA, packed.Data(), out, n, (float)numArg(info, 7),
+                   boolArg(info, 8));
+  return info.Env().Undefined();
+}
+
+Value PeakBf16(const CallbackInfo& info) {
+  needBf16(info, "native.peakBf16");
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? numArg(info, 0) : 0.2;
+  const int threads = info.Length() > 1 && info[1].IsNumber() ? (int)numArg(info, 1) : numThreads();
+  return Number::New(info.Env(), bf16::peak(seconds, threads));
+}
+#endif
 
 Value Peak(const CallbackInfo& info) {
   const double seconds = info.Length() > 0 && info[0].IsNumber() ? numArg(info, 0) : 0.2;
@@ -1019,6 +1112,11 @@ Object Init(Env env, Object exports) {
       {"setThreads", SetThreads},
       {"setKernel", SetKernel},
       {"peak", Peak},
+#if defined(__x86_64__) || defined(_M_X64)
+      {"packBf16", PackBf16},
+      {"matmulBf16", MatmulBf16},
+      {"peakBf16", PeakBf16},
+#endif
       {"openblasSgemm", OpenblasSgemm},
       {"matmul", Matmul},
       {"copyStrided", CopyStrided},

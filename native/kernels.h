@@ -110,6 +110,17 @@ const KernelTable* tableAvx512();
 const KernelTable* tableAvx512Vnni();
 #endif
 
+#if defined(__x86_64__) || defined(_M_X64)
+/** bf16 GEMM (gemm_bf16.cc, AVX512-BF16): only call where the CPU has avx512bf16. */
+namespace bf16 {
+int64_t packedBf16Words(int64_t k, int64_t n);
+void packB(const float* b, int64_t ldb, bool transB, int64_t k, int64_t n, uint32_t* out);
+void gemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool transA,
+                const uint32_t* bp, float* c, int64_t ldc, float alpha, bool accumulate);
+double peak(double seconds, int threads);
+}  // namespace bf16
+#endif
+
 /** Thread count used by every OpenMP region (RL4QE_THREADS, default: all cores). */
 int numThreads();
 void setNumThreads(int n);

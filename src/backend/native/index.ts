@@ -59,6 +59,9 @@ export interface NativeInfo {
   int8MaxM?: number;
   /** The units the products use (for doctor and the benches). */
   units?: string;
+  /** The bf16 GEMM's units, or why there is none ("none: the CPU lacks …"). */
+  bf16?: string;
+  bf16Available?: boolean;
   features: string[];
   /** Kernel sets this CPU can run, best first. */
   kernels: string[];
@@ -89,6 +92,26 @@ export interface NativeTools {
   setKernel(name: string): string;
   /** Bytes of native memory from alloc() not yet released or collected. */
   liveBytes(): number;
+  /**
+   * bf16 GEMM (AVX512-BF16; null on a CPU or build without it): op(B) (k × n) rounded to bf16
+   * and packed once (cache it: a frozen weight), then out [m, n] = alpha · op(A) · B (+ out) with
+   * A rounded to bf16 per call and fp32 sums; peak: the measured vdpbf16ps GFLOP/s.
+   */
+  bf16: {
+    pack(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+    matmul(p: {
+      a: Float32Array;
+      packed: Uint32Array;
+      out: Float32Array;
+      m: number;
+      k: number;
+      n: number;
+      transA: boolean;
+      alpha?: number;
+      accumulate?: boolean;
+    }): void;
+    peakGflops(seconds?: number, threads?: number): number;
+  } | null;
   /** True when buf is a live buffer from the addon's alloc(). */
   isNative(buf: Buf): boolean;
   /** Address of buf's first element modulo 64 (0 for the addon's own buffers). */
@@ -111,6 +134,19 @@ interface Addon {
   setThreads(n: number): number;
   setKernel(name: string): string;
   peak(seconds: number, threads: number): number;
+  packBf16?(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+  matmulBf16?(
+    a: Float32Array,
+    packed: Uint32Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    alpha: number,
+    accumulate: boolean,
+  ): void;
+  peakBf16?(seconds: number, threads: number): number;
   openblasSgemm(
     a: Float32Array,
     b: Float32Array,
@@ -700,6 +736,39 @@ function toolsOf(a: Addon): NativeTools {
     liveBytes: () => a.liveBytes(),
     isNative: (buf) => a.isNative(buf),
     alignment: (buf) => a.alignment(buf),
+    bf16: bf16Of(a),
+  };
+}
+
+function bf16Of(a: Addon): NativeTools['bf16'] {
+  const { packBf16, matmulBf16, peakBf16 } = a;
+  if (!packBf16 || !matmulBf16 || !peakBf16 || !a.info().bf16Available) return null;
+  return {
+    pack: (b, k, n, transB) => {
+      try {
+        return packBf16(b, k, n, transB);
+      } catch (e) {
+        return rethrow('packBf16', e);
+      }
+    },
+    matmul: (p) => {
+      try {
+        matmulBf16(
+          p.a,
+          p.packed,
+          p.out,
+          p.m,
+          p.k,
+          p.n,
+          p.transA,
+          p.alpha ?? 1,
+          p.accumulate ?? false,
+        );
+      } catch (e) {
+        rethrow('matmulBf16', e);
+      }
+    },
+    peakGflops: (seconds = 0.3, threads?: number) => peakBf16(seconds, threads ?? a.info().threads),
   };
 }
 

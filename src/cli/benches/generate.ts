@@ -107,7 +107,12 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         newTokens: 128,
         runs: Number(process.env.RL4QE_BENCH_RUNS ?? 3),
       };
-  const batches = [1, 8];
+  // RL4QE_BENCH_BATCHES=1 (comma-separated) runs a subset of the batch sizes.
+  const batches = (process.env.RL4QE_BENCH_BATCHES ?? '1,8')
+    .split(',')
+    .filter(Boolean)
+    .map(Number)
+    .filter((b) => Number.isInteger(b) && b > 0);
   const envWeights = process.env.RL4QE_BENCH_WEIGHTS;
   const weightModes: Weights[] =
     envWeights === 'float32' || envWeights === 'quantized'
