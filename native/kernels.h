@@ -91,14 +91,14 @@ struct KernelTable {
   void (*qmatmulT)(const float* g, const QuantArgs& w, float* out, int64_t m, bool accumulate);
   /** out [count, w.cols]: rows ids[i] of dequant(w) (ids checked by the caller). */
   void (*qembedding)(const QuantArgs& w, const int32_t* ids, int64_t count, float* out);
-  /** qmatmulInt8 takes up to this many rows of x (0: the set has no int8 path). */
+  /** Rows of x qmatmulInt8 takes per pass over the weight (0: the set has no int8 path). */
   int int8MaxM;
   /** The units the products of this set use, for `doctor` and the benches. */
   const char* units;
   /** qmatmul with x quantised per block to int8 and int8 dot products (qdot_vnni.cc), within
    * the documented tolerance of qmatmul (the float path, the reference): used where the caller
-   * allows it (decoding steps); null in sets without it. Falls back to qmatmul for m >
-   * int8MaxM and for formats without an int8 path. */
+   * allows it (decoding steps); null in sets without it. Falls back to qmatmul for formats
+   * without an int8 path (F32, F16, BF16). Each row's result depends on that row alone. */
   void (*qmatmulInt8)(const float* x, const QuantArgs& w, float* out, int64_t m, bool accumulate);
 };
 

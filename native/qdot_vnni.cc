@@ -1,6 +1,7 @@
 // Quantised small-M products with int8 dot products (AVX512-VNNI vpdpbusd), the kernel set
-// "avx512vnni": the avx512 set (gemm_avx512.cc) plus qmatmulInt8 for m ≤ kInt8MaxM rows, which
-// the addon runs where the caller allows it (decoding steps; qmatmul itself stays the float path).
+// "avx512vnni": the avx512 set (gemm_avx512.cc) plus qmatmulInt8 (any m, in chunks of
+// kInt8MaxM rows), which the addon runs where the caller allows it (decoding steps; qmatmul itself
+// stays the float path).
 //
 // As llama.cpp's q8 path: each row of x is quantised per block of 32 (q8_0; 256 for the K-quants,
 // as q8_K) to int8 (scale dx = amax / 127, round to nearest), the weight block's quants are taken as unsigned bytes, and
@@ -31,7 +32,7 @@ namespace vnni {
 
 #define RL4QE_VINL static inline __attribute__((always_inline))
 
-// Largest m taking the int8 path; above it the float path's packed sgemm (prefill, training) runs.
+// Rows of x per pass over the weight (larger m: several passes).
 constexpr int64_t kInt8MaxM = 16;
 // Weights smaller than this stay on the calling thread (quant_impl.h's kQuantParallelBytes).
 constexpr double kParallelBytes = 64.0 * 1024;
@@ -320,9 +321,15 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
   int off = 0, bs = 0, ts = 0;
   bool hasMin = false;
   const int64_t n = w.rows, k = w.cols;
-  if (m <= 0 || m > kInt8MaxM || k <= 0 || n <= 0 || !int8Layout(w.type, off, hasMin) ||
-      !quantLayout(w.type, bs, ts)) {
+  if (m <= 0 || k <= 0 || n <= 0 || !int8Layout(w.type, off, hasMin) || !quantLayout(w.type, bs, ts)) {
     tableAvx512()->qmatmul(x, w, out, m, accumulate);
+    return;
+  }
+  if (m > kInt8MaxM) {
+    // Chunks of kInt8MaxM rows: each row's result depends on that row alone, so a decoding
+    // step's tokens do not depend on how many sequences share it.
+    for (int64_t i0 = 0; i0 < m; i0 += kInt8MaxM)
+      qmatmul(x + i0 * k, w, out + i0 * n, std::min<int64_t>(kInt8MaxM, m - i0), accumulate);
     return;
   }
   const int64_t rowBytes = k / bs * ts;
@@ -361,7 +368,7 @@ const KernelTable* tableAvx512Vnni() {
     v.qmatmulInt8 = vnni::qmatmul;
     v.int8MaxM = (int)vnni::kInt8MaxM;
     v.units = "fp32 FMA on 512-bit vectors (AVX-512F); int8 dot products (AVX512-VNNI vpdpbusd) "
-              "for quantised weights in decoding steps (m <= 16)";
+              "for quantised weights in decoding steps";
     return v;
   }();
   return &t;

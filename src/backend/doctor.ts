@@ -45,7 +45,7 @@ function unitRows(): [string, string][] {
     (info.int8MaxM ?? 0) > 0
       ? process.env.RL4QE_INT8_DECODING === '0'
         ? 'off (RL4QE_INT8_DECODING=0): decoding on the float path'
-        : `on: quantised products of decoding steps (m <= ${info.int8MaxM}) on int8 activations`
+        : 'on: the quantised products of decoding steps run on int8 activations'
       : `off: the ${info.kernel} kernel set has no int8 dot products (float path)`,
   ]);
   rows.push(['bf16 GEMM', info.bf16 ?? 'unknown (older build)']);

@@ -55,7 +55,8 @@ export interface NativeInfo {
   /** Non-empty when RL4QE_KERNEL names a set this CPU cannot run (the loader then refuses the
    * addon with this message instead of running anything). Older builds lack it. */
   refused?: string;
-  /** qmatmul with m ≤ int8MaxM runs on int8 dot products (0: float products only). */
+  /** > 0: quantised products in decoding steps run on int8 dot products, int8MaxM rows of x
+   * per pass over the weight (0: float products only). */
   int8MaxM?: number;
   /** The units the products use (for doctor and the benches). */
   units?: string;
