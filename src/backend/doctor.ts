@@ -44,8 +44,10 @@ function unitRows(): [string, string][] {
     'int8 decoding',
     (info.int8MaxM ?? 0) > 0
       ? process.env.RL4QE_INT8_DECODING === '0'
-        ? 'off (RL4QE_INT8_DECODING=0): decoding on the float path'
-        : 'on: the quantised products of decoding steps run on int8 activations'
+        ? 'available, forced off (RL4QE_INT8_DECODING=0)'
+        : process.env.RL4QE_INT8_DECODING === '1'
+          ? 'on (RL4QE_INT8_DECODING=1): quantised products of decoding steps on int8 activations'
+          : 'available (generate int8Decoding: true, or RL4QE_INT8_DECODING=1); off by default'
       : `off: the ${info.kernel} kernel set has no int8 dot products (float path)`,
   ]);
   rows.push(['bf16 GEMM', info.bf16 ?? 'unknown (older build)']);

@@ -4,9 +4,11 @@
 // q8_0 / q8_K) and multiply them with the weight's quants on int8 dot products (AVX512-VNNI):
 // faster decoding, but the results are only within a stated bound of the float path (the
 // reference; test/quant-conformance.test.ts). So it is opt-in per region: generate() turns it on
-// for its decoding steps (one new token per sequence; the greedy tokens of the real-model tests
-// still equal transformers'), while prefill, scoring, log-probs and every training product stay
-// on the float path. RL4QE_INT8_DECODING=0 keeps decoding on the float path too.
+// for its decoding steps when asked (GenerateOptions.int8Decoding, or RL4QE_INT8_DECODING=1 as
+// the default; the greedy tokens of the real-model tests still equal transformers'), while
+// prefill, scoring, log-probs and every training product stay on the float path. It is off by
+// default because the sampler's log-probs must equal scoring's (src/sampling/shared.test.ts);
+// RL4QE_INT8_DECODING=0 forces it off even where a caller asks for it.
 
 let depth = 0;
 
