@@ -33,7 +33,8 @@ namespace {
 
 struct Features {
   std::vector<std::string> list;
-  bool avx2 = false, fma = false, avx512f = false;
+  bool avx2 = false, fma = false, f16c = false, avx512f = false, avx512dq = false,
+       avx512bw = false, avx512vl = false, avx512vnni = false, avx512bf16 = false;
 };
 
 Features detectFeatures() {
@@ -46,16 +47,46 @@ Features detectFeatures() {
   RL4QE_FEATURE("avx")
   RL4QE_FEATURE("avx2")
   RL4QE_FEATURE("fma")
+  RL4QE_FEATURE("f16c")
   RL4QE_FEATURE("avx512f")
   RL4QE_FEATURE("avx512dq")
   RL4QE_FEATURE("avx512bw")
   RL4QE_FEATURE("avx512vl")
   RL4QE_FEATURE("avx512vnni")
   RL4QE_FEATURE("avx512bf16")
+  RL4QE_FEATURE("avxvnni")
+  RL4QE_FEATURE("amx-tile")
+  RL4QE_FEATURE("amx-bf16")
+  RL4QE_FEATURE("amx-int8")
 #undef RL4QE_FEATURE
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
+  f.f16c = __builtin_cpu_supports("f16c");
   f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512dq = __builtin_cpu_supports("avx512dq");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+  // RL4QE_HIDE_FEATURES=avx512vnni,avx512bf16 (comma-separated) makes this CPU look as if it
+  // lacked them: the tests of the fallbacks and of RL4QE_KERNEL's refusal run on any machine.
+  if (const char* hide = std::getenv("RL4QE_HIDE_FEATURES")) {
+    const std::string h = std::string(",") + hide + ",";
+    auto hidden = [&](const char* n) { return h.find(std::string(",") + n + ",") != std::string::npos; };
+    std::vector<std::string> kept;
+    for (const std::string& n : f.list)
+      if (!hidden(n.c_str())) kept.push_back(n);
+    f.list = kept;
+    if (hidden("avx2")) f.avx2 = false;
+    if (hidden("fma")) f.fma = false;
+    if (hidden("f16c")) f.f16c = false;
+    if (hidden("avx512f")) f.avx512f = false;
+    if (hidden("avx512dq")) f.avx512dq = false;
+    if (hidden("avx512bw")) f.avx512bw = false;
+    if (hidden("avx512vl")) f.avx512vl = false;
+    if (hidden("avx512vnni")) f.avx512vnni = false;
+    if (hidden("avx512bf16")) f.avx512bf16 = false;
+  }
 #endif
   return f;
 }
@@ -65,37 +96,103 @@ const Features& features() {
   return f;
 }
 
-const KernelTable* bestTable() {
+// Kernel sets, best first, with what each needs (its translation unit's -m flags in binding.gyp):
+// a set is only ever run on a CPU that has all of them, so a forced or chosen set can never hit an
+// illegal instruction.
+struct KernelSet {
+  const char* name;
+  std::vector<std::pair<const char*, bool Features::*>> needs;
+  const KernelTable* (*table)();
+};
+
+const std::vector<KernelSet>& kernelSets() {
+  static const std::vector<KernelSet> sets = {
 #if defined(__x86_64__) || defined(_M_X64)
-  const Features& f = features();
-  if (f.avx512f && f.fma) return tableAvx512();
-  if (f.avx2 && f.fma) return tableAvx2();
+      {"avx512vnni",
+       {{"avx512f", &Features::avx512f}, {"avx512dq", &Features::avx512dq},
+        {"avx512bw", &Features::avx512bw}, {"avx512vl", &Features::avx512vl},
+        {"avx512vnni", &Features::avx512vnni}, {"fma", &Features::fma}, {"f16c", &Features::f16c}},
+       tableAvx512Vnni},
+      {"avx512",
+       {{"avx512f", &Features::avx512f}, {"avx512dq", &Features::avx512dq},
+        {"avx512bw", &Features::avx512bw}, {"avx512vl", &Features::avx512vl},
+        {"fma", &Features::fma}, {"f16c", &Features::f16c}},
+       tableAvx512},
+      {"avx2", {{"avx2", &Features::avx2}, {"fma", &Features::fma}, {"f16c", &Features::f16c}}, tableAvx2},
 #endif
-  return tableGeneric();
+      {"generic", {}, tableGeneric},
+  };
+  return sets;
 }
 
-// Returns null when `name` is unknown or this CPU cannot run it.
-const KernelTable* tableNamed(const std::string& name) {
-  if (name == "generic") return tableGeneric();
-#if defined(__x86_64__) || defined(_M_X64)
-  const Features& f = features();
-  if (name == "avx2") return f.avx2 && f.fma ? tableAvx2() : nullptr;
-  if (name == "avx512") return f.avx512f && f.fma ? tableAvx512() : nullptr;
-#endif
+// The features `s` needs that this CPU lacks, comma-separated ("" when it can run it).
+std::string missingFor(const KernelSet& s) {
+  std::string miss;
+  for (const auto& [name, has] : s.needs)
+    if (!(features().*has)) miss += (miss.empty() ? "" : ", ") + std::string(name);
+  return miss;
+}
+
+const KernelSet* setNamed(const std::string& name) {
+  for (const KernelSet& s : kernelSets())
+    if (name == s.name) return &s;
   return nullptr;
 }
 
+std::string runnableList() {
+  std::string r;
+  for (const KernelSet& s : kernelSets())
+    if (missingFor(s).empty()) r += (r.empty() ? "" : ", ") + std::string(s.name);
+  return r;
+}
+
+// Returns null when `name` is unknown or this CPU cannot run it; *why says which.
+const KernelTable* tableNamed(const std::string& name, std::string* why = nullptr) {
+  const KernelSet* s = setNamed(name);
+  if (!s) {
+    if (why) *why = "kernel set '" + name + "' is unknown (this CPU runs: " + runnableList() + ")";
+    return nullptr;
+  }
+  const std::string miss = missingFor(*s);
+  if (!miss.empty()) {
+    if (why)
+      *why = "kernel set '" + name + "' needs " + miss + ", which this CPU lacks (it runs: " +
+             runnableList() + ")";
+    return nullptr;
+  }
+  return s->table();
+}
+
+// The best set this CPU runs; *note: one line per better set it falls back from, and why.
+const KernelTable* bestTable(std::string* note) {
+  for (const KernelSet& s : kernelSets()) {
+    const std::string miss = missingFor(s);
+    if (miss.empty()) return s.table();
+    if (note) *note += (note->empty() ? "" : "; ") + std::string(s.name) + " not used: the CPU lacks " + miss;
+  }
+  return tableGeneric();
+}
+
 const KernelTable* g_table = nullptr;
-std::string g_tableNote;
+std::string g_tableNote;   // fallbacks from better kernel sets, for doctor and bench output
+std::string g_refused;     // RL4QE_KERNEL asked for a set this CPU cannot run (the loader refuses)
 
 const KernelTable* table() {
   if (!g_table) {
+    g_table = bestTable(&g_tableNote);
     const char* env = std::getenv("RL4QE_KERNEL");
     if (env && *env) {
-      g_table = tableNamed(env);
-      if (!g_table) g_tableNote = std::string("RL4QE_KERNEL=") + env + " is unknown or unsupported here";
+      std::string why;
+      const KernelTable* t = tableNamed(env, &why);
+      if (t) {
+        g_table = t;
+        g_tableNote = std::string("forced by RL4QE_KERNEL=") + env;
+      } else {
+        // Never run a set the CPU lacks; the best one stays in place so that nothing here can
+        // fault, and the TS loader refuses to use the addon with this message.
+        g_refused = "RL4QE_KERNEL=" + std::string(env) + ": " + why;
+      }
     }
-    if (!g_table) g_table = bestTable();
   }
   return g_table;
 }
@@ -415,6 +512,7 @@ Value SetPoolCap(const CallbackInfo& info) {
 // ---- info -------------------------------------------------------------------------------------
 
 void* openblasHandle(std::string* pathOut = nullptr);
+std::string bf16Missing();
 
 Value Info(const CallbackInfo& info) {
   Env env = info.Env();
@@ -425,13 +523,22 @@ Value Info(const CallbackInfo& info) {
   o.Set("nr", t->nr);
   o.Set("threads", numThreads());
   o.Set("note", g_tableNote);
+  o.Set("refused", g_refused);
+  o.Set("int8MaxM", t->int8MaxM);
+  o.Set("units", t->units);
+  {
+    const std::string miss = bf16Missing();
+    o.Set("bf16", miss.empty() ? std::string("AVX512-BF16 vdpbf16ps (fp32 accumulation); AMX not built")
+                               : "none: the CPU lacks " + miss);
+    o.Set("bf16Available", miss.empty());
+  }
   Array fs = Array::New(env);
   for (size_t i = 0; i < features().list.size(); ++i) fs.Set((uint32_t)i, features().list[i]);
   o.Set("features", fs);
   Array ks = Array::New(env);
   uint32_t n = 0;
-  for (const char* name : {"avx512", "avx2", "generic"})
-    if (tableNamed(name)) ks.Set(n++, name);
+  for (const KernelSet& s : kernelSets())
+    if (tableNamed(s.name)) ks.Set(n++, s.name);
   o.Set("kernels", ks);
   std::string path;
   o.Set("openblas", openblasHandle(&path) ? Value(String::New(env, path)) : env.Null());
@@ -445,12 +552,81 @@ Value SetThreads(const CallbackInfo& info) {
 
 Value SetKernel(const CallbackInfo& info) {
   const std::string name = info[0].ToString().Utf8Value();
-  const KernelTable* t = tableNamed(name);
-  if (!t) fail(info.Env(), "native.setKernel", "kernel set '" + name + "' is unknown or not supported by this CPU");
+  std::string why;
+  table();  // the startup choice first, so it cannot later overwrite this one
+  const KernelTable* t = tableNamed(name, &why);
+  if (!t) fail(info.Env(), "native.setKernel", why);
   g_table = t;
-  g_tableNote.clear();
+  g_tableNote = "set by setKernel('" + name + "')";
   return String::New(info.Env(), t->name);
 }
+
+// ---- bf16 GEMM (gemm_bf16.cc; AVX512-BF16 only) -----------------------------------------------
+
+// Why this CPU runs no bf16 GEMM ("" when it does).
+std::string bf16Missing() {
+#if defined(__x86_64__) || defined(_M_X64)
+  const Features& f = features();
+  std::string miss;
+  for (const auto& [name, has] : std::initializer_list<std::pair<const char*, bool>>{
+           {"avx512f", f.avx512f}, {"avx512bw", f.avx512bw}, {"avx512vl", f.avx512vl},
+           {"avx512dq", f.avx512dq}, {"avx512bf16", f.avx512bf16}, {"fma", f.fma}, {"f16c", f.f16c}})
+    if (!has) miss += (miss.empty() ? "" : ", ") + std::string(name);
+  return miss;
+#else
+  return "an x86-64 CPU with avx512bf16";
+#endif
+}
+
+void needBf16(const CallbackInfo& info, const char* where) {
+  const std::string miss = bf16Missing();
+  if (!miss.empty())
+    fail(info.Env(), where, "the bf16 GEMM needs " + miss + ", which this CPU lacks (use --compute fp32)");
+}
+
+#if defined(__x86_64__) || defined(_M_X64)
+// packBf16(b, k, n, transB): op(B) (k × n) rounded to bf16 and packed for matmulBf16 (Uint32Array).
+Value PackBf16(const CallbackInfo& info) {
+  const char* W = "native.packBf16";
+  needBf16(info, W);
+  const int64_t k = intArg(info, 1, W, "k"), n = intArg(info, 2, W, "n");
+  const bool transB = boolArg(info, 3);
+  const float* b = f32need(info, 0, W, "b", (double)k * n);
+  const int64_t words = bf16::packedBf16Words(k, n);
+  Uint32Array out = Uint32Array::New(info.Env(), (size_t)std::max<int64_t>(words, 1));
+  bf16::packB(b, transB ? k : n, transB, k, n, out.Data());
+  return out;
+}
+
+// matmulBf16(a, packed, out, m, k, n, transA, alpha, accumulate): out [m, n] = alpha · op(A) · B
+// (+ out), B from packBf16(_, k, n, _), A rounded to bf16, fp32 sums.
+Value MatmulBf16(const CallbackInfo& info) {
+  const char* W = "native.matmulBf16";
+  needBf16(info, W);
+  const int64_t m = intArg(info, 3, W, "m"), k = intArg(info, 4, W, "k"), n = intArg(info, 5, W, "n");
+  const bool transA = boolArg(info, 6);
+  const float* a = f32need(info, 0, W, "a", (double)m * k);
+  const Value pv = info[1];
+  if (!pv.IsTypedArray() || pv.As<TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw TypeError::New(info.Env(), std::string(W) + ": packed: expected a Uint32Array from packBf16");
+  Uint32Array packed = pv.As<Uint32Array>();
+  if ((int64_t)packed.ElementLength() < bf16::packedBf16Words(k, n))
+    fail(info.Env(), W, "packed has " + std::to_string(packed.ElementLength()) + " words, a " +
+                            std::to_string(k) + " × " + std::to_string(n) + " B packs to " +
+                            std::to_string(bf16::packedBf16Words(k, n)) + " (packed for another shape?)");
+  float* out = f32need(info, 2, W, "out", (double)m * n);
+  bf16::gemmPacked(m, n, k, a, transA ? m : k, transA, packed.Data(), out, n, (float)numArg(info, 7),
+                   boolArg(info, 8));
+  return info.Env().Undefined();
+}
+
+Value PeakBf16(const CallbackInfo& info) {
+  needBf16(info, "native.peakBf16");
+  const double seconds = info.Length() > 0 && info[0].IsNumber() ? numArg(info, 0) : 0.2;
+  const int threads = info.Length() > 1 && info[1].IsNumber() ? (int)numArg(info, 1) : numThreads();
+  return Number::New(info.Env(), bf16::peak(seconds, threads));
+}
+#endif
 
 Value Peak(const CallbackInfo& info) {
   const double seconds = info.Length() > 0 && info[0].IsNumber() ? numArg(info, 0) : 0.2;
@@ -568,14 +744,21 @@ Value Qsupports(const CallbackInfo& info) {
   return Boolean::New(info.Env(), ok);
 }
 
-// qmatmul(x, data, type, rows, cols, out, m, accumulate): out [m, rows] = x [m, cols] · Wᵀ (+out)
+// qmatmul(x, data, type, rows, cols, out, m, accumulate[, int8]): out [m, rows] = x [m, cols] · Wᵀ
+// (+out); int8: may run on int8 activations (qmatmulInt8) where the kernel set has them.
 Value Qmatmul(const CallbackInfo& info) {
   const char* W = "native.qmatmul";
   const QuantArgs w = quantArg(info, 1, W);
   const int64_t m = intArg(info, 6, W, "m");
   const float* x = f32need(info, 0, W, "x", (double)m * w.cols);
   float* out = f32need(info, 5, W, "out", (double)m * w.rows);
-  table()->qmatmul(x, w, out, m, boolArg(info, 7));
+  // Optional 9th argument: the caller allows int8 activations (decoding steps).
+  const bool int8 = info.Length() > 8 && info[8].ToBoolean().Value();
+  const KernelTable* t = table();
+  if (int8 && t->qmatmulInt8)
+    t->qmatmulInt8(x, w, out, m, boolArg(info, 7));
+  else
+    t->qmatmul(x, w, out, m, boolArg(info, 7));
   return info.Env().Undefined();
 }
 
@@ -929,6 +1112,11 @@ Object Init(Env env, Object exports) {
       {"setThreads", SetThreads},
       {"setKernel", SetKernel},
       {"peak", Peak},
+#if defined(__x86_64__) || defined(_M_X64)
+      {"packBf16", PackBf16},
+      {"matmulBf16", MatmulBf16},
+      {"peakBf16", PeakBf16},
+#endif
       {"openblasSgemm", OpenblasSgemm},
       {"matmul", Matmul},
       {"copyStrided", CopyStrided},

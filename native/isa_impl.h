@@ -1248,8 +1248,16 @@ static void attentionBackward(const float* q, const float* k, const float* v, co
 // Quantised frozen weights: qmatmul, qmatmulT, qembedding (see the file).
 #include "quant_impl.h"
 
+#if defined(__AVX512F__)
+constexpr const char* kUnits = "fp32 FMA on 512-bit vectors (AVX-512F)";
+#elif defined(__AVX2__) && defined(__FMA__)
+constexpr const char* kUnits = "fp32 FMA on 256-bit vectors (AVX2/FMA)";
+#else
+constexpr const char* kUnits = "portable C++ (the compiler's vectorisation)";
+#endif
 static const KernelTable kTable = {kName,     MR,        NR,       matmul,    peak,
-                                   attention, attentionBackward, qmatmul, qmatmulT, qembedding};
+                                   attention, attentionBackward, qmatmul, qmatmulT, qembedding,
+                                   0,         kUnits};
 
 }  // namespace RL4QE_ISA
 }  // namespace rl4qe

@@ -91,12 +91,34 @@ struct KernelTable {
   void (*qmatmulT)(const float* g, const QuantArgs& w, float* out, int64_t m, bool accumulate);
   /** out [count, w.cols]: rows ids[i] of dequant(w) (ids checked by the caller). */
   void (*qembedding)(const QuantArgs& w, const int32_t* ids, int64_t count, float* out);
+  /** Rows of x qmatmulInt8 takes per pass over the weight (0: the set has no int8 path). */
+  int int8MaxM;
+  /** The units the products of this set use, for `doctor` and the benches. */
+  const char* units;
+  /** qmatmul with x quantised per block to int8 and int8 dot products (qdot_vnni.cc), within
+   * the documented tolerance of qmatmul (the float path, the reference): used where the caller
+   * allows it (decoding steps); null in sets without it. Falls back to qmatmul for formats
+   * without an int8 path (F32, F16, BF16). Each row's result depends on that row alone. */
+  void (*qmatmulInt8)(const float* x, const QuantArgs& w, float* out, int64_t m, bool accumulate);
 };
 
 const KernelTable* tableGeneric();
 #if defined(__x86_64__) || defined(_M_X64)
 const KernelTable* tableAvx2();
 const KernelTable* tableAvx512();
+/** avx512 with quantised small-M products on int8 dot products (qdot_vnni.cc): needs AVX512-VNNI. */
+const KernelTable* tableAvx512Vnni();
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+/** bf16 GEMM (gemm_bf16.cc, AVX512-BF16): only call where the CPU has avx512bf16. */
+namespace bf16 {
+int64_t packedBf16Words(int64_t k, int64_t n);
+void packB(const float* b, int64_t ldb, bool transB, int64_t k, int64_t n, uint32_t* out);
+void gemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool transA,
+                const uint32_t* bp, float* c, int64_t ldc, float alpha, bool accumulate);
+double peak(double seconds, int threads);
+}  // namespace bf16
 #endif
 
 /** Thread count used by every OpenMP region (RL4QE_THREADS, default: all cores). */

@@ -6,6 +6,10 @@
 //
 // qembedding must match bit for bit (the native decoders compute the same float32 values);
 // qmatmul/qmatmulT per output within 1e-5 · Σ|x·w| + 1e-6 (summation order and float32 sums).
+// Kernel sets with int8 dot products (info.int8MaxM > 0: avx512vnni), inside withInt8Decoding
+// (decoding steps), quantise x per block of 32 (256 for the K-quants) to int8 (dx = amax / 127,
+// as llama.cpp's q8_0 / q8_K blocks) for qmatmul (any m) on the 32- and 256-element formats: there the documented tolerance adds Σ_blocks (dx / 2) · Σ|w| of the block (the
+// largest error x → int8 can make), and a test below checks that the int8 path runs.
 //
 // FAILS without a built addon (build it with `node scripts/build-native.mjs`); set
 // RL4QE_SKIP_NATIVE=1 to skip it visibly instead.
@@ -15,6 +19,7 @@ import type { Backend, QuantWeight } from '../src/backend/backend.js';
 import { loadNative, type NativeTools } from '../src/backend/native/index.js';
 import { QUANT_BLOCKS, decodeBlocks } from '../src/backend/quant.js';
 import { referenceBackend as ref } from '../src/backend/reference/index.js';
+import { withInt8Decoding } from '../src/backend/int8-decoding.js';
 import { f32ToBf16Bits, f32ToF16Bits } from '../src/util/half.js';
 import { Rng } from '../src/util/rng.js';
 import { ShapeError } from '../src/util/errors.js';
@@ -80,18 +85,62 @@ function decodeAll(w: QuantWeight): Float32Array {
   return out;
 }
 
+/**
+ * Per output of x [m, cols] · Wᵀ: Σ over the blocks b of x's row (qb = 32, or 256 for the
+ * K-quants: the kernel quantises x as llama.cpp's q8_0 / q8_K) of (dx_b / 2) · Σ_{q∈b} |W[j, q]|
+ * with dx_b = amax_b / 127 in float32 (as the kernel computes it), times 1.001 for the rounding of
+ * x · 127 / amax: the most the int8 quantisation of x can change the product.
+ */
+function int8Bound(
+  x: Float32Array,
+  W: Float32Array,
+  m: number,
+  rows: number,
+  cols: number,
+  type: number,
+): Float64Array {
+  const qb = QUANT_BLOCKS.get(type)!.blockSize === 256 ? 256 : 32;
+  const out = new Float64Array(m * rows);
+  const nb = cols / qb;
+  for (let i = 0; i < m; i++) {
+    const half = new Float64Array(nb);
+    for (let b = 0; b < nb; b++) {
+      let amax = 0;
+      for (let q = 0; q < qb; q++) amax = Math.max(amax, Math.abs(x[i * cols + qb * b + q]!));
+      half[b] = Math.fround(Math.fround(amax) / 127) / 2;
+    }
+    for (let j = 0; j < rows; j++) {
+      let s = 0;
+      for (let b = 0; b < nb; b++) {
+        let a = 0;
+        for (let q = 0; q < qb; q++) a += Math.abs(W[j * cols + qb * b + q]!);
+        s += half[b]! * a;
+      }
+      out[i * rows + j] = s * 1.001;
+    }
+  }
+  return out;
+}
+
 function rand(rng: Rng, n: number): Float32Array {
   const x = new Float32Array(n);
   for (let i = 0; i < n; i++) x[i] = rng.uniform(-1, 1);
   return x;
 }
 
-/** |got − want| ≤ 1e-5 · bound + 1e-6 per element (bound: Σ|terms| of that output). */
-function closeTo(got: Float32Array, want: Float32Array, bound: Float64Array, label: string): void {
+/** |got − want| ≤ 1e-5 · bound + 1e-6 (+ int8[i]) per element (bound: Σ|terms| of that output;
+ * int8: the int8 quantisation's error bound, for the int8-dot path). */
+function closeTo(
+  got: Float32Array,
+  want: Float32Array,
+  bound: Float64Array,
+  label: string,
+  int8?: Float64Array,
+): void {
   assert.equal(got.length, want.length, `${label}: length`);
   for (let i = 0; i < got.length; i++) {
     const err = Math.abs(got[i]! - want[i]!);
-    if (!(err <= 1e-5 * bound[i]! + 1e-6)) {
+    if (!(err <= 1e-5 * bound[i]! + 1e-6 + (int8 ? int8[i]! : 0))) {
       assert.fail(`${label}[${i}]: native ${got[i]} vs reference ${want[i]} (|diff| ${err})`);
     }
   }
@@ -177,7 +226,11 @@ test(
               if (accumulate)
                 for (let q = 0; q < cols; q++) bt[i * cols + q] += Math.abs(t0[i * cols + q]!);
             }
-            return { x, g, o0, t0, o, t, bo, bt };
+            const b8 =
+              QUANT_BLOCKS.get(type)!.blockSize >= 32
+                ? int8Bound(x, W, m, rows, cols, type)
+                : undefined;
+            return { x, g, o0, t0, o, t, bo, bt, b8 };
           });
           for (const kernel of info.kernels) {
             tools.setKernel(kernel);
@@ -192,12 +245,104 @@ test(
                 const o = Float32Array.from(r.o0);
                 backend.qmatmul!(r.x, w, o, m, accumulate);
                 closeTo(o, r.o, r.bo, `qmatmul ${tag} m=${m} acc=${accumulate}`);
+                if (r.b8) {
+                  // Where decoding allows int8 activations (a no-op on sets without them).
+                  const o8 = Float32Array.from(r.o0);
+                  withInt8Decoding(() => backend.qmatmul!(r.x, w, o8, m, accumulate));
+                  closeTo(o8, r.o, r.bo, `int8 qmatmul ${tag} m=${m} acc=${accumulate}`, r.b8);
+                }
                 const t = Float32Array.from(r.t0);
                 backend.qmatmulT!(r.g, w, t, m, accumulate);
                 closeTo(t, r.t, r.bt, `qmatmulT ${tag} m=${m} acc=${accumulate}`);
               });
             }
           }
+        }
+      }
+    } finally {
+      tools.setKernel(info.kernel);
+      tools.setThreads(info.threads);
+    }
+  },
+);
+
+test(
+  'int8-dot kernel sets: qmatmul in withInt8Decoding takes the int8 path (within its bound, row by row), the float path outside',
+  { skip },
+  (t) => {
+    const { backend, tools } = native();
+    const info = tools.info();
+    const int8Sets = info.kernels.filter((k) => {
+      tools.setKernel(k);
+      return (tools.info().int8MaxM ?? 0) > 0;
+    });
+    tools.setKernel(info.kernel);
+    if (int8Sets.length === 0) {
+      t.skip(`no kernel set with int8 dot products on this CPU (${info.kernels.join(', ')})`);
+      return;
+    }
+    const rng = new Rng(99);
+    try {
+      for (const kernel of int8Sets) {
+        tools.setKernel(kernel);
+        const maxM = tools.info().int8MaxM!;
+        for (const type of [2, 3, 6, 7, 8, 12, 13, 14]) {
+          const cols = QUANT_BLOCKS.get(type)!.blockSize === 256 ? 512 : 96;
+          const w = randomWeight(rng, type, 40, cols);
+          const W = decodeAll(w);
+          for (const m of [1, 4, maxM, 2 * maxM + 3]) {
+            const x = rand(rng, m * cols);
+            const want = new Float32Array(m * w.rows);
+            ref.qmatmul!(x, w, want, m, false);
+            const got = new Float32Array(m * w.rows);
+            withInt8Decoding(() => backend.qmatmul!(x, w, got, m, false));
+            const bo = new Float64Array(m * w.rows);
+            for (let i = 0; i < m; i++)
+              for (let j = 0; j < w.rows; j++)
+                for (let q = 0; q < cols; q++)
+                  bo[i * w.rows + j] += Math.abs(x[i * cols + q]! * W[j * cols + q]!);
+            const tag = `${kernel} type ${type} m=${m}`;
+            closeTo(got, want, bo, tag, int8Bound(x, W, m, w.rows, cols, type));
+            // Outside withInt8Decoding the same call is the float path.
+            const plain = new Float32Array(m * w.rows);
+            backend.qmatmul!(x, w, plain, m, false);
+            closeTo(plain, want, bo, `${tag} (float path)`);
+            // Each output is one thread's sum: the same for 1 and 2 threads.
+            tools.setThreads(1);
+            const one = new Float32Array(m * w.rows);
+            withInt8Decoding(() => backend.qmatmul!(x, w, one, m, false));
+            tools.setThreads(info.threads);
+            assert.deepEqual(one, got, `${tag}: 1 vs ${info.threads} threads`);
+            // Random x is not on the int8 grid: the int8 path's results are not the float ones.
+            let differ = 0;
+            for (let i = 0; i < got.length; i++)
+              if (Math.abs(got[i]! - want[i]!) > 1e-5 * bo[i]!) differ++;
+            assert.ok(
+              differ > got.length / 4,
+              `${tag}: only ${differ} of ${got.length} outputs off the float path`,
+            );
+            // Row by row: each row's result is the one it gets alone (batch-independent decoding).
+            for (const i of [0, m - 1]) {
+              const alone = new Float32Array(w.rows);
+              withInt8Decoding(() =>
+                backend.qmatmul!(x.subarray(i * cols, (i + 1) * cols), w, alone, 1, false),
+              );
+              assert.deepEqual(
+                alone,
+                got.subarray(i * w.rows, (i + 1) * w.rows),
+                `${tag}: row ${i} alone`,
+              );
+            }
+          }
+          // A non-finite x block makes its outputs non-finite, as on the float path.
+          const x = rand(rng, cols);
+          x[5] = Infinity;
+          const got = new Float32Array(w.rows);
+          withInt8Decoding(() => backend.qmatmul!(x, w, got, 1, false));
+          assert.ok(
+            got.every((v) => !Number.isFinite(v)),
+            `${kernel} type ${type}: inf in x`,
+          );
         }
       }
     } finally {

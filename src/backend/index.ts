@@ -75,9 +75,21 @@ function debugCompareEnabled(): boolean {
   return process.env.RL4QE_DEBUG_COMPARE === '1';
 }
 
+/** RL4QE_KERNEL forcing a kernel set the CPU lacks is an error, never a quiet fallback. */
+function refuseForcedKernel(n: NativeLoadResult): void {
+  if (n.refused) {
+    throw new ConfigError('RL4QE_KERNEL names a kernel set this CPU cannot run', {
+      where: 'RL4QE_KERNEL',
+      found: n.refused,
+      hint: 'unset RL4QE_KERNEL (the best set the CPU runs is chosen) or name a set it runs',
+    });
+  }
+}
+
 function resolve(name: BackendName): FullBackend {
   if (name === 'reference') return referenceBackend;
   const n = nativeStatus();
+  refuseForcedKernel(n);
   if (!n.backend) {
     throw new NotFoundError('the native backend is not available', {
       where: 'backend',
@@ -125,6 +137,7 @@ export function getBackend(): FullBackend {
     return active;
   }
   const n = nativeStatus();
+  refuseForcedKernel(n);
   if (n.backend) {
     active = wrap(withFallback(n.backend));
     activeReason = `native addon loaded (${n.reason})`;

@@ -11,6 +11,7 @@
 // p·K + k draws from the stream it would draw from if prompt p were simply repeated K times in
 // `prompts`, so the result equals that call token for token; the prompt costs 1/K of the prefill.
 import { getBackend, logits as headLogits, noGrad, reshape, slice, tidy } from '../tensor/index.js';
+import { withInt8Decoding } from '../backend/int8-decoding.js';
 import type { CausalLM } from '../models/model.js';
 import { Rng } from '../util/rng.js';
 import { ConfigError } from '../util/errors.js';
@@ -47,6 +48,14 @@ export interface GenerateOptions extends SamplingParams {
    * cache give the same result as one pass.
    */
   prefillRows?: number;
+  /**
+   * Decoding steps may run the products on quantised weights with int8 activations (the
+   * avx512vnni kernels: within a stated bound of the float path, as llama.cpp; see
+   * src/backend/int8-decoding.ts). Faster batch-1 decoding, but the sampler's logits and
+   * log-probs are then no longer those scoring computes, so it is off unless asked for (default:
+   * RL4QE_INT8_DECODING=1 turns it on). Prefill and scoring always stay on the float path.
+   */
+  int8Decoding?: boolean;
 }
 
 export type FinishReason = 'stop-token' | 'stop-string' | 'length';
@@ -222,6 +231,7 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
       // Prefill in chunks of tokens through the cache (query i of a chunk sits at key position
       // past + i, so causal attention over the cache is exactly the one-shot result).
       const prefillRows = opts.prefillRows ?? 512;
+      const int8 = opts.int8Decoding ?? process.env.RL4QE_INT8_DECODING === '1';
       const chunk = Math.max(1, Math.floor(prefillRows / nP));
       let data = new Float32Array(0);
       for (let t0 = 0; t0 < Tp; t0 += chunk) {
@@ -283,7 +293,11 @@ export function generate(model: CausalLM, opts: GenerateOptions): Generation[] {
         // Decode one token for every unfinished sequence.
         const stepIds = Int32Array.from(active, (b) => next.get(b) as number);
         const pos = Int32Array.from(active, (b) => (lens[b] as number) + s);
-        data = nextLogits(stepIds, active.length, 1, pos);
+        // Decoding steps may run the quantised products on int8 activations (opts.int8Decoding;
+        // src/backend/int8-decoding.ts): prefill and scoring stay on the float path.
+        data = int8
+          ? withInt8Decoding(() => nextLogits(stepIds, active.length, 1, pos))
+          : nextLogits(stepIds, active.length, 1, pos);
       }
     } finally {
       cache.release();

@@ -27,6 +27,8 @@ export function machineInfo(extra: Record<string, unknown> = {}): Record<string,
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
+    // 1/5/15-minute load averages at the report's end: a loaded machine's ratios are noisier.
+    loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100),
     ...extra,
   };
 }

@@ -44,15 +44,19 @@ const need = (f: string): void =>
     `missing test model ${f}: run \`node scripts/fetch-test-models.mjs\` (then re-run the tests)`,
   );
 
-/** Greedy decoding of n tokens equals the oracle's first n. */
+/** Greedy decoding of n tokens equals the oracle's first n: on the float path, and with int8
+ * decoding steps (the avx512vnni kernels, where the CPU has them; the float path elsewhere). */
 function assertGreedy(model: CausalLM, c: Case, n: number): void {
-  const out = generate(model, {
-    prompts: [c.prompt],
-    maxNewTokens: n,
-    temperature: 0,
-    stopTokens: [],
-  });
-  assert.deepEqual(out[0]!.tokens, c.tokens.slice(0, n));
+  for (const int8Decoding of [false, true]) {
+    const out = generate(model, {
+      prompts: [c.prompt],
+      maxNewTokens: n,
+      temperature: 0,
+      stopTokens: [],
+      int8Decoding,
+    });
+    assert.deepEqual(out[0]!.tokens, c.tokens.slice(0, n), `int8Decoding: ${int8Decoding}`);
+  }
 }
 
 test('SmolLM2 quantised: the blocks are the file bytes, logits and greedy tokens equal transformers (float32 oracle)', () => {

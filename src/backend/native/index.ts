@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rl4qeError, ShapeError, UnsupportedError } from '../../util/errors.js';
 import { referenceBackend } from '../reference/index.js';
+import { int8DecodingAllowed } from '../int8-decoding.js';
 import type {
   AdamWParams,
   AttentionParams,
@@ -32,6 +33,9 @@ export interface NativeLoadResult {
   reason: string;
   /** Detected CPU features (e.g. avx512f, avx2, fma) and the kernel set chosen. */
   features: string[];
+  /** Set when RL4QE_KERNEL forces a kernel set this CPU cannot run: the backend is then null and
+   * getBackend() throws this message instead of falling back. */
+  refused?: string;
   kernel: string;
   threads: number;
   /** Benchmark and diagnostic hooks of the loaded addon (null or absent when it did not load). */
@@ -45,8 +49,20 @@ export interface NativeInfo {
   mr: number;
   nr: number;
   threads: number;
-  /** Non-empty when RL4QE_KERNEL asked for something this CPU cannot run. */
+  /** How the kernel set was chosen when not simply the best: the better sets it fell back from
+   * and the CPU features they lack, or that RL4QE_KERNEL / setKernel forced it. */
   note: string;
+  /** Non-empty when RL4QE_KERNEL names a set this CPU cannot run (the loader then refuses the
+   * addon with this message instead of running anything). Older builds lack it. */
+  refused?: string;
+  /** > 0: quantised products in decoding steps run on int8 dot products, int8MaxM rows of x
+   * per pass over the weight (0: float products only). */
+  int8MaxM?: number;
+  /** The units the products use (for doctor and the benches). */
+  units?: string;
+  /** The bf16 GEMM's units, or why there is none ("none: the CPU lacks …"). */
+  bf16?: string;
+  bf16Available?: boolean;
   features: string[];
   /** Kernel sets this CPU can run, best first. */
   kernels: string[];
@@ -77,6 +93,26 @@ export interface NativeTools {
   setKernel(name: string): string;
   /** Bytes of native memory from alloc() not yet released or collected. */
   liveBytes(): number;
+  /**
+   * bf16 GEMM (AVX512-BF16; null on a CPU or build without it): op(B) (k × n) rounded to bf16
+   * and packed once (cache it: a frozen weight), then out [m, n] = alpha · op(A) · B (+ out) with
+   * A rounded to bf16 per call and fp32 sums; peak: the measured vdpbf16ps GFLOP/s.
+   */
+  bf16: {
+    pack(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+    matmul(p: {
+      a: Float32Array;
+      packed: Uint32Array;
+      out: Float32Array;
+      m: number;
+      k: number;
+      n: number;
+      transA: boolean;
+      alpha?: number;
+      accumulate?: boolean;
+    }): void;
+    peakGflops(seconds?: number, threads?: number): number;
+  } | null;
   /** True when buf is a live buffer from the addon's alloc(). */
   isNative(buf: Buf): boolean;
   /** Address of buf's first element modulo 64 (0 for the addon's own buffers). */
@@ -99,6 +135,19 @@ interface Addon {
   setThreads(n: number): number;
   setKernel(name: string): string;
   peak(seconds: number, threads: number): number;
+  packBf16?(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+  matmulBf16?(
+    a: Float32Array,
+    packed: Uint32Array,
+    out: Float32Array,
+    m: number,
+    k: number,
+    n: number,
+    transA: boolean,
+    alpha: number,
+    accumulate: boolean,
+  ): void;
+  peakBf16?(seconds: number, threads: number): number;
   openblasSgemm(
     a: Float32Array,
     b: Float32Array,
@@ -250,6 +299,8 @@ interface Addon {
     out: Float32Array,
     m: number,
     accumulate: boolean,
+    /** May run on int8 activations (the avx512vnni set; older builds ignore it). */
+    int8?: boolean,
   ): void;
   qmatmulT?(
     g: Float32Array,
@@ -631,7 +682,7 @@ export function createNativeBackend(
         return fbq('qmatmul', isF32(x) && isF32(out)).qmatmul!(x, w, out, m, accumulate);
       }
       try {
-        a.qmatmul(x, w.data, w.type, w.rows, w.cols, out, m, accumulate);
+        a.qmatmul(x, w.data, w.type, w.rows, w.cols, out, m, accumulate, int8DecodingAllowed());
       } catch (e) {
         rethrow('qmatmul', e);
       }
@@ -686,6 +737,39 @@ function toolsOf(a: Addon): NativeTools {
     liveBytes: () => a.liveBytes(),
     isNative: (buf) => a.isNative(buf),
     alignment: (buf) => a.alignment(buf),
+    bf16: bf16Of(a),
+  };
+}
+
+function bf16Of(a: Addon): NativeTools['bf16'] {
+  const { packBf16, matmulBf16, peakBf16 } = a;
+  if (!packBf16 || !matmulBf16 || !peakBf16 || !a.info().bf16Available) return null;
+  return {
+    pack: (b, k, n, transB) => {
+      try {
+        return packBf16(b, k, n, transB);
+      } catch (e) {
+        return rethrow('packBf16', e);
+      }
+    },
+    matmul: (p) => {
+      try {
+        matmulBf16(
+          p.a,
+          p.packed,
+          p.out,
+          p.m,
+          p.k,
+          p.n,
+          p.transA,
+          p.alpha ?? 1,
+          p.accumulate ?? false,
+        );
+      } catch (e) {
+        rethrow('matmulBf16', e);
+      }
+    },
+    peakGflops: (seconds = 0.3, threads?: number) => peakBf16(seconds, threads ?? a.info().threads),
   };
 }
 
@@ -785,9 +869,16 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
     return none(`${file} is not the rl4qe native addon`);
   }
   const info = addon.info();
+  if (info.refused) {
+    return {
+      ...none(`${info.refused}; unset RL4QE_KERNEL or name one of those`),
+      refused: info.refused,
+    };
+  }
   const why =
     `loaded ${file}: ${info.kernel} kernels (${info.mr}×${info.nr} GEMM tile), ` +
     `${info.threads} OpenMP threads` +
+    (info.units ? `, ${info.units}` : '') +
     (info.note ? `; ${info.note}` : '');
   return {
     backend: createNativeBackend(addon, fallback),

@@ -3,6 +3,12 @@
 // one run. Every number is the median of several timed samples after a warm-up; a sample repeats
 // the product until it lasts ≥ 25 ms so that small cases are not timer noise. The peak is
 // re-measured beside every case and each case's ratio uses its own peak samples.
+//
+// Where the CPU has AVX512-BF16, every shape also gets a bf16 case (`MxKxN NT bf16`: inputs
+// rounded to bf16, fp32 sums; B, the frozen weight, packed to bf16 once outside the timing, A
+// converted in every call): ratio `fp32` against our fp32 NT GEMM of the same shape sampled in
+// turn with it, ratio `peak` against the measured vdpbf16ps peak. Its max |diff| against the fp32
+// result is recorded (bf16 rounding: about 2⁻⁸ relative per input).
 import { loadNative } from '../../backend/native/index.js';
 import type { Backend } from '../../backend/backend.js';
 import { referenceBackend } from '../../backend/reference/index.js';
@@ -54,7 +60,8 @@ function randomBuf(backend: Backend, n: number, rng: Rng): Float32Array {
 }
 
 export const gemmBench: { description: string; run: BenchFn } = {
-  description: 'fp32 GEMM GFLOP/s (NN, TN, NT) vs the measured FMA peak and OpenBLAS',
+  description:
+    'fp32 GEMM GFLOP/s (NN, TN, NT) vs the measured FMA peak and OpenBLAS; bf16 NT vs fp32 and the bf16 peak',
   async run(opts) {
     const native = loadNative();
     if (!native.backend || !native.tools) {
@@ -76,6 +83,81 @@ export const gemmBench: { description: string; run: BenchFn } = {
     );
     const pause = opts.quick ? 5 : 40;
     const allPeaks: number[] = [];
+    opts.log(
+      tools.bf16
+        ? `gemm: bf16 cases on ${info.bf16}`
+        : `gemm: no bf16 cases: ${info.bf16 ?? 'this build has no bf16 GEMM'}`,
+    );
+    const bf16Peaks: number[] = [];
+    /** One shape's bf16 case (NT: C = A·Bᵀ, B [n, k] the weight), sampled in turn with fp32 NT. */
+    const bf16Case = async (m: number, k: number, n: number): Promise<BenchCase> => {
+      const bf = tools.bf16!;
+      const a = randomBuf(backend, m * k, rng);
+      const b = randomBuf(backend, k * n, rng);
+      const c = backend.alloc('f32', m * n) as Float32Array;
+      const c2 = backend.alloc('f32', m * n) as Float32Array;
+      const packed = bf.pack(b, k, n, true);
+      const fp32 = (): void =>
+        backend.matmul(a, b, c, {
+          batch: 1,
+          m,
+          k,
+          n,
+          transA: false,
+          transB: true,
+          strideA: 0,
+          strideB: 0,
+          strideOut: 0,
+        });
+      const half = (): void => bf.matmul({ a, packed, out: c2, m, k, n, transA: false });
+      const rf = calibrate(fp32, minSeconds);
+      await sleep(pause);
+      const rh = calibrate(half, minSeconds);
+      const tf: number[] = [];
+      const th: number[] = [];
+      const pk: number[] = [];
+      for (let s = 0; s < samples; s++) {
+        await sleep(pause);
+        tf.push(sample(fp32, rf));
+        await sleep(pause);
+        th.push(sample(half, rh));
+        await sleep(pause);
+        pk.push(bf.peakGflops(minSeconds));
+      }
+      bf16Peaks.push(...pk);
+      const flops = 2 * m * n * k;
+      const g16 = flops / median(th) / 1e9;
+      const g32 = flops / median(tf) / 1e9;
+      const peak = median(pk);
+      let maxDiff = 0;
+      let maxAbs = 0;
+      for (let i = 0; i < c.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(c[i]! - c2[i]!));
+        maxAbs = Math.max(maxAbs, Math.abs(c[i]!));
+      }
+      const id = `${m}x${k}x${n} NT bf16`;
+      opts.log(
+        `gemm ${id.padEnd(20)} ${g16.toFixed(1).padStart(7)} GFLOP/s  fp32 ${(g16 / g32).toFixed(2)}  ` +
+          `peak ${(g16 / peak).toFixed(2)} (bf16 peak ${peak.toFixed(0)})`,
+      );
+      for (const buf of [a, b, c, c2]) backend.release(buf);
+      return {
+        case: id,
+        value: g16,
+        unit: 'GFLOP/s',
+        ratios: { fp32: g16 / g32, peak: g16 / peak },
+        extra: {
+          m,
+          k,
+          n,
+          layout: 'NT',
+          fp32Gflops: g32,
+          bf16PeakGflops: peak,
+          maxAbsDiffVsFp32: maxDiff,
+          maxAbsFp32: maxAbs,
+        },
+      };
+    };
 
     const cases: BenchCase[] = [];
     for (const [m, k, n] of opts.quick ? QUICK_SHAPES : SHAPES) {
@@ -146,6 +228,7 @@ export const gemmBench: { description: string; run: BenchFn } = {
         cases.push({ case: id, value: gflops, unit: 'GFLOP/s', ratios, extra });
         for (const buf of [a, b, c]) backend.release(buf);
       }
+      if (tools.bf16) cases.push(await bf16Case(m, k, n));
     }
     // Against our own reference backend (plain TypeScript loops) on a smaller product.
     {
@@ -206,6 +289,10 @@ export const gemmBench: { description: string; run: BenchFn } = {
         ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? null,
         peakGflops: peak,
         peakGflopsRange: spread,
+        units: info.units,
+        kernelNote: info.note || undefined,
+        bf16: info.bf16,
+        bf16PeakGflops: bf16Peaks.length ? median(bf16Peaks) : undefined,
       }),
       cases,
     };

@@ -19,6 +19,8 @@ export interface WorkerJob {
   threads: number;
   /** rl4qe only: float32 weights (default) or the GGUF blocks kept (loadGgufModel weights). */
   weights?: 'float32' | 'quantized';
+  /** rl4qe with quantised weights: int8 decoding steps (default true; RL4QE_INT8_DECODING=0: off). */
+  int8Decoding?: boolean;
 }
 
 export interface WorkerResult {
@@ -57,7 +59,14 @@ async function runRl4qe(job: WorkerJob): Promise<WorkerResult> {
   const loadMs = performance.now() - t0;
   const prompts = benchPrompts(job.batch, job.prompt);
   const gen = (n: number, ps = prompts) =>
-    generate(model, { prompts: ps, maxNewTokens: n, temperature: 0, stopTokens: [] });
+    generate(model, {
+      prompts: ps,
+      maxNewTokens: n,
+      temperature: 0,
+      stopTokens: [],
+      // Quantised weights decode on int8 activations where the CPU has them (avx512vnni).
+      int8Decoding: job.weights === 'quantized' && job.int8Decoding !== false,
+    });
   gen(4, benchPrompts(job.batch, 16)); // warm-up: first-call costs (scratch, JIT)
   const runsS: number[] = [];
   let firstTokens: number[] = [];

@@ -13,6 +13,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo } from '../../tensor/index.js';
+import { nativeStatus } from '../../backend/index.js';
 import { cachePaths } from '../../util/paths.js';
 import { machineInfo, type BenchCase, type BenchReport } from '../../util/bench.js';
 import type { WorkerJob, WorkerResult } from './generate-worker.js';
@@ -99,6 +100,8 @@ function llamaCppAvailable(): string | null {
 
 export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
   const info = backendInfo();
+  const units = nativeStatus().tools?.info();
+  const int8Available = (units?.int8MaxM ?? 0) > 0 && process.env.RL4QE_INT8_DECODING !== '0';
   const threads = info.nativeAvailable ? info.threads : 1;
   const shape = opts.quick
     ? { prompt: 32, newTokens: 8, runs: 1 }
@@ -107,7 +110,12 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
         newTokens: 128,
         runs: Number(process.env.RL4QE_BENCH_RUNS ?? 3),
       };
-  const batches = [1, 8];
+  // RL4QE_BENCH_BATCHES=1 (comma-separated) runs a subset of the batch sizes.
+  const batches = (process.env.RL4QE_BENCH_BATCHES ?? '1,8')
+    .split(',')
+    .filter(Boolean)
+    .map(Number)
+    .filter((b) => Number.isInteger(b) && b > 0);
   const envWeights = process.env.RL4QE_BENCH_WEIGHTS;
   const weightModes: Weights[] =
     envWeights === 'float32' || envWeights === 'quantized'
@@ -175,6 +183,8 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
             ? ((o.medianS - o.prefillS) / Math.max(1, shape.newTokens - 1)) * 1000
             : undefined,
         weights: w,
+        // Quantised weights decode on int8 activations where the kernel set has them.
+        int8Decoding: w === 'quantized' && int8Available,
         firstTokens: o.firstTokens,
       };
       const t = typeof torch === 'string' ? undefined : torch.cases[String(b)];
@@ -238,6 +248,9 @@ export async function benchGenerate(opts: BenchOptions): Promise<BenchReport> {
     machine: machineInfo({
       backend: info.name,
       kernel: info.kernel,
+      units: units?.units,
+      kernelNote: units?.note || undefined,
+      int8Decoding: int8Available,
       threads,
       notes,
     }),

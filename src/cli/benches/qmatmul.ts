@@ -5,7 +5,9 @@
 // the weights stream from memory as in a real decoding step, not from the cache. Rounds of the
 // two alternate, so both see the same load from other processes; each number is the median over
 // rounds. Reported: GB/s of weight bytes read, and the ratio f32 time / quantised time (> 1 means
-// the quantised product is faster).
+// the quantised product is faster). Where the active kernel set runs qmatmul on int8 dot products
+// (avx512vnni), the same qmatmul on the float path (the next set without them, e.g. avx512) is
+// timed in the same rounds: ratio key `float-path` (> 1: the int8 path is faster).
 import { loadNative } from '../../backend/native/index.js';
 import type { QuantWeight } from '../../backend/backend.js';
 import { QUANT_BLOCKS, decodeBlocks } from '../../backend/quant.js';
@@ -62,6 +64,23 @@ export const benchQmatmul: { description: string; run: BenchFn } = {
       });
     }
     const backend = native.backend;
+    const tools = native.tools;
+    const info = tools.info();
+    // The float path to compare the int8-dot one with: the best set without int8 dot products.
+    const floatSet =
+      (info.int8MaxM ?? 0) > 0
+        ? info.kernels.find((k) => {
+            tools.setKernel(k);
+            const none = (tools.info().int8MaxM ?? 0) === 0;
+            return none;
+          })
+        : undefined;
+    tools.setKernel(info.kernel);
+    opts.log(
+      `qmatmul: ${info.kernel} kernels: ${info.units ?? ''}` +
+        (floatSet ? `; float path timed on ${floatSet}` : '') +
+        (info.note ? ` (${info.note})` : ''),
+    );
     const rng = new Rng(1);
     const cases: BenchCase[] = [];
     const budget = opts.quick ? 4e6 : 128e6;
@@ -96,34 +115,59 @@ export const benchQmatmul: { description: string; run: BenchFn } = {
         };
         const q = (c: number): void => backend.qmatmul!(x, qs[c]!, out, m, false);
         const f = (c: number): void => backend.matmul(x, fs[c]!, out, p);
+        const onFloatPath = (c: number): void => {
+          tools.setKernel(floatSet!);
+          try {
+            backend.qmatmul!(x, qs[c]!, out, m, false);
+          } finally {
+            tools.setKernel(info.kernel);
+          }
+        };
         pass(q, qs.length);
         pass(f, fs.length);
+        if (floatSet) pass(onFloatPath, qs.length);
         const tq: number[] = [];
         const tf: number[] = [];
+        const tp: number[] = [];
         for (let r = 0; r < rounds; r++) {
           tq.push(pass(q, qs.length));
           tf.push(pass(f, fs.length));
+          if (floatSet) tp.push(pass(onFloatPath, qs.length));
         }
         const sq = median(tq);
         const sf = median(tf);
+        const sp = floatSet ? median(tp) : undefined;
         const name = `${NAMES[type] ?? type} ${rows}×${cols} m=${m}`;
         opts.log(
           `${name}: quantised ${(sq * 1e3).toFixed(3)} ms (${(bytes / sq / 1e9).toFixed(1)} GB/s), ` +
             `f32 ${(sf * 1e3).toFixed(3)} ms (${((4 * rows * cols) / sf / 1e9).toFixed(1)} GB/s), ` +
-            `f32/quantised ${(sf / sq).toFixed(2)}×`,
+            `f32/quantised ${(sf / sq).toFixed(2)}×` +
+            (sp !== undefined ? `, float path/int8 ${(sp / sq).toFixed(2)}×` : ''),
         );
+        const ratios: Record<string, number> = { f32: sf / sq };
+        if (sp !== undefined) ratios['float-path'] = sp / sq;
         cases.push({
           case: name,
           value: bytes / sq / 1e9,
           unit: 'GB/s of weights',
-          ratios: { f32: sf / sq },
-          extra: { quantisedMs: sq * 1e3, f32Ms: sf * 1e3, weightBytes: bytes },
+          ratios,
+          extra: {
+            quantisedMs: sq * 1e3,
+            f32Ms: sf * 1e3,
+            weightBytes: bytes,
+            ...(sp !== undefined ? { floatPathMs: sp * 1e3, floatPathKernel: floatSet } : {}),
+          },
         });
       }
     }
     return {
       bench: 'qmatmul',
-      machine: machineInfo({ kernel: native.kernel, threads: native.threads }),
+      machine: machineInfo({
+        kernel: native.kernel,
+        units: info.units,
+        kernelNote: info.note || undefined,
+        threads: native.threads,
+      }),
       cases,
     };
   },
