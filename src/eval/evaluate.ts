@@ -606,8 +606,14 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     if (opts.sandbox) return opts.sandbox;
     if (!ownSandbox) {
       const t = performance.now();
-      // The data-science imports only pay for DS-1000; HumanEval / MBPP tests need none.
-      ownSandbox = new Sandbox({ preload: evalTasks.some((t) => t.source === 'ds1000') });
+      // The data-science imports only pay for DS-1000; HumanEval / MBPP tests need none. A
+      // pipelined evaluation starts the workers while the models load and decode: on a loaded
+      // 2-core machine their DS-1000 imports took over the pool's default 180 s there (every
+      // test then a sandbox_error), so they get longer; tests wait in the pool's queue meanwhile.
+      ownSandbox = new Sandbox({
+        preload: evalTasks.some((t) => t.source === 'ds1000'),
+        startupSeconds: 900,
+      });
       void ownSandbox.ready().then(
         () => (sandboxStartSeconds = (performance.now() - t) / 1000),
         () => {},
