@@ -834,6 +834,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
           const status = sc.info.exec?.status;
           if (typeof status === 'string' && status !== 'no_tests' && status !== 'generation_failed')
             s.outcome = status as SampleOutcome;
+          const errorType = sc.info.exec?.errorType;
+          const detail = sc.info.exec?.detail;
+          if (typeof errorType === 'string' && status !== 'pass')
+            s.execError = typeof detail === 'string' ? `${errorType}: ${detail}` : errorType;
         });
       };
       if (schedule === 'sequential') {

@@ -72,6 +72,10 @@ export interface EvalSample {
   cached: { refiner: boolean | null; generator: boolean | null };
   /** Present when the refiner's prompt lost the middle of the query (maxPromptTokens). */
   promptTruncated?: true;
+  /** The sandbox's error type for an executed sample that did not pass (e.g. AssertionError,
+   * MemoryLimit, or the harness's SandboxError for a sandbox_error): what a reader needs to tell
+   * a harness failure from the code's. */
+  execError?: string;
 }
 
 /** One problem's scores in one arm. */

@@ -86,6 +86,10 @@ export function executionReward(opts: ExecutionRewardOptions): RewardFn {
             status: o.status,
             seconds: o.seconds,
             ...(o.errorType !== undefined ? { errorType: o.errorType } : {}),
+            // A harness failure's reason (the code's own stderr is not kept: it can be long).
+            ...(o.status === 'sandbox_error' && o.stderrTail
+              ? { detail: o.stderrTail.slice(-300) }
+              : {}),
           };
         }
       };

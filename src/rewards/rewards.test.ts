@@ -68,6 +68,9 @@ test('execution reward maps every outcome and records it per sample', async () =
     [...codes.slice(0, 7), 'sandbox_error', 'generation_failed', 'no_tests'],
   );
   assert.equal(out.info![1]!.errorType, 'AssertionError');
+  assert.equal(out.info![1]!.detail, undefined); // the code's stderr is not kept
+  // A harness failure keeps its reason, so a report can tell it from the code's failure.
+  assert.equal(out.info![7]!.detail, 'boom');
   assert.deepEqual(outcomeRewards({}).syntax_error, -0.5);
   assert.throws(() => outcomeRewards({ pSyntax: Number.NaN }), ConfigError);
 });
