@@ -4,31 +4,16 @@
 // run directory's model digest of the repo id equals that of its snapshot folder. Against a local
 // server that speaks the Hub's API (test/io/fake-hub.ts), with the bf16 two-shard checkpoint
 // fixture written by transformers.
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { LocalEngineGenerator } from '../../src/generators/index.js';
 import { modelDigest } from '../../src/train/run-dir.js';
 import { fakeHubProcess } from '../io/fake-hub.js';
+import { isolatedHfHome } from '../helpers/hf-env.js';
 
-const HF_VARS = ['HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_TOKEN'];
-let saved: Record<string, string | undefined> = {};
-let home = '';
-beforeEach(() => {
-  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
-  for (const k of HF_VARS) delete process.env[k];
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hub-model-'));
-  process.env.HF_HOME = home;
-});
-afterEach(() => {
-  for (const k of HF_VARS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-  fs.rmSync(home, { recursive: true, force: true });
-});
+const hf = isolatedHfHome('rl4qe-hub-model-');
 
 const CKPT = path.join('test', 'fixtures', 'io', 'hf-checkpoint', 'tiny-qwen2-bf16');
 
@@ -64,7 +49,7 @@ test('LocalEngineGenerator takes a Hub repo id: downloads once, then offline fro
   } finally {
     await hub.close();
   }
-  const snap = path.join(home, 'hub', 'models--org--tiny-qwen2', 'snapshots', commit);
+  const snap = path.join(hf.home, 'hub', 'models--org--tiny-qwen2', 'snapshots', commit);
   assert.ok(fs.existsSync(path.join(snap, 'model-00002-of-00002.safetensors')));
   // The same text from the local checkpoint folder: the repo id loaded the same weights.
   assert.equal(fromHub, await greedy(CKPT));

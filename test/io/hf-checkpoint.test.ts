@@ -3,10 +3,9 @@
 // chat_template.jinja, generation_config.json; scripts/fixtures_hf_checkpoint.py), loads and
 // matches transformers: from the directory, and by repo id from a local Hub-layout server into
 // the Hugging Face cache.
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors/index.js';
 import { loadModel, loadSafetensorsModel } from '../../src/models/load.js';
@@ -14,6 +13,7 @@ import type { CausalLM } from '../../src/models/model.js';
 import { logits as headLogits, noGrad, reshape } from '../../src/tensor/index.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { fakeHubProcess, type FakeHubSpec } from './fake-hub.js';
+import { isolatedHfHome } from '../helpers/hf-env.js';
 
 const DIR = path.join('test', 'fixtures', 'io', 'hf-checkpoint');
 const REGEN = '~/.cache/rl4qe/oracle/bin/python scripts/fixtures_hf_checkpoint.py';
@@ -99,22 +99,7 @@ for (const name of NAMES) {
   });
 }
 
-const HF_VARS = ['HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_TOKEN'];
-let saved: Record<string, string | undefined> = {};
-let home = '';
-beforeEach(() => {
-  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
-  for (const k of HF_VARS) delete process.env[k];
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hfck-'));
-  process.env.HF_HOME = home;
-});
-afterEach(() => {
-  for (const k of HF_VARS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-  fs.rmSync(home, { recursive: true, force: true });
-});
+const hf = isolatedHfHome('rl4qe-hfck-');
 
 test('the checkpoint by repo id: downloaded from a local Hub into the HF cache, then loaded offline', async () => {
   const name = 'tiny-qwen2-bf16';
@@ -135,7 +120,7 @@ test('the checkpoint by repo id: downloaded from a local Hub into the HF cache, 
     } finally {
       model.release();
     }
-    const snap = path.join(home, 'hub', `models--org--${name}`, 'snapshots', commit);
+    const snap = path.join(hf.home, 'hub', `models--org--${name}`, 'snapshots', commit);
     assert.ok(fs.existsSync(path.join(snap, 'model-00002-of-00002.safetensors')));
     assert.ok(!fs.existsSync(path.join(snap, 'README.md')), 'only the model files');
   } finally {

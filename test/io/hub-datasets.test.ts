@@ -6,7 +6,6 @@
 import { afterEach, beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import {
@@ -22,24 +21,14 @@ import {
 import { fetchHubDatasetFiles } from '../../src/io/hub/index.js';
 import { ConfigError, NetworkError, UnsupportedError } from '../../src/util/errors.js';
 import { fakeHub, type FakeFile } from './fake-hub.js';
+import { isolatedHfHome } from '../helpers/hf-env.js';
 
-const HF_VARS = ['HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE', 'HF_TOKEN'];
-let saved: Record<string, string | undefined> = {};
-let home = '';
+isolatedHfHome('rl4qe-hfdata-');
 beforeEach(() => {
-  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
-  for (const k of HF_VARS) delete process.env[k];
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hfdata-'));
-  process.env.HF_HOME = home;
   setHubDatasetFetcher((req) => fetchHubDatasetFiles(req));
 });
 afterEach(() => {
   setHubDatasetFetcher(undefined);
-  for (const k of HF_VARS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-  fs.rmSync(home, { recursive: true, force: true });
 });
 
 const PARQUET = path.join('test', 'fixtures', 'io', 'hub-parquet');

@@ -2,7 +2,7 @@
 // or opts.revision, a GGUF file inside a repository, hf://) resolves to its snapshot in the
 // Hugging Face cache, downloading in a child process when missing; offline and not-found errors.
 // And interop with Python's huggingface_hub (oracle venv): each finds what the other downloaded.
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,30 +11,9 @@ import path from 'node:path';
 import { ConfigError, FormatError, NetworkError, NotFoundError } from '../../src/util/errors.js';
 import { downloadSnapshot, parseHubModelRef, resolveModelPath } from '../../src/io/hub/index.js';
 import { fakeHubProcess, gitBlobSha1 } from './fake-hub.js';
+import { isolatedHfHome } from '../helpers/hf-env.js';
 
-const HF_VARS = [
-  'HF_HOME',
-  'HF_HUB_CACHE',
-  'HF_ENDPOINT',
-  'HF_HUB_OFFLINE',
-  'HF_TOKEN',
-  'HF_TOKEN_PATH',
-];
-let saved: Record<string, string | undefined> = {};
-let home = '';
-beforeEach(() => {
-  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
-  for (const k of HF_VARS) delete process.env[k];
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-resolve-'));
-  process.env.HF_HOME = home;
-});
-afterEach(() => {
-  for (const k of HF_VARS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-  fs.rmSync(home, { recursive: true, force: true });
-});
+const hf = isolatedHfHome('rl4qe-resolve-');
 
 const CKPT = path.join('test', 'fixtures', 'io', 'hf-checkpoint', 'tiny-llama-bf16');
 const modelFiles = () =>
@@ -118,12 +97,12 @@ test('a repo id downloads once into the HF cache (child process), then resolves 
   });
   try {
     process.env.HF_ENDPOINT = hub.endpoint;
-    const snap = path.join(home, 'hub', 'models--org--tiny', 'snapshots', commit);
+    const snap = path.join(hf.home, 'hub', 'models--org--tiny', 'snapshots', commit);
     assert.equal(resolveModelPath('org/tiny'), snap);
     assert.ok(fs.existsSync(path.join(snap, 'model-00001-of-00002.safetensors')));
     assert.ok(!fs.existsSync(path.join(snap, 'README.md')));
     assert.equal(
-      fs.readFileSync(path.join(home, 'hub', 'models--org--tiny', 'refs', 'main'), 'utf8'),
+      fs.readFileSync(path.join(hf.home, 'hub', 'models--org--tiny', 'refs', 'main'), 'utf8'),
       commit,
     );
     const n = (await hub.log()).length;
@@ -135,7 +114,7 @@ test('a repo id downloads once into the HF cache (child process), then resolves 
     // Another revision: refs/v2.
     assert.equal(resolveModelPath('org/tiny@v2'), snap);
     assert.equal(
-      fs.readFileSync(path.join(home, 'hub', 'models--org--tiny', 'refs', 'v2'), 'utf8'),
+      fs.readFileSync(path.join(hf.home, 'hub', 'models--org--tiny', 'refs', 'v2'), 'utf8'),
       commit,
     );
     assert.throws(
@@ -146,7 +125,7 @@ test('a repo id downloads once into the HF cache (child process), then resolves 
     const g = resolveModelPath('org/tiny-GGUF/tiny-q8_0.gguf');
     assert.equal(
       g,
-      path.join(home, 'hub', 'models--org--tiny-GGUF', 'snapshots', commit, 'tiny-q8_0.gguf'),
+      path.join(hf.home, 'hub', 'models--org--tiny-GGUF', 'snapshots', commit, 'tiny-q8_0.gguf'),
     );
     assert.equal(fs.readFileSync(g, 'utf8'), 'GGUF-bytes');
     // Not a model directory; not on the Hub; unknown revision.
@@ -175,7 +154,7 @@ test('a repo id downloads once into the HF cache (child process), then resolves 
   process.env.HF_HUB_OFFLINE = '1';
   assert.equal(
     resolveModelPath('org/tiny'),
-    path.join(home, 'hub', 'models--org--tiny', 'snapshots', commit),
+    path.join(hf.home, 'hub', 'models--org--tiny', 'snapshots', commit),
   );
   assert.throws(
     () => resolveModelPath('org/other'),
@@ -241,7 +220,7 @@ test(
       },
     });
     try {
-      const env = { HF_HOME: home, HF_ENDPOINT: hub.endpoint, HF_HUB_DISABLE_TELEMETRY: '1' };
+      const env = { HF_HOME: hf.home, HF_ENDPOINT: hub.endpoint, HF_HUB_DISABLE_TELEMETRY: '1' };
       // Python downloads (snapshot_download, as transformers' from_pretrained does) ...
       const r = await py(
         "from huggingface_hub import snapshot_download; print(snapshot_download('org/from-python', allow_patterns=['*.json', '*.safetensors', '*.jinja']))",
@@ -251,7 +230,7 @@ test(
       const pySnap = r.out.trim().split('\n').pop()!;
       assert.equal(
         pySnap,
-        path.join(home, 'hub', 'models--org--from-python', 'snapshots', pyCommit),
+        path.join(hf.home, 'hub', 'models--org--from-python', 'snapshots', pyCommit),
       );
       const before = (await hub.log()).filter((l) => l.url.includes('/resolve/')).length;
       // ... rl4qe finds it: the resolver with no request at all, and a pull with no file download.
@@ -267,7 +246,7 @@ test(
       const cfg = fs.readFileSync(path.join(CKPT, 'config.json'));
       assert.ok(
         fs.existsSync(
-          path.join(home, 'hub', 'models--org--from-python', 'blobs', gitBlobSha1(cfg)),
+          path.join(hf.home, 'hub', 'models--org--from-python', 'blobs', gitBlobSha1(cfg)),
         ),
       );
 

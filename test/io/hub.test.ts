@@ -3,10 +3,9 @@
 // dropped connection and of an interrupted run's .incomplete, checksums, the token (HF_TOKEN and
 // the `hf auth login` file), HF_HOME / HF_HUB_CACHE / HF_ENDPOINT / HF_HUB_OFFLINE, errors
 // (401, 404, unreachable), and a cache written the way Python writes it.
-import { afterEach, beforeEach, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { NetworkError, NotFoundError } from '../../src/util/errors.js';
 import {
@@ -19,34 +18,9 @@ import {
   type PullProgress,
 } from '../../src/io/hub/index.js';
 import { fakeHub, gitBlobSha1, sha256 } from './fake-hub.js';
+import { isolatedHfHome } from '../helpers/hf-env.js';
 
-const HF_VARS = [
-  'HF_HOME',
-  'HF_HUB_CACHE',
-  'HUGGINGFACE_HUB_CACHE',
-  'HF_ENDPOINT',
-  'HF_HUB_OFFLINE',
-  'HF_TOKEN',
-  'HUGGING_FACE_HUB_TOKEN',
-  'HF_TOKEN_PATH',
-  'XDG_CACHE_HOME',
-];
-let saved: Record<string, string | undefined> = {};
-let home = '';
-
-beforeEach(() => {
-  saved = Object.fromEntries(HF_VARS.map((k) => [k, process.env[k]]));
-  for (const k of HF_VARS) delete process.env[k];
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-hfhome-'));
-  process.env.HF_HOME = home;
-});
-afterEach(() => {
-  for (const k of HF_VARS) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-  fs.rmSync(home, { recursive: true, force: true });
-});
+const hf = isolatedHfHome('rl4qe-hfhome-');
 
 const big = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7919) & 0xff));
 const cfg = Buffer.from('{"model_type":"llama"}');
@@ -63,19 +37,19 @@ test('glob patterns', () => {
 });
 
 test('HF environment: HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE, token sources', () => {
-  assert.equal(hfEnv().hubCache, path.join(home, 'hub'));
+  assert.equal(hfEnv().hubCache, path.join(hf.home, 'hub'));
   assert.equal(hfEnv().endpoint, 'https://huggingface.co');
   assert.equal(hfEnv().token, undefined);
-  fs.writeFileSync(path.join(home, 'token'), 'hf_saved_login\n');
+  fs.writeFileSync(path.join(hf.home, 'token'), 'hf_saved_login\n');
   assert.equal(hfEnv().token, 'hf_saved_login');
-  assert.equal(hfEnv().tokenSource, path.join(home, 'token'));
+  assert.equal(hfEnv().tokenSource, path.join(hf.home, 'token'));
   process.env.HF_TOKEN = 'hf_env';
   assert.equal(hfEnv().token, 'hf_env', 'HF_TOKEN wins over the saved login');
-  process.env.HF_HUB_CACHE = path.join(home, 'elsewhere');
+  process.env.HF_HUB_CACHE = path.join(hf.home, 'elsewhere');
   process.env.HF_ENDPOINT = 'http://mirror.example/';
   process.env.HF_HUB_OFFLINE = 'yes';
   const e = hfEnv();
-  assert.equal(e.hubCache, path.join(home, 'elsewhere'));
+  assert.equal(e.hubCache, path.join(hf.home, 'elsewhere'));
   assert.equal(e.endpoint, 'http://mirror.example');
   assert.equal(e.offline, true);
   process.env.HF_HUB_OFFLINE = '0';
@@ -96,7 +70,7 @@ test('download into the HF cache layout; resume after a dropped connection; cach
   });
   const events: PullProgress[] = [];
   const commit = hub.shaOf('org/tiny');
-  const repoDir = path.join(home, 'hub', 'models--org--tiny');
+  const repoDir = path.join(hf.home, 'hub', 'models--org--tiny');
   try {
     const r = await downloadSnapshot({
       repo: 'org/tiny',
@@ -204,7 +178,7 @@ test("continues an interrupted run's blobs/<etag>.incomplete", async () => {
     'org/w': { files: { 'model.safetensors': { data: big, lfs: true } } },
   });
   try {
-    const blobs = path.join(home, 'hub', 'models--org--w', 'blobs');
+    const blobs = path.join(hf.home, 'hub', 'models--org--w', 'blobs');
     fs.mkdirSync(blobs, { recursive: true });
     fs.writeFileSync(path.join(blobs, `${sha256(big)}.incomplete`), big.subarray(0, 123_456));
     const r = await downloadSnapshot({ repo: 'org/w', endpoint: hub.endpoint });
@@ -236,7 +210,7 @@ test('checksums, 401 and the token (HF_TOKEN, saved login, any prefix), 404, inc
       },
     },
   });
-  const cache = path.join(home, 'hub');
+  const cache = path.join(hf.home, 'hub');
   try {
     await assert.rejects(
       downloadSnapshot({ repo: 'org/bad', endpoint: hub.endpoint, attempts: 1 }),
@@ -266,7 +240,7 @@ test('checksums, 401 and the token (HF_TOKEN, saved login, any prefix), 404, inc
       },
     );
     // The token `hf auth login` saved in $HF_HOME/token.
-    fs.writeFileSync(path.join(home, 'token'), 'hf_s3cret\n');
+    fs.writeFileSync(path.join(hf.home, 'token'), 'hf_s3cret\n');
     const ok = await downloadSnapshot({ repo: 'org/private', endpoint: hub.endpoint });
     assert.equal(fs.readFileSync(ok.files[0]!.path, 'utf8'), '{}');
     assert.ok(hub.log.some((l) => l.auth === 'Bearer hf_s3cret'));
@@ -276,7 +250,7 @@ test('checksums, 401 and the token (HF_TOKEN, saved login, any prefix), 404, inc
       downloadSnapshot({
         repo: 'org/private',
         endpoint: hub.endpoint,
-        cacheDir: path.join(home, 'c2'),
+        cacheDir: path.join(hf.home, 'c2'),
       }),
       (e: unknown) =>
         e instanceof NetworkError && /token from HF_TOKEN lacks access/.test(e.hint ?? ''),
@@ -347,11 +321,13 @@ test('HF_ENDPOINT and HF_HUB_CACHE are honoured; datasets go to datasets--org--n
   });
   try {
     process.env.HF_ENDPOINT = hub.endpoint;
-    process.env.HF_HUB_CACHE = path.join(home, 'custom-cache');
+    process.env.HF_HUB_CACHE = path.join(hf.home, 'custom-cache');
     const [p, ...more] = await fetchHubDatasetFiles({ repo: 'org/data', files: ['*.jsonl'] });
     assert.equal(more.length, 0);
     assert.ok(
-      p!.startsWith(path.join(home, 'custom-cache', 'datasets--org--data', 'snapshots') + path.sep),
+      p!.startsWith(
+        path.join(hf.home, 'custom-cache', 'datasets--org--data', 'snapshots') + path.sep,
+      ),
     );
     assert.deepEqual(fs.readFileSync(p!), rows);
     assert.ok(hub.log.some((l) => l.url.startsWith('/datasets/org/data/resolve/')));
@@ -363,7 +339,7 @@ test('HF_ENDPOINT and HF_HUB_CACHE are honoured; datasets go to datasets--org--n
 test('a cache written the way Python writes it is used without a download', async () => {
   // huggingface_hub's layout: blobs named by etag, relative symlinks, refs/main.
   const commit = 'c0ffee'.padEnd(40, '0');
-  const repoDir = path.join(home, 'hub', 'models--org--py');
+  const repoDir = path.join(hf.home, 'hub', 'models--org--py');
   const snap = path.join(repoDir, 'snapshots', commit);
   fs.mkdirSync(path.join(repoDir, 'blobs'), { recursive: true });
   fs.mkdirSync(path.join(repoDir, 'refs'), { recursive: true });
