@@ -19,7 +19,7 @@ import {
   type GenerationResult,
   type ParsedGeneratorConfig,
 } from '../../generators/index.js';
-import { generatorFromFlags, intFlagDefault, readJsonFile } from '../flags.js';
+import { generatorFromFlags, intFlagDefault, readJsonFile, type GeneratorFlags } from '../flags.js';
 
 /** Exit code when every request was sent but some failed (their failures are in the output). */
 export const EXIT_REQUESTS_FAILED = 5;
@@ -85,18 +85,9 @@ export function readRequests(file: string): GenerationRequest[] {
   return out;
 }
 
-interface GenerateFlags {
+/** The generator flags (cli/flags.ts, one mapping for serve and generate) and generate's own. */
+interface GenerateFlags extends GeneratorFlags {
   config?: string;
-  url?: string;
-  model?: string;
-  apiKeyEnv?: string;
-  gguf?: string;
-  local?: string;
-  adapter?: string;
-  tokenizer?: string;
-  contextSize?: string;
-  weights?: string;
-  maxBatchSize?: string;
   out?: string;
   dryRun?: boolean;
   json?: boolean;
