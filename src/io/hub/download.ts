@@ -148,17 +148,28 @@ function fromCache(r: Resolved): HubSnapshot | undefined {
     r.include.some((re) => re.test(f)),
   );
   if (names.length === 0) return undefined;
+  const files = names.map((name) => {
+    const p = cachedFile(r.ref, commit, name, r.cacheDir)!;
+    return { name, path: p, size: fs.statSync(p).size, cached: true };
+  });
+  return snapshotOf(r, commit, files, true);
+}
+
+/** The snapshot a resolution or a download ends with. */
+function snapshotOf(
+  r: Resolved,
+  commit: string,
+  files: HubSnapshot['files'],
+  fromCache: boolean,
+): HubSnapshot {
   return {
     repo: r.ref.repo,
     type: r.ref.type,
     revision: r.revision,
     commit,
     dir: snapshotDir(r.ref, commit, r.cacheDir),
-    files: names.map((name) => {
-      const p = cachedFile(r.ref, commit, name, r.cacheDir)!;
-      return { name, path: p, size: fs.statSync(p).size, cached: true };
-    }),
-    fromCache: true,
+    files,
+    fromCache,
   };
 }
 
@@ -391,15 +402,7 @@ export async function downloadSnapshot(o: HubDownloadOptions): Promise<HubSnapsh
     files.push({ name: entry.path, path: p, size, sha256: entry.lfs?.oid, cached: hadBlob });
   }
   writeRef(r.ref, r.revision, commit, r.cacheDir);
-  return {
-    repo: r.ref.repo,
-    type: r.ref.type,
-    revision: r.revision,
-    commit,
-    dir: snapshotDir(r.ref, commit, r.cacheDir),
-    files,
-    fromCache: false,
-  };
+  return snapshotOf(r, commit, files, false);
 }
 
 async function verifyBlob(

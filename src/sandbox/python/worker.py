@@ -219,6 +219,23 @@ def reap_zombies():
             return
 
 
+def kill_until_gone(pids_of, tries):
+    """SIGKILLs what pids_of() lists until it lists nothing (True) or `tries` rounds pass (False);
+    children forked meanwhile are caught by the next round, zombies reaped each round."""
+    for _ in range(tries):
+        pids = pids_of()
+        if not pids:
+            return True
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        reap_zombies()
+        time.sleep(0.001)
+    return False
+
+
 # --- bounded scratch space and per-test cgroups (issue 11) ------------------------------------------
 
 class CapHeader(ctypes.Structure):
@@ -383,18 +400,7 @@ class TestGroup:
                 _write(os.path.join(self.mem, "cgroup.kill"), "1")
             except OSError:
                 pass
-        for _ in range(2000):
-            pids = self.procs()
-            if not pids:
-                return True
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            reap_zombies()
-            time.sleep(0.001)
-        return False
+        return kill_until_gone(self.procs, 2000)
 
     def remove(self):
         for d in self.dirs:
@@ -1594,17 +1600,7 @@ def descendants():
 
 
 def kill_descendants():
-    for _ in range(200):
-        pids = descendants()
-        if not pids:
-            return
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
-        reap_zombies()
-        time.sleep(0.001)
+    kill_until_gone(descendants, 200)
 
 
 TEST_GROUP = None  # the running test's TestGroup (read by the forked children)
