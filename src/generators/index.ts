@@ -22,13 +22,8 @@ export {
   OPENAI_DEFAULT_BASE_URL,
   type OpenAIGeneratorOptions,
 } from './http.js';
-export {
-  LlamaCppGenerator,
-  defaultGgufPath,
-  loadNodeLlamaCpp,
-  NODE_LLAMA_CPP_VERSION,
-  type LlamaCppGeneratorOptions,
-} from './llamacpp.js';
+export { LlamaCppGenerator, defaultGgufPath, type LlamaCppGeneratorOptions } from './llamacpp.js';
+export { loadNodeLlamaCpp, NODE_LLAMA_CPP_VERSION, type NlcModule } from './node-llama-cpp.js';
 export {
   LocalEngineGenerator,
   LOCAL_DEFAULT_MAX_TOKENS,

@@ -9,10 +9,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { ggufFileIdentity } from './identity.js';
 import { resolveModel } from '../models/index.js';
-import { NotFoundError, UnsupportedError } from '../util/errors.js';
+import { NotFoundError } from '../util/errors.js';
 import { createLogger } from '../util/log.js';
 import { cachePaths } from '../util/paths.js';
 import { Limiter } from './limiter.js';
+import {
+  assertNodeLlamaCppInstalled,
+  loadNodeLlamaCpp,
+  type NlcChatSession,
+  type NlcContext,
+  type NlcHistoryItem,
+  type NlcLlama,
+  type NlcModel,
+  type NlcModule,
+  type NlcSequence,
+} from './node-llama-cpp.js';
 import {
   requestProblem,
   type Completion,
@@ -27,9 +38,6 @@ import {
 } from './types.js';
 
 const log = createLogger('generators.llamacpp');
-
-/** The pinned version: newer ones break `npm ci` on this project's machines. */
-export const NODE_LLAMA_CPP_VERSION = '3.21.1';
 
 /** The default offline model: SmolLM2-135M-Instruct Q4_1, fetched by scripts/fetch-test-models.mjs. */
 export function defaultGgufPath(): string {
@@ -55,18 +63,11 @@ export interface LlamaCppGeneratorOptions {
   defaultParams?: GeneratorParams;
 }
 
-// The slice of node-llama-cpp we use, typed here so the module type-checks without it installed.
-type NlcModule = typeof import('node-llama-cpp');
-type NlcLlama = Awaited<ReturnType<NlcModule['getLlama']>>;
-type NlcModel = Awaited<ReturnType<NlcLlama['loadModel']>>;
-type NlcContext = Awaited<ReturnType<NlcModel['createContext']>>;
-type NlcSequence = ReturnType<NlcContext['getSequence']>;
-type NlcSession = InstanceType<NlcModule['LlamaChatSession']>;
-type NlcHistory = Parameters<NlcSession['setChatHistory']>[0];
+type NlcHistory = NlcHistoryItem[];
 
 interface Slot {
   sequence: NlcSequence;
-  session: NlcSession;
+  session: NlcChatSession;
 }
 
 interface Loaded {
@@ -75,23 +76,6 @@ interface Loaded {
   model: NlcModel;
   context: NlcContext;
   free: Slot[];
-}
-
-/** Loads node-llama-cpp, or explains how to get it. */
-export async function loadNodeLlamaCpp(): Promise<NlcModule> {
-  try {
-    return await import('node-llama-cpp');
-  } catch (err) {
-    throw new UnsupportedError(
-      'the llama.cpp backend needs node-llama-cpp, which is not installed',
-      {
-        where: 'generator backend llama.cpp',
-        found: err instanceof Error ? err.message.split('\n')[0] : String(err),
-        hint: `npm i -E node-llama-cpp@${NODE_LLAMA_CPP_VERSION} (an optional dependency), or use the openai backend`,
-        cause: err,
-      },
-    );
-  }
 }
 
 export class LlamaCppGenerator implements Generator {
@@ -114,6 +98,7 @@ export class LlamaCppGenerator implements Generator {
             ? 'fetch the default offline model: node scripts/fetch-test-models.mjs'
             : 'check generator.modelPath',
       });
+    assertNodeLlamaCppInstalled();
     this.limiter = new Limiter(opts.sequences ?? 1);
     this.identity = {
       backend: 'llama.cpp',

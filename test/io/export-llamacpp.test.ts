@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { attachPeftAdapter, readPeftLoraWeights } from '../../src/generators/peft-adapter.js';
-import { loadNodeLlamaCpp } from '../../src/generators/llamacpp.js';
+import { loadNodeLlamaCpp } from '../../src/generators/node-llama-cpp.js';
 import { writeGgufLoraAdapter } from '../../src/io/gguf/lora.js';
 import { ggufLoraPairsOfHf } from '../../src/models/adapter-export.js';
 import { loadGgufModel } from '../../src/models/load.js';
@@ -116,9 +116,7 @@ describe('GGUF LoRA export in llama.cpp (node-llama-cpp, SmolLM2-135M Q4_1)', ()
           lora: { adapters: [{ filePath: adapter }] },
         });
         const toks: number[] = [];
-        // node-llama-cpp brands token ids; these are ids of this model's vocabulary.
-        const ids = p as import('node-llama-cpp').Token[];
-        for await (const t of context.getSequence().evaluate(ids, { temperature: 0 })) {
+        for await (const t of context.getSequence().evaluate(p, { temperature: 0 })) {
           toks.push(t);
           if (toks.length >= N) break;
         }

@@ -8,6 +8,7 @@ import { loadGgufModel } from '../../models/index.js';
 import { generate } from '../../sampling/index.js';
 import { backendInfo } from '../../tensor/index.js';
 import { median } from '../../util/bench.js';
+import { loadNodeLlamaCpp } from '../../generators/node-llama-cpp.js';
 
 export interface WorkerJob {
   engine: 'rl4qe' | 'llama.cpp';
@@ -112,33 +113,9 @@ async function runRl4qe(job: WorkerJob): Promise<WorkerResult> {
   };
 }
 
-// The part of node-llama-cpp's API used here (an optional dependency, imported at run time).
-interface LlamaSequence {
-  evaluate(tokens: number[], opts: { temperature: number }): AsyncIterable<number>;
-}
-interface LlamaContext {
-  getSequence(): LlamaSequence;
-  dispose(): Promise<void>;
-}
-interface LlamaModel {
-  createContext(opts: {
-    contextSize: number;
-    batchSize: number;
-    sequences: number;
-    threads: number;
-  }): Promise<LlamaContext>;
-  dispose(): Promise<void>;
-}
-interface NodeLlamaCpp {
-  getLlama(opts: { gpu: false; logLevel: string }): Promise<{
-    loadModel(opts: { modelPath: string }): Promise<LlamaModel>;
-  }>;
-}
-
 async function runLlamaCpp(job: WorkerJob): Promise<WorkerResult> {
-  const spec = 'node-llama-cpp';
-  const { getLlama } = (await import(spec)) as NodeLlamaCpp;
-  const llama = await getLlama({ gpu: false, logLevel: 'error' });
+  const nlc = await loadNodeLlamaCpp();
+  const llama = await nlc.getLlama({ gpu: false, logLevel: nlc.LlamaLogLevel.error });
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: job.model });
   const loadMs = performance.now() - t0;

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { backendInfo } from '../../tensor/index.js';
 import { nativeStatus } from '../../backend/index.js';
 import { cachePaths } from '../../util/paths.js';
+import { assertNodeLlamaCppInstalled } from '../../generators/node-llama-cpp.js';
 import { machineInfo, type BenchCase, type BenchReport } from '../../util/bench.js';
 import type { WorkerJob, WorkerResult } from './generate-worker.js';
 import type { BenchOptions } from './index.js';
@@ -89,12 +90,13 @@ function runTorch(
   return JSON.parse(last) as TorchResult;
 }
 
+/** Null when node-llama-cpp resolves from here (our node_modules or any parent's), else why not. */
 function llamaCppAvailable(): string | null {
   try {
-    const p = path.join(ROOT, 'node_modules', 'node-llama-cpp', 'package.json');
-    return existsSync(p) ? null : 'node-llama-cpp is not installed (optional dependency)';
-  } catch (e) {
-    return String(e);
+    assertNodeLlamaCppInstalled();
+    return null;
+  } catch {
+    return 'node-llama-cpp is not installed (optional dependency)';
   }
 }
 
