@@ -5,9 +5,9 @@
 // outputs, so the native backend can run zero-copy on the same memory.
 //
 // `reference` (src/backend/reference/) defines the semantics with plain loops. `native`
-// (src/backend/native/, C++ in native/) must agree with it within each op's tolerance; any op the
-// native addon does not implement falls through to the reference implementation, so a new op is
-// added here and in reference first, and made fast later.
+// (src/backend/native/, C++ in native/) must agree with it within each op's tolerance. A new op
+// is added here and in reference first, and made fast later (until then the native binding can
+// hand it to the reference backend, its one fallback, which also runs every float64 buffer).
 //
 // Conventions:
 // - Shapes are plain number arrays; strides are in elements.

@@ -57,6 +57,24 @@ test('a file that is not a loadable addon gives backend null and the loader erro
   assert.match(r.reason, /failed to load/);
 });
 
+test('a stale build that lacks kernels is refused with the missing names and the rebuild command', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-native-'));
+  // A CommonJS module with only part of the addon's surface, as an older build would export.
+  const stale = path.join(dir, 'stale.cjs');
+  writeFileSync(
+    stale,
+    'const f = () => 0; module.exports = { info: f, matmul: f, alloc: f, release: f };',
+  );
+  const r = loadNativeFrom(stale);
+  assert.equal(r.backend, null);
+  assert.match(r.reason, /stale build/);
+  assert.match(r.reason, /qmatmul/);
+  assert.match(r.reason, /build-native\.mjs/);
+  const other = path.join(dir, 'other.cjs');
+  writeFileSync(other, 'module.exports = { hello: () => 1 };');
+  assert.match(loadNativeFrom(other).reason, /not the rl4qe native addon/);
+});
+
 test('the install hook never fails: no compiler gives exit 0 and one warning with the fix', () => {
   const root = repoRoot();
   const status = path.join(root, 'build', 'rl4qe-native-build.json');
