@@ -3,9 +3,11 @@
 // together and maps errors to exit codes (library code never exits the process).
 import { Command, CommanderError } from 'commander';
 import { Rl4qeError } from '../util/errors.js';
+import { typedFlagFor } from './aliases.js';
 import { commands } from './commands/index.js';
 
-export async function main(argv: string[]): Promise<number> {
+/** The whole command tree, every command registered (tests walk it: cli/scheme.test.ts). */
+export function buildProgram(): Command {
   const program = new Command('rl4qe')
     .description(
       'Train a query refiner with reinforcement learning so a fixed code generator writes better code.',
@@ -14,6 +16,11 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
   for (const register of commands) register(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -28,7 +35,13 @@ function reportError(err: unknown): number {
     return err.exitCode;
   }
   if (err instanceof Rl4qeError) {
-    process.stderr.write(`rl4qe: ${err.message}\n`);
+    // An error about a flag the user spelled by its old name says so (cli/aliases.ts).
+    const old = err.where !== undefined ? typedFlagFor(err.where) : undefined;
+    const message =
+      old !== undefined && err.message.startsWith(`${err.where}:`)
+        ? `${err.where} (given as ${old})${err.message.slice(err.where!.length)}`
+        : err.message;
+    process.stderr.write(`rl4qe: ${message}\n`);
     if (process.env.RL4QE_DEBUG === '1' && err.stack) process.stderr.write(err.stack + '\n');
     return err.exitCode;
   }

@@ -16,6 +16,7 @@ import {
   CachedGenerator,
   GenerationCache,
   LocalEngineGenerator,
+  resolveLocalWeights,
   createGenerator,
   parseGeneratorConfig,
   type GeneratorRequestOptions,
@@ -94,7 +95,8 @@ export type ArmSpec =
 export interface RefinerSettings {
   /** The refiner base model: GGUF file or Hugging Face directory. */
   model: string;
-  weights?: 'float32' | 'quantized';
+  /** auto (default): quantized for a GGUF file, float32 for a Hugging Face directory. */
+  weights?: 'auto' | 'float32' | 'quantized';
   tokenizer?: string;
   chatTemplate?: string;
   contextSize?: number;
@@ -372,6 +374,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
 
   // ---- Everything the guards need, before any model call --------------------------------------
   const refiner: BaseModelInfo = baseModelInfo(opts.refiner.model);
+  // 'auto' resolved once (generators/local.ts), so eval.json records the mode that ran.
+  const refinerWeights = resolveLocalWeights(refiner.path, opts.refiner.weights);
   const taken = new Set<string>();
   const arms: { spec: ArmSpec; info: ArmInfo; adapter?: ResolvedAdapter }[] = [];
   for (const spec of specs) {
@@ -582,7 +586,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
     const local = (adapter?: string): Counted => {
       const g = new LocalEngineGenerator({
         ...localOpts,
-        weights: opts.refiner.weights ?? 'float32',
+        weights: refinerWeights,
         ...(adapter ? { adapter } : {}),
       });
       return mk(g, g);
@@ -973,7 +977,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
         tasks: evalTasks.length,
         refiner: {
           model: refiner.path,
-          weights: opts.refiner.weights ?? 'float32',
+          weights: refinerWeights,
           maxTokens: refMaxTokens,
           digest: refiner.digest,
           maxPromptTokens: baseFit.maxPromptTokens,

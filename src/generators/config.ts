@@ -80,8 +80,11 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
       /** Jinja chat template text overriding the tokenizer's. */
       chatTemplate: z.string().min(1).optional(),
       contextSize: z.number().int().positive().optional(),
-      /** GGUF models: float32 weights (default) or the file's quantised blocks kept as they are. */
-      weights: z.enum(['float32', 'quantized']).optional(),
+      /**
+       * auto (default): a GGUF file keeps its quantised blocks, a Hugging Face directory loads
+       * float32; float32 dequantises a GGUF; quantized keeps the blocks (GGUF only).
+       */
+      weights: z.enum(['auto', 'float32', 'quantized']).optional(),
       maxBatchSize: z.number().int().positive().optional(),
       /** Wait up to this long for more requests before a batch that is not full (serving). */
       batchWaitMs: z.number().min(0).optional(),

@@ -28,6 +28,7 @@ export {
   LocalEngineGenerator,
   LOCAL_DEFAULT_MAX_TOKENS,
   defaultStopTokens,
+  resolveLocalWeights,
   type LocalEngine,
   type LocalEngineGeneratorOptions,
 } from './local.js';

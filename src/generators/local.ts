@@ -81,11 +81,12 @@ export interface LocalEngineGeneratorOptions {
   /** Longest sequence (prompt + completion) in tokens. Default: the model's context (≤ 32768). */
   contextSize?: number;
   /**
-   * GGUF models: 'float32' (default) dequantises every weight; 'quantized' keeps the file's
-   * blocks (several times less memory and faster decoding, the same values: results differ only
-   * by float32 summation order). Hugging Face directories are float32 only.
+   * 'auto' (default): 'quantized' for a GGUF file, 'float32' for a Hugging Face directory.
+   * 'quantized' keeps the GGUF file's blocks (several times less memory and faster decoding,
+   * docs/benchmarks.md; the same values: results differ only by float32 summation order);
+   * 'float32' dequantises every weight. Hugging Face directories are float32 only.
    */
-  weights?: 'float32' | 'quantized';
+  weights?: 'auto' | 'float32' | 'quantized';
   /** Requests decoded together in one batch. Default 8. */
   maxBatchSize?: number;
   /**
@@ -146,10 +147,25 @@ interface Queued extends Prepared {
   resolve: (r: GenerationResult) => void;
 }
 
+/**
+ * The weights mode a local model loads with: 'auto' (or unset) is 'quantized' for a GGUF file
+ * (measured faster and several times smaller, docs/benchmarks.md) and 'float32' for a Hugging
+ * Face directory (safetensors have no quantised blocks); an explicit mode is kept as given.
+ */
+export function resolveLocalWeights(
+  modelPath: string,
+  weights: 'auto' | 'float32' | 'quantized' | undefined,
+): 'float32' | 'quantized' {
+  if (weights === 'float32' || weights === 'quantized') return weights;
+  return statSync(modelPath).isDirectory() ? 'float32' : 'quantized';
+}
+
 export class LocalEngineGenerator implements Generator {
   readonly identity: GeneratorIdentity;
   readonly modelPath: string;
   readonly adapterPath?: string;
+  /** The weights mode in effect ('auto' resolved for this model). */
+  readonly weights: 'float32' | 'quantized';
   private loading: Promise<LocalEngine> | undefined;
   private disposed = false;
   private readonly where: string;
@@ -207,7 +223,10 @@ export class LocalEngineGenerator implements Generator {
     if (opts.chatTemplate !== undefined) model += `+template:${textIdentity(opts.chatTemplate)}`;
     if (opts.stopTokenIds !== undefined) model += `+stop:${opts.stopTokenIds.join(',')}`;
     // Summation order differs from float32, so near-ties may decode differently: its own entries.
-    if (opts.weights === 'quantized') model += '+weights:quantized';
+    // The resolved mode decides, so 'auto' on a GGUF shares entries with an explicit 'quantized'
+    // and never with float32 answers cached before 'auto' became the default.
+    this.weights = resolveLocalWeights(this.modelPath, opts.weights);
+    if (this.weights === 'quantized') model += '+weights:quantized';
     // Greedy unless a temperature is given (prepare()).
     this.identity = { backend: 'local', model, params: opts.defaultParams, defaultTemperature: 0 };
     this.where = `local backend ${path.basename(this.modelPath)}${
@@ -287,7 +306,10 @@ export class LocalEngineGenerator implements Generator {
     }
     const loaded: LoadedModel = isDir
       ? loadSafetensorsModel(this.modelPath, mopts)
-      : loadGgufModel(this.modelPath, { ...mopts, weights: this.opts.weights ?? 'float32' });
+      : // The library loader keeps its explicit float32 default (src/models/load.ts): it is what
+        // the parity fixtures and gradient checks compare against. The user-facing default
+        // ('auto' → quantized for GGUF) is decided here, once, and recorded in the identity.
+        loadGgufModel(this.modelPath, { ...mopts, weights: this.weights });
     const { model, config } = loaded;
     try {
       checkCompatible(tokenizer, config.vocabSize, { where: tokSrc });

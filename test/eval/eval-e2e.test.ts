@@ -68,9 +68,10 @@ describe('rl4qe eval end to end (SmolLM2 refiner and generator, 3 HumanEval prob
   let d: string;
   let runA: string;
   const flags = (over: Partial<EvalFlags> = {}): EvalFlags => ({
-    refiner: SMOL,
-    generatorLocal: SMOL,
-    adapter: [runA],
+    refinerModel: SMOL,
+    backend: 'local',
+    model: SMOL,
+    refinerAdapter: [runA],
     dataset: 'humaneval',
     split: 'test',
     limit: '3',
@@ -213,10 +214,13 @@ describe('rl4qe eval end to end (SmolLM2 refiner and generator, 3 HumanEval prob
     );
     const cache = path.join(d, 'refused.sqlite');
     await assert.rejects(
-      evalCommand(flags({ adapter: [runA, runB], cacheFile: cache, out: path.join(d, 'out3') }), {
-        stdout: () => {},
-        stderr: () => {},
-      }),
+      evalCommand(
+        flags({ refinerAdapter: [runA, runB], cacheFile: cache, out: path.join(d, 'out3') }),
+        {
+          stdout: () => {},
+          stderr: () => {},
+        },
+      ),
       (e: unknown) =>
         e instanceof EvalRefusedError && e.reason === 'split-overlap' && /run-b/.test(e.message),
     );
@@ -326,7 +330,7 @@ describe('rl4qe eval end to end (SmolLM2 refiner and generator, 3 HumanEval prob
     }
     const { result } = await evalCommand(
       flags({
-        adapter: [],
+        refinerAdapter: [],
         arms: 'original,untrained',
         limit: '2',
         maxTokens: '48',

@@ -103,7 +103,11 @@ describe('rl4qe generate', () => {
       .map((l) => JSON.parse(l) as { ok: boolean; id: string; kind?: string });
     assert.deepEqual(lines[0], { ...lines[0], ok: false, id: 'bad', kind: 'bad_request' });
     assert.deepEqual(lines.map((l) => l.id).sort(), ['bad', 'm1', 'm2']);
-    const summary = JSON.parse(r.stderr.trim()) as { completions: number; failures: number };
+    // --json: the summary is stdout's last line (the results went to --out).
+    const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      completions: number;
+      failures: number;
+    };
     assert.deepEqual([summary.completions, summary.failures], [2, 1]);
   });
 

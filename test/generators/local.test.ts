@@ -426,6 +426,9 @@ describe('LocalEngineGenerator on SmolLM2-135M (GGUF)', () => {
       model: requireTestModel(),
       adapter: e.adapter,
       contextSize: 256,
+      // PEFT ran on the dequantised GGUF: compare float32 with float32 (the default, auto, keeps
+      // the quantised blocks).
+      weights: 'float32',
     });
     try {
       const req: GenerationRequest = {

@@ -8,6 +8,7 @@ import { loadTasks } from '../../data/load.js';
 import { fetchHubDatasetFiles, stderrProgress } from '../../io/hub/index.js';
 import { makeSplit, writeSplitManifest, type SplitStrategy } from '../../data/splits.js';
 import { ConfigError } from '../../util/errors.js';
+import { addDeprecatedAliases, type DeprecatedAlias } from '../aliases.js';
 
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -27,11 +28,11 @@ export function registerData(program: Command): void {
     fetchHubDatasetFiles(req, process.stderr.isTTY ? { onProgress: stderrProgress() } : {}),
   );
   const data = program.command('data').description('benchmark data: splits and statistics');
-  data
+  const split = data
     .command('split')
     .description('write a seeded train/validation/test split manifest (JSON)')
     .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
-    .option('--path <file>', PATH_HELP)
+    .option('--data-path <file>', PATH_HELP)
     .option('--strategy <s>', "'leak-free' (families together, stratified) or 'paper'", 'leak-free')
     .option('--seed <n>', 'random seed', '0')
     .option('--test <n>', 'test-set size (default 20% of the tasks)')
@@ -40,7 +41,7 @@ export function registerData(program: Command): void {
     .action(
       async (o: {
         dataset: string;
-        path?: string;
+        dataPath?: string;
         strategy: string;
         seed: string;
         test?: string;
@@ -53,7 +54,7 @@ export function registerData(program: Command): void {
             found: o.strategy,
           });
         }
-        const tasks = await loadTasks({ dataset: o.dataset, path: o.path });
+        const tasks = await loadTasks({ dataset: o.dataset, path: o.dataPath });
         const m = makeSplit(tasks, {
           seed: int('seed', o.seed) ?? 0,
           strategy: o.strategy as SplitStrategy,
@@ -69,14 +70,14 @@ export function registerData(program: Command): void {
         } else process.stdout.write(JSON.stringify(m, null, 2) + '\n');
       },
     );
-  data
+  const stats = data
     .command('stats')
     .description('task counts per stratum (library) and family sizes')
     .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
-    .option('--path <file>', PATH_HELP)
-    .option('--json', 'one JSON line')
-    .action(async (o: { dataset: string; path?: string; json?: boolean }) => {
-      const tasks = await loadTasks({ dataset: o.dataset, path: o.path });
+    .option('--data-path <file>', PATH_HELP)
+    .option('--json', 'print the statistics as one JSON line on stdout')
+    .action(async (o: { dataset: string; dataPath?: string; json?: boolean }) => {
+      const tasks = await loadTasks({ dataset: o.dataset, path: o.dataPath });
       const strata: Record<string, number> = {};
       const fam = new Map<string, number>();
       for (const t of tasks) {
@@ -96,4 +97,11 @@ export function registerData(program: Command): void {
       if (o.json) process.stdout.write(JSON.stringify(s) + '\n');
       else process.stdout.write(JSON.stringify(s, null, 2) + '\n');
     });
+  const oldPath: DeprecatedAlias = {
+    flags: '--path <file>',
+    use: '--data-path <file>',
+    to: (v) => ({ dataPath: v }),
+  };
+  addDeprecatedAliases(split, [oldPath]);
+  addDeprecatedAliases(stats, [oldPath]);
 }

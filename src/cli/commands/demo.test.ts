@@ -50,7 +50,7 @@ describe('rl4qe demo: the plan', () => {
     assert.match(d.generator, /qwen2\.5-coder-0\.5b/);
     assert.equal(d.config.data.split, 'leak-free');
     assert.equal(d.config.run.dir, path.join('/tmp/rl4qe-demo-plan', 'run'));
-    const q = demoPlan(flags({ quick: true, steps: '3', problems: '5' }));
+    const q = demoPlan(flags({ quick: true, steps: '3', limit: '5' }));
     assert.equal(q.quick, true);
     assert.equal(q.config.run.steps, 3);
     assert.equal(q.size.problems, 5);
@@ -68,7 +68,7 @@ describe('rl4qe demo: the plan', () => {
 
   it('refuses bad flags before anything runs', () => {
     assert.throws(() => demoPlan(flags({ steps: '0' })), ConfigError);
-    assert.throws(() => demoPlan(flags({ problems: 'x' })), ConfigError);
+    assert.throws(() => demoPlan(flags({ limit: 'x' })), ConfigError);
     assert.throws(() => demoPlan(flags({ exec: 'maybe' })), ConfigError);
   });
 
@@ -76,7 +76,7 @@ describe('rl4qe demo: the plan', () => {
     const out = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-demo-missing-'));
     try {
       await assert.rejects(
-        demoCommand(flags({ quick: true, out, refiner: path.join(out, 'absent.gguf') }), {
+        demoCommand(flags({ quick: true, out, refinerModel: path.join(out, 'absent.gguf') }), {
           stdout: () => {},
           stderr: () => {},
         }),

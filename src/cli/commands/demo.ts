@@ -13,7 +13,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { resolveTrainConfig, type TrainConfig, type TrainConfigInput } from '../../train/config.js';
+import {
+  refinerWeights,
+  resolveTrainConfig,
+  type TrainConfig,
+  type TrainConfigInput,
+} from '../../train/config.js';
+import { addDeprecatedAliases, type DeprecatedAlias } from '../aliases.js';
+import { weightsFlag, type WeightsMode } from '../flags.js';
+import { cliProgress } from '../progress.js';
 import { train } from '../../train/trainer.js';
 import { writeReport } from '../../train/report.js';
 import { execVenvPython } from '../../sandbox/index.js';
@@ -75,13 +83,24 @@ export const DEMO_SIZES: Record<'default' | 'quick', DemoSize> = {
 export interface DemoFlags {
   quick?: boolean;
   steps?: string;
-  problems?: string;
+  /** Held-out test problems evaluated. */
+  limit?: string;
   out?: string;
   exec: string;
-  refiner?: string;
-  generator?: string;
+  refinerModel?: string;
+  refinerWeights?: string;
+  /** The generator model. */
+  model?: string;
+  weights?: string;
   quiet?: boolean;
 }
+
+/** demo's old names (0.1.0). */
+const DEMO_ALIASES: readonly DeprecatedAlias[] = [
+  { flags: '--refiner <model>', use: '--refiner-model <model>', to: (v) => ({ refinerModel: v }) },
+  { flags: '--generator <model>', use: '--model <model>', to: (v) => ({ model: v }) },
+  { flags: '--problems <n>', use: '--limit <n>', to: (v) => ({ limit: v }) },
+];
 
 export interface DemoPlan {
   quick: boolean;
@@ -91,6 +110,8 @@ export interface DemoPlan {
   outDir: string;
   refiner: string;
   generator: string;
+  /** The generator's weights mode (auto: resolved by the local engine per model). */
+  generatorWeights: WeightsMode;
   config: TrainConfig;
 }
 
@@ -115,14 +136,15 @@ export function demoConfigLayer(o: {
   generator: string;
   runDir: string;
   cacheFile: string;
+  /** Default auto for both: quantized for a GGUF file, float32 for a Hugging Face directory. */
+  refinerWeights?: WeightsMode;
+  generatorWeights?: WeightsMode;
 }): TrainConfigInput {
   const s = o.size;
-  const weightsOf = (m: string): 'quantized' | 'float32' =>
-    m.toLowerCase().endsWith('.gguf') ? 'quantized' : 'float32';
   return {
     refiner: {
       model: o.refiner,
-      weights: weightsOf(o.refiner),
+      weights: o.refinerWeights ?? 'auto',
       // SmolLM2 is chat-tuned: the paper's instruction as one user message.
       format: 'paper-chat',
       maxPromptTokens: s.promptTokens,
@@ -146,7 +168,7 @@ export function demoConfigLayer(o: {
     generator: {
       backend: 'local',
       model: o.generator,
-      weights: weightsOf(o.generator),
+      weights: o.generatorWeights ?? 'auto',
       // The generator sees the problem (with the scaffold its code must fit) and the rewrite,
       // and continues DS-1000's `BEGIN SOLUTION <code>` cue.
       input: 'original+refined',
@@ -176,7 +198,7 @@ export function demoPlan(f: DemoFlags): DemoPlan {
   const size: DemoSize = {
     ...base,
     steps: positive('--steps', f.steps) ?? base.steps,
-    problems: positive('--problems', f.problems) ?? base.problems,
+    problems: positive('--limit', f.limit) ?? base.problems,
   };
   if (!['auto', 'on', 'off'].includes(f.exec))
     throw new ConfigError('invalid --exec', {
@@ -193,8 +215,10 @@ export function demoPlan(f: DemoFlags): DemoPlan {
         ? 'on (DS-1000 tests in the sandbox)'
         : 'off: no sandbox venv (run `rl4qe setup-exec` for the execution reward and pass@1)';
   const models = cachePaths.testModels();
-  const refiner = f.refiner ?? path.join(models, DEMO_REFINER);
-  const generator = f.generator ?? path.join(models, quick ? DEMO_REFINER : DEMO_GENERATOR);
+  const refiner = f.refinerModel ?? path.join(models, DEMO_REFINER);
+  const generator = f.model ?? path.join(models, quick ? DEMO_REFINER : DEMO_GENERATOR);
+  const refinerMode = weightsFlag('--refiner-weights', f.refinerWeights) ?? 'auto';
+  const generatorWeights = weightsFlag('--weights', f.weights) ?? 'auto';
   const outDir = path.resolve(f.out ?? defaultOutDir());
   const config = resolveTrainConfig([
     {
@@ -206,10 +230,12 @@ export function demoPlan(f: DemoFlags): DemoPlan {
         generator,
         runDir: path.join(outDir, 'run'),
         cacheFile: path.join(outDir, 'cache.sqlite'),
+        refinerWeights: refinerMode,
+        generatorWeights,
       }),
     },
   ]);
-  return { quick, size, exec, execNote, outDir, refiner, generator, config };
+  return { quick, size, exec, execNote, outDir, refiner, generator, generatorWeights, config };
 }
 
 export interface DemoResult {
@@ -267,7 +293,8 @@ export async function demoCommand(
 ): Promise<DemoResult> {
   const stdout = io.stdout ?? ((s: string): void => void process.stdout.write(s));
   const stderr = io.stderr ?? ((s: string): void => void process.stderr.write(s));
-  const say = (s: string): void => stderr(`rl4qe demo: ${s}\n`);
+  // Text on a terminal, JSON lines otherwise (cli/progress.ts), as training's own progress.
+  const say = cliProgress('demo', { stderr, isTTY: io.stderr ? false : undefined });
   const t0 = performance.now();
   // The code that runs is the checkout as it is now (a long run may outlive later commits).
   const commit = commitInfo();
@@ -320,13 +347,10 @@ export async function demoCommand(
     limit: s.problems,
     refiner: {
       model: plan.refiner,
-      weights: plan.config.refiner.weights === 'float32' ? 'float32' : 'quantized',
+      // The mode training used ('auto' resolved as the trainer resolved it).
+      weights: refinerWeights(plan.config),
     },
-    generator: {
-      backend: 'local',
-      model: plan.generator,
-      weights: plan.generator.toLowerCase().endsWith('.gguf') ? 'quantized' : 'float32',
-    },
+    generator: { backend: 'local', model: plan.generator, weights: plan.generatorWeights },
     arms: [
       { kind: 'original' },
       { kind: 'untrained' },
@@ -351,7 +375,7 @@ export async function demoCommand(
         command: [
           'rl4qe demo',
           ...(plan.quick ? ['--quick'] : []),
-          `--steps ${s.steps} --problems ${s.problems} --exec ${plan.exec ? 'on' : 'off'}`,
+          `--steps ${s.steps} --limit ${s.problems} --exec ${plan.exec ? 'on' : 'off'}`,
           `--out ${plan.outDir}`,
         ].join(' '),
         startedAt,
@@ -396,7 +420,7 @@ export async function demoCommand(
 }
 
 export function registerDemo(program: Command): void {
-  program
+  const cmd = program
     .command('demo')
     .description(
       'the main job on an embedded default: train a refiner on DS-1000 (~10 min on 2 cores), ' +
@@ -404,7 +428,7 @@ export function registerDemo(program: Command): void {
     )
     .option('--quick', 'a one-minute smoke run (SmolLM2 as refiner and generator, 3 problems)')
     .option('--steps <n>', 'training steps (default 8; --quick 2)')
-    .option('--problems <n>', 'held-out test problems evaluated (default 12; --quick 3)')
+    .option('--limit <n>', 'held-out test problems evaluated (default 12; --quick 3)')
     .option('--out <dir>', 'output directory (default runs/demo-<time>)')
     .option(
       '--exec <mode>',
@@ -412,13 +436,15 @@ export function registerDemo(program: Command): void {
       'auto',
     )
     .option(
-      '--refiner <model>',
+      '--refiner-model <model>',
       'refiner base model: GGUF file or HF directory (default: the offline test model)',
     )
+    .option('--refiner-weights <mode>', WEIGHTS_HELP)
     .option(
-      '--generator <model>',
-      'generator model: GGUF file or HF directory (default: the offline test model)',
+      '--model <model>',
+      "generator model on rl4qe's own engine: GGUF file or HF directory (default: the offline test model)",
     )
+    .option('--weights <mode>', WEIGHTS_HELP)
     .option('--quiet', 'no progress output')
     .action(async (f: DemoFlags) => {
       // As `rl4qe train`: the first Ctrl-C ends training after the current step (the demo then
@@ -440,4 +466,8 @@ export function registerDemo(program: Command): void {
         process.off('SIGINT', onSigint);
       }
     });
+  addDeprecatedAliases(cmd, DEMO_ALIASES);
 }
+
+const WEIGHTS_HELP =
+  'auto (default: quantized for a GGUF file, float32 for a Hugging Face directory) | float32 | quantized';

@@ -9,7 +9,10 @@ import {
   runNaiveDs1000,
   type SandboxOutcome,
 } from '../../sandbox/index.js';
-import { NotFoundError } from '../../util/errors.js';
+import { ConfigError, NotFoundError } from '../../util/errors.js';
+import { addDeprecatedAliases } from '../aliases.js';
+import { durationFlag, intFlag } from '../flags.js';
+import { cliProgress } from '../progress.js';
 
 export interface VerifyResult {
   problemId: number;
@@ -78,76 +81,90 @@ export function failureReason(o: SandboxOutcome): string {
 
 export function registerDs1000(program: Command): void {
   const ds = program.command('ds1000').description('DS-1000 utilities');
-  ds.command('verify')
+  const verify = ds
+    .command('verify')
     .description(
       'run all 1,000 DS-1000 reference solutions through the sandbox (target ≥ 99% pass)',
     )
-    .option('--json', 'end with one JSON line {total, passed, failures, ...}')
+    .option('--json', 'end stdout with one JSON line {total, passed, failures, ...}')
     .option('--naive', 'run each test as a fresh python process (the usual harness)')
-    .option('--data <path>', 'a DS-1000 .jsonl or .jsonl.gz file (default: shared data)')
-    .option('--limit <n>', 'only the first n problems', (v) => Number.parseInt(v, 10))
-    .option('--concurrency <n>', 'parallel tests (default: cores)', (v) => Number.parseInt(v, 10))
-    .option('--timeout <s>', 'wall seconds per test', (v) => Number.parseFloat(v), 60)
-    .action(
-      async (opts: {
-        json?: boolean;
-        naive?: boolean;
-        data?: string;
-        limit?: number;
-        concurrency?: number;
-        timeout: number;
-      }) => {
-        let problems = await loadDs1000(opts.data ? { path: opts.data } : {});
-        if (opts.limit !== undefined) problems = problems.slice(0, opts.limit);
-        const concurrency = opts.concurrency ?? os.availableParallelism();
-        const t0 = performance.now();
-        const results = await runReferences(problems, {
-          naive: opts.naive === true,
-          concurrency,
-          wallSeconds: opts.timeout,
-          onResult: (r, done) => {
-            if (r.outcome.status !== 'pass') {
-              process.stderr.write(
-                `  problem ${r.problemId} (${r.library}): ${failureReason(r.outcome)}\n`,
-              );
-            }
-            if (done % 100 === 0) process.stderr.write(`  ${done}/${problems.length}\n`);
-          },
+    .option('--data-path <file>', 'a DS-1000 .jsonl or .jsonl.gz file (default: shared data)')
+    .option('--limit <n>', 'only the first n problems')
+    .option('--concurrency <n>', 'parallel tests (default: cores)')
+    .option('--timeout <duration>', 'wall time per test, e.g. 60s, 2m (bare: seconds)', '60s');
+  verify.action(
+    async (opts: {
+      json?: boolean;
+      naive?: boolean;
+      dataPath?: string;
+      limit?: string;
+      concurrency?: string;
+      timeout: string;
+    }) => {
+      const limit = intFlag('--limit', opts.limit, 1);
+      const timeoutMs = durationFlag('--timeout', opts.timeout)!;
+      if (!(timeoutMs > 0))
+        throw new ConfigError('--timeout must be longer than 0', {
+          where: '--timeout',
+          found: opts.timeout,
         });
-        const seconds = (performance.now() - t0) / 1000;
-        const failures = results
-          .filter((r) => r.outcome.status !== 'pass')
-          .map((r) => ({
-            problemId: r.problemId,
-            library: r.library,
-            status: r.outcome.status,
-            errorType: r.outcome.errorType ?? null,
-            reason: failureReason(r.outcome),
-          }));
-        const byStatus: Record<string, number> = {};
-        for (const r of results) byStatus[r.outcome.status] = (byStatus[r.outcome.status] ?? 0) + 1;
-        const summary = {
-          harness: opts.naive ? 'naive' : 'sandbox',
-          total: results.length,
-          passed: byStatus.pass ?? 0,
-          passRate: results.length ? (byStatus.pass ?? 0) / results.length : 0,
-          byStatus,
-          seconds: Math.round(seconds * 100) / 100,
-          testsPerSecond: Math.round((results.length / seconds) * 100) / 100,
-          concurrency,
-          failures,
-        };
-        if (opts.json) {
-          process.stdout.write(JSON.stringify(summary) + '\n');
-          return;
-        }
-        process.stdout.write(
-          `${summary.harness}: ${summary.passed}/${summary.total} passed ` +
-            `(${(summary.passRate * 100).toFixed(1)}%) in ${summary.seconds}s, ` +
-            `${summary.testsPerSecond} tests/s\n`,
-        );
-        for (const f of failures)
-          process.stdout.write(`  problem ${f.problemId} (${f.library}): ${f.reason}\n`);
-      },
-    );
+      const progress = cliProgress('ds1000 verify', { json: opts.json });
+      let problems = await loadDs1000(opts.dataPath ? { path: opts.dataPath } : {});
+      if (limit !== undefined) problems = problems.slice(0, limit);
+      const concurrency =
+        intFlag('--concurrency', opts.concurrency, 1) ?? os.availableParallelism();
+      const t0 = performance.now();
+      const results = await runReferences(problems, {
+        naive: opts.naive === true,
+        concurrency,
+        wallSeconds: timeoutMs / 1000,
+        onResult: (r, done) => {
+          if (r.outcome.status !== 'pass')
+            progress(`problem ${r.problemId} (${r.library}): ${failureReason(r.outcome)}`, {
+              problemId: r.problemId,
+              status: r.outcome.status,
+            });
+          if (done % 100 === 0)
+            progress(`${done}/${problems.length}`, { done, total: problems.length });
+        },
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const failures = results
+        .filter((r) => r.outcome.status !== 'pass')
+        .map((r) => ({
+          problemId: r.problemId,
+          library: r.library,
+          status: r.outcome.status,
+          errorType: r.outcome.errorType ?? null,
+          reason: failureReason(r.outcome),
+        }));
+      const byStatus: Record<string, number> = {};
+      for (const r of results) byStatus[r.outcome.status] = (byStatus[r.outcome.status] ?? 0) + 1;
+      const summary = {
+        harness: opts.naive ? 'naive' : 'sandbox',
+        total: results.length,
+        passed: byStatus.pass ?? 0,
+        passRate: results.length ? (byStatus.pass ?? 0) / results.length : 0,
+        byStatus,
+        seconds: Math.round(seconds * 100) / 100,
+        testsPerSecond: Math.round((results.length / seconds) * 100) / 100,
+        concurrency,
+        failures,
+      };
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(summary) + '\n');
+        return;
+      }
+      process.stdout.write(
+        `${summary.harness}: ${summary.passed}/${summary.total} passed ` +
+          `(${(summary.passRate * 100).toFixed(1)}%) in ${summary.seconds}s, ` +
+          `${summary.testsPerSecond} tests/s\n`,
+      );
+      for (const f of failures)
+        process.stdout.write(`  problem ${f.problemId} (${f.library}): ${f.reason}\n`);
+    },
+  );
+  addDeprecatedAliases(verify, [
+    { flags: '--data <path>', use: '--data-path <file>', to: (v) => ({ dataPath: v }) },
+  ]);
 }

@@ -4,8 +4,9 @@ import { armsFrom, evalOptionsFrom, type EvalFlags } from './eval.js';
 import { ConfigError } from '../../util/errors.js';
 
 const base: EvalFlags = {
-  refiner: 'm.gguf',
-  generatorLocal: 'g.gguf',
+  refinerModel: 'm.gguf',
+  backend: 'local',
+  model: 'g.gguf',
   dataset: 'ds1000',
   split: 'test',
   exec: 'auto',
@@ -13,19 +14,21 @@ const base: EvalFlags = {
   cache: true,
 };
 
-test('eval flags → options: defaults, arms, weights by file type, split names', () => {
+test('eval flags → options: defaults, arms, weights auto (resolved by the loader), split names', () => {
   const o = evalOptionsFrom(base);
   assert.deepEqual(
     o.arms!.map((a) => a.kind),
     ['original', 'untrained', 'prompt-search'],
   );
-  assert.equal(o.refiner.weights, 'quantized');
-  assert.deepEqual(o.generator, {
-    backend: 'local',
-    model: 'g.gguf',
-    weights: 'quantized',
-    cache: { enabled: true },
-  });
+  // auto: generators/local.ts resolves it per model (cli/flags.test.ts checks GGUF vs directory).
+  assert.equal(o.refiner.weights, 'auto');
+  assert.equal(o.generator.backend, 'local');
+  assert.ok(o.generator.backend === 'local' && o.generator.model === 'g.gguf');
+  assert.equal(o.generator.weights, undefined);
+  assert.deepEqual(o.generator.cache, { enabled: true });
+  const f32 = evalOptionsFrom({ ...base, weights: 'float32', refinerWeights: 'float32' });
+  assert.equal(f32.refiner.weights, 'float32');
+  assert.ok(f32.generator.backend === 'local' && f32.generator.weights === 'float32');
   assert.equal(o.split, 'test');
   assert.equal('cache' in o, false); // the shared default cache
   const v = evalOptionsFrom({
@@ -34,7 +37,7 @@ test('eval flags → options: defaults, arms, weights by file type, split names'
     limit: '5',
     samples: '4',
     temperature: '0.7',
-    adapter: ['runs/a', 'adapters/b'],
+    refinerAdapter: ['runs/a', 'adapters/b'],
     cache: false,
     refinerFormat: 'chat-ds1000',
     generatorInput: 'original+refined',
@@ -51,7 +54,7 @@ test('eval flags → options: defaults, arms, weights by file type, split names'
     ['original', 'untrained', 'runs/a', 'adapters/b', 'prompt-search'],
   );
   assert.deepEqual(
-    armsFrom({ arms: 'original, adapter', adapter: ['x'] }).map((a) => a.kind),
+    armsFrom({ arms: 'original, adapter', refinerAdapter: ['x'] }).map((a) => a.kind),
     ['original', 'adapter'],
   );
 });
@@ -62,11 +65,14 @@ test('eval flags: bad values are ConfigErrors naming the flag', () => {
       () => evalOptionsFrom({ ...base, ...f }),
       (e: unknown) => e instanceof ConfigError && flag.test(e.message),
     );
-  bad({ generatorConfig: 'gen.json' }, /exactly one generator/);
-  bad({ generatorLocal: undefined }, /exactly one generator/);
+  bad({ config: 'gen.json' }, /exactly one generator/);
+  bad({ backend: undefined, model: undefined }, /exactly one generator/);
+  bad({ refinerModel: undefined }, /--refiner-model is required/);
+  bad({ weights: 'f16' }, /--weights/);
+  bad({ refinerWeights: 'f16' }, /--refiner-weights/);
   bad({ arms: 'original,nope' }, /--arms/);
-  bad({ arms: 'original,adapter' }, /needs --adapter/);
-  bad({ adapter: ['x'], arms: 'original,untrained' }, /no adapter arm/);
+  bad({ arms: 'original,adapter' }, /needs --refiner-adapter/);
+  bad({ refinerAdapter: ['x'], arms: 'original,untrained' }, /no adapter arm/);
   bad({ split: 'train' }, /--split/);
   bad({ limit: '0' }, /--limit/);
   bad({ exec: 'maybe' }, /--exec/);

@@ -4,7 +4,6 @@
 // original query; eval.json, eval.md and report.html in --out. Flags become EvalOptions here; the
 // work is in src/eval.
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../../util/errors.js';
 import { parseGeneratorConfig, type GeneratorConfig } from '../../generators/index.js';
@@ -17,21 +16,32 @@ import {
   type EvalResult,
 } from '../../eval/index.js';
 import type { GeneratorFormat, GeneratorInput, RefinerFormat } from '../../data/index.js';
+import { addDeprecatedAliases, type DeprecatedAlias } from '../aliases.js';
+import {
+  addGeneratorOptions,
+  generatorFromFlags,
+  oneOfFlag,
+  parseFlagsConfig,
+  readJsonFile,
+  weightsFlag,
+  type GeneratorFlags,
+} from '../flags.js';
+import { cliProgress } from '../progress.js';
 
-export interface EvalFlags {
-  refiner: string;
+export interface EvalFlags extends GeneratorFlags {
+  refinerModel?: string;
   refinerWeights?: string;
   refinerFormat?: string;
   refinerMaxTokens?: string;
   refinerMaxPromptTokens?: string;
+  /** Trained refiners: PEFT adapter or run directories, one arm each. */
+  refinerAdapter?: string[];
   overlong?: string;
   schedule?: string;
-  generatorConfig?: string;
-  generatorLocal?: string;
-  generatorWeights?: string;
+  /** The generator as a config file, instead of the generator flags. */
+  config?: string;
   generatorInput?: string;
   generatorFormat?: string;
-  adapter?: string[];
   dataset: string;
   dataPath?: string;
   split: string;
@@ -54,15 +64,7 @@ export interface EvalFlags {
 
 const ARM_NAMES = ['original', 'untrained', 'adapter', 'prompt-search'] as const;
 
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if (!(allowed as readonly string[]).includes(v))
-    throw new ConfigError(`invalid ${flag}`, {
-      where: flag,
-      expected: allowed.join(' | '),
-      found: v,
-    });
-  return v as T;
-}
+const oneOf = oneOfFlag;
 
 function int(flag: string, v: string | undefined, min = 1): number | undefined {
   if (v === undefined) return undefined;
@@ -80,40 +82,44 @@ function num(flag: string, v: string | undefined): number | undefined {
   return n;
 }
 
+/** eval's old names (0.1.0): the generator by the scheme's flags, adapters as the refiner's. */
+const EVAL_ALIASES: readonly DeprecatedAlias[] = [
+  { flags: '--refiner <model>', use: '--refiner-model <model>', to: (v) => ({ refinerModel: v }) },
+  {
+    flags: '--adapter <dir>',
+    use: '--refiner-adapter <dir>',
+    to: (v) => ({ refinerAdapter: v }),
+    repeatable: true,
+  },
+  { flags: '--generator-config <file>', use: '--config <file>', to: (v) => ({ config: v }) },
+  {
+    flags: '--generator-local <model>',
+    use: '--backend local --model <model>',
+    to: (v) => ({ backend: 'local', model: v }),
+  },
+  { flags: '--generator-weights <kind>', use: '--weights <mode>', to: (v) => ({ weights: v }) },
+];
+
 function generatorFrom(f: EvalFlags): GeneratorConfig {
-  if ((f.generatorConfig === undefined) === (f.generatorLocal === undefined))
+  const fromFlags = generatorFromFlags(f, { checkPaths: false });
+  if ((f.config === undefined) === (fromFlags === undefined))
     throw new ConfigError('give exactly one generator', {
-      where: '--generator-config / --generator-local',
-      expected: '--generator-config gen.json, or --generator-local MODEL.gguf',
-      found: f.generatorConfig !== undefined ? 'both' : 'neither',
+      where: '--config / --backend',
+      expected: '--config gen.json, or --backend local --model MODEL.gguf (or openai, llama.cpp)',
+      found: f.config !== undefined ? 'both' : 'neither',
       hint: 'the generator is the fixed code model every arm is evaluated with (docs/eval.md)',
     });
-  if (f.generatorConfig !== undefined) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(readFileSync(f.generatorConfig, 'utf8'));
-    } catch (err) {
-      throw new ConfigError('cannot read the generator config', {
-        where: f.generatorConfig,
-        found: (err as Error).message,
-      });
-    }
-    return parseGeneratorConfig(raw, `${f.generatorConfig}: generator`);
-  }
-  return parseGeneratorConfig(
-    {
-      backend: 'local',
-      model: f.generatorLocal,
-      weights:
-        f.generatorWeights ?? (f.generatorLocal!.endsWith('.gguf') ? 'quantized' : 'float32'),
-    },
-    '--generator-local',
-  );
+  if (f.config !== undefined)
+    return parseGeneratorConfig(
+      readJsonFile(f.config, 'generator config'),
+      `${f.config}: generator`,
+    );
+  return parseFlagsConfig(fromFlags!);
 }
 
 /** --arms original,untrained,adapter,prompt-search ('adapter' = every --adapter given). */
-export function armsFrom(f: Pick<EvalFlags, 'arms' | 'adapter'>): ArmSpec[] {
-  const adapters = f.adapter ?? [];
+export function armsFrom(f: Pick<EvalFlags, 'arms' | 'refinerAdapter'>): ArmSpec[] {
+  const adapters = f.refinerAdapter ?? [];
   const names =
     f.arms !== undefined
       ? f.arms
@@ -126,15 +132,15 @@ export function armsFrom(f: Pick<EvalFlags, 'arms' | 'adapter'>): ArmSpec[] {
     const kind = oneOf('--arms', n, ARM_NAMES);
     if (kind === 'adapter') {
       if (adapters.length === 0)
-        throw new ConfigError("arm 'adapter' needs --adapter", {
+        throw new ConfigError("arm 'adapter' needs --refiner-adapter", {
           where: '--arms',
-          hint: 'pass --adapter DIR (a PEFT adapter or a run directory), once per adapter',
+          hint: 'pass --refiner-adapter DIR (a PEFT adapter or a run directory), once per adapter',
         });
       for (const p of adapters) out.push({ kind: 'adapter', path: p });
     } else out.push({ kind });
   }
   if (adapters.length > 0 && !names.includes('adapter'))
-    throw new ConfigError('--adapter given but --arms has no adapter arm', {
+    throw new ConfigError('--refiner-adapter given but --arms has no adapter arm', {
       where: '--arms',
       found: f.arms,
       hint: "add 'adapter' to --arms",
@@ -144,18 +150,19 @@ export function armsFrom(f: Pick<EvalFlags, 'arms' | 'adapter'>): ArmSpec[] {
 
 /** Flags → EvalOptions (validated; nothing runs). */
 export function evalOptionsFrom(f: EvalFlags, log?: (line: string) => void): EvalOptions {
-  const refinerWeights =
-    f.refinerWeights !== undefined
-      ? oneOf('--refiner-weights', f.refinerWeights, ['float32', 'quantized'] as const)
-      : f.refiner.endsWith('.gguf')
-        ? 'quantized'
-        : 'float32';
+  if (f.refinerModel === undefined)
+    throw new ConfigError('--refiner-model is required', {
+      where: '--refiner-model',
+      expected: 'the refiner base model: a GGUF file or a Hugging Face directory',
+    });
+  // auto: quantized for a GGUF file, float32 for a Hugging Face directory (generators/local.ts).
+  const refinerWeights = weightsFlag('--refiner-weights', f.refinerWeights) ?? 'auto';
   const split = oneOf('--split', f.split, ['test', 'val', 'validation'] as const);
   const o: EvalOptions = {
     dataset: f.dataset,
     split: split === 'test' ? 'test' : 'validation',
     refiner: {
-      model: f.refiner,
+      model: f.refinerModel,
       weights: refinerWeights,
       ...(f.refinerFormat !== undefined
         ? {
@@ -221,7 +228,8 @@ export async function evalCommand(
 ): Promise<{ result: EvalResult; outDir: string }> {
   const stdout = io.stdout ?? ((s: string): void => void process.stdout.write(s));
   const stderr = io.stderr ?? ((s: string): void => void process.stderr.write(s));
-  const opts = evalOptionsFrom(f, f.quiet ? undefined : (l) => stderr(`rl4qe eval: ${l}\n`));
+  const progress = cliProgress('eval', { json: f.json, quiet: f.quiet, stderr });
+  const opts = evalOptionsFrom(f, f.quiet ? undefined : (l) => progress(l));
   const outDir = f.out ?? defaultOutDir();
   const result = await evaluate(opts);
   const files = await writeEvalOutputs(result, outDir);
@@ -236,20 +244,31 @@ export async function evalCommand(
       }) + '\n',
     );
   else stdout(renderMarkdown(result));
-  stderr(`rl4qe eval: wrote ${files.json}, ${files.markdown} and ${files.html}\n`);
+  progress(`wrote ${files.json}, ${files.markdown} and ${files.html}`, { files });
   return { result, outDir };
 }
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 export function registerEval(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description(
       'paired evaluation: original query vs untrained refiner vs adapters vs prompt search, with bootstrap intervals',
     )
-    .requiredOption('--refiner <model>', 'refiner base model (GGUF file or Hugging Face directory)')
-    .option('--refiner-weights <kind>', "'quantized' (default for GGUF) or 'float32'")
+    .option(
+      '--refiner-model <model>',
+      'refiner base model (GGUF file or Hugging Face directory); required',
+    )
+    .option(
+      '--refiner-weights <mode>',
+      'auto (default: quantized for a GGUF file, float32 for a Hugging Face directory) | float32 | quantized',
+    )
+    .option(
+      '--refiner-adapter <dir>',
+      'a trained refiner: a PEFT adapter directory or a run directory (repeatable)',
+      collect,
+    )
     .option(
       '--refiner-format <format>',
       "refiner prompt: paper | paper-chat | chat | chat-ds1000 (default: the run's, else paper)",
@@ -267,11 +286,15 @@ export function registerEval(program: Command): void {
       "an over-long refiner prompt: truncate-middle | skip (default: the run's refiner.overlong, else truncate-middle)",
     )
     .option(
-      '--generator-config <file>',
-      'generator config JSON (backend openai | llama.cpp | local)',
-    )
-    .option('--generator-local <model>', "the generator on rl4qe's own engine (GGUF or HF dir)")
-    .option('--generator-weights <kind>', "with --generator-local: 'quantized' or 'float32'")
+      '--config <file>',
+      'generator config JSON (backend openai | llama.cpp | local) instead of the generator flags',
+    );
+  addGeneratorOptions(cmd, {
+    openaiLimits: true,
+    threads: true,
+    defaultNote: 'none (give --config or --backend)',
+  });
+  cmd
     .option(
       '--generator-input <input>',
       "what the generator sees: refined | original+refined (default: the run's, else refined)",
@@ -280,7 +303,6 @@ export function registerEval(program: Command): void {
       '--generator-format <format>',
       "generator prompt: paper | chat | ds1000-completion (default: the run's, else paper)",
     )
-    .option('--adapter <dir>', 'a PEFT adapter directory or a run directory (repeatable)', collect)
     .option('--checkpoint <which>', "a run directory's checkpoint: best | latest", 'best')
     .option('--dataset <name>', 'ds1000 | humaneval | mbpp | custom', 'ds1000')
     .option('--data-path <file>', 'a local .jsonl/.jsonl.gz instead of data/')
@@ -305,9 +327,13 @@ export function registerEval(program: Command): void {
     .option('--out <dir>', 'output directory (default runs/eval-<time>)')
     .option('--cache-file <file>', 'generator cache file (default: the shared cache)')
     .option('--no-cache', 'neither read nor write the cache')
-    .option('--json', 'print the summaries and comparisons as one JSON line instead of Markdown')
+    .option(
+      '--json',
+      'print the summaries and comparisons as one JSON line on stdout instead of Markdown; progress as JSON lines',
+    )
     .option('--quiet', 'no progress lines')
     .action(async (f: EvalFlags) => {
       await evalCommand(f);
     });
+  addDeprecatedAliases(cmd, EVAL_ALIASES);
 }

@@ -17,6 +17,7 @@ import {
   type ExperimentResult,
 } from '../../eval/experiments.js';
 import { ConfigError } from '../../util/errors.js';
+import { cliProgress } from '../progress.js';
 
 export interface ExperimentFlags {
   quick?: boolean;
@@ -65,6 +66,13 @@ export async function experimentCommand(
     return null;
   }
   const { spec, file } = loadExperimentSpec(name);
+  // Text on a terminal, JSON lines otherwise or with --json (cli/progress.ts).
+  const progress = cliProgress('experiment', {
+    json: f.json,
+    quiet: f.quiet,
+    stderr,
+    ...(io.stderr ? { isTTY: false } : {}),
+  });
   let limit: number | undefined;
   if (f.limit !== undefined) {
     limit = Number(f.limit);
@@ -100,14 +108,14 @@ export async function experimentCommand(
     ...(limit !== undefined ? { limit } : {}),
     ...(f.cacheFile !== undefined ? { cache: f.cacheFile } : {}),
     ...(f.quiet ? { progress: 'quiet' as const } : f.json ? { progress: 'json' as const } : {}),
-    ...(f.quiet ? {} : { log: (l: string): void => stderr(`rl4qe experiment: ${l}\n`) }),
+    ...(f.quiet ? {} : { log: (l: string): void => progress(l) }),
     command: commandLine(name, f, outDir),
   });
   if (f.json) stdout(JSON.stringify({ out: path.resolve(outDir), evals: r.evals }) + '\n');
   else stdout(renderExperimentMarkdown(r));
-  stderr(
-    `rl4qe experiment: wrote ${path.join(path.resolve(outDir), 'results.json')} and results.md ` +
-      `(${r.wallSeconds.toFixed(0)} s)\n`,
+  progress(
+    `wrote ${path.join(path.resolve(outDir), 'results.json')} and results.md ` +
+      `(${r.wallSeconds.toFixed(0)} s)`,
   );
   return r;
 }
@@ -136,7 +144,10 @@ export function registerExperiment(program: Command): void {
     .option('--list', 'list the experiments')
     .option('--dry-run', 'print every variant’s resolved trainer configuration and exit')
     .option('--quiet', 'no progress output')
-    .option('--json', 'progress as JSON lines; print a JSON summary instead of Markdown')
+    .option(
+      '--json',
+      'print a JSON summary on stdout instead of Markdown; progress as JSON lines on stderr',
+    )
     .action(async (name: string | undefined, f: ExperimentFlags) => {
       await experimentCommand(name, f);
     });

@@ -19,7 +19,17 @@ import {
   type GenerationResult,
   type ParsedGeneratorConfig,
 } from '../../generators/index.js';
-import { generatorFromFlags, intFlagDefault, readJsonFile, type GeneratorFlags } from '../flags.js';
+import { addDeprecatedAliases } from '../aliases.js';
+import { cliProgress, progressMode } from '../progress.js';
+import {
+  GENERATE_GENERATOR_ALIASES,
+  addGeneratorOptions,
+  generatorFromFlags,
+  intFlagDefault,
+  parseFlagsConfig,
+  readJsonFile,
+  type GeneratorFlags,
+} from '../flags.js';
 
 /** Exit code when every request was sent but some failed (their failures are in the output). */
 export const EXIT_REQUESTS_FAILED = 5;
@@ -97,45 +107,60 @@ interface GenerateFlags extends GeneratorFlags {
 }
 
 function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
-  if (f.config)
+  if (f.config) {
+    const named = GENERATOR_FLAG_NAMES.filter((k) => f[k] !== undefined);
+    if (named.length > 0)
+      throw new ConfigError(`give the generator by --config or by flags, not both`, {
+        where: '--config',
+        found: `--config and ${named.map(flagName).join(', ')}`,
+      });
     return parseGeneratorConfig(
       readJsonFile(f.config, 'generator config'),
       `${f.config}: generator`,
     );
-  const cfg = generatorFromFlags(f, { url: '--url', model: '--model' });
-  return parseGeneratorConfig(cfg ?? { backend: 'llama.cpp' }, 'flags');
+  }
+  return parseFlagsConfig(generatorFromFlags(f) ?? { backend: 'llama.cpp' });
 }
 
+const GENERATOR_FLAG_NAMES = [
+  'backend',
+  'model',
+  'baseUrl',
+  'apiKeyEnv',
+  'timeout',
+  'concurrency',
+  'batchSize',
+  'adapter',
+  'tokenizer',
+  'contextSize',
+  'weights',
+] as const satisfies readonly (keyof GeneratorFlags)[];
+
+const flagName = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`;
+
 export function registerGenerate(program: Command): void {
-  program
+  const cmd = program
     .command('generate')
     .description(
       'run generation requests (JSONL) through a cached generator, or estimate them with --dry-run',
     )
     .argument('<requests>', 'JSONL file, one {id, system?, messages? | prompt?, params?} per line')
-    .option('--config <file>', 'generator config JSON ({backend: openai | llama.cpp | local, ...})')
-    .option('--url <baseUrl>', 'OpenAI-compatible server, e.g. https://api.deepseek.com/v1')
-    .option('--model <name>', 'model on --url')
-    .option('--api-key-env <NAME>', 'environment variable with the API key for --url')
-    .option('--gguf <file>', 'GGUF through llama.cpp (default: the offline test model)')
     .option(
-      '--local <model>',
-      "rl4qe's own engine on a GGUF file or Hugging Face model directory (backend local)",
-    )
-    .option('--adapter <dir>', 'with --local: a PEFT LoRA adapter directory')
-    .option(
-      '--tokenizer <path>',
-      "with --local: tokenizer.json directory or GGUF (default: the model's)",
-    )
-    .option('--context-size <n>', 'with --local: longest prompt + completion in tokens')
-    .option(
-      '--weights <kind>',
-      "with --local GGUF: 'float32' (default) or 'quantized' (keep the file's blocks: less memory, faster decoding)",
-    )
-    .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
-    .option('--out <file>', 'write one result per line here (default: stdout)')
+      '--config <file>',
+      'generator config JSON ({backend: openai | llama.cpp | local, ...}) instead of the generator flags',
+    );
+  addGeneratorOptions(cmd, {
+    openaiLimits: true,
+    localAdapter: true,
+    defaultNote: 'llama.cpp on the offline test model',
+  });
+  cmd
+    .option('--out <file>', 'write one result per line here as it finishes (default: stdout)')
     .option('--dry-run', 'estimate calls, tokens and cost; send nothing')
-    .option('--json', 'print the dry-run estimate or the summary as one JSON line')
+    .option(
+      '--json',
+      'end stdout with the dry-run estimate or the summary as one JSON line (results stay JSON lines)',
+    )
     .option('--budget <usd>', 'stop sending once this much is spent (needs a price for the model)')
     .option(
       '--default-max-tokens <n>',
@@ -149,7 +174,10 @@ export function registerGenerate(program: Command): void {
       if (!f.cache) cfg.cache = { enabled: false };
       const budgetUsd = f.budget !== undefined ? Number(f.budget) : undefined;
       if (budgetUsd !== undefined && !(budgetUsd >= 0))
-        throw new ConfigError('--budget must be a number of USD >= 0', { found: f.budget });
+        throw new ConfigError('--budget must be a number of USD >= 0', {
+          where: '--budget',
+          found: f.budget,
+        });
       if (f.dryRun) {
         const g = createGenerator({ ...cfg, cache: { enabled: false } });
         const cache = cfg.cache.enabled ? new GenerationCache({ file: cfg.cache.file }) : undefined;
@@ -187,6 +215,21 @@ export function registerGenerate(program: Command): void {
       );
       const sink = f.out ? createWriteStream(f.out) : process.stdout;
       const results: GenerationResult[] = [];
+      // Progress on stderr (cli/progress.ts): a counter in place on a terminal, JSON lines else.
+      const mode = progressMode({ json: f.json });
+      const progress = cliProgress('generate', { json: f.json });
+      const onResult = (res: GenerationResult): void => {
+        if (mode === 'text')
+          process.stderr.write(`\rrl4qe generate: ${results.length}/${requests.length} done`);
+        else
+          progress(`${results.length}/${requests.length} ${res.id}`, {
+            done: results.length,
+            total: requests.length,
+            id: res.id,
+            ok: res.ok,
+            ...(res.ok ? {} : { kind: res.kind }),
+          });
+      };
       try {
         // One call per request, all at once: each line is written when its answer is there. The
         // backends still batch (the local engine's queue) or limit concurrency (HTTP, llama.cpp).
@@ -196,6 +239,7 @@ export function registerGenerate(program: Command): void {
             if (res === undefined) return;
             results.push(res);
             sink.write(JSON.stringify(res) + '\n');
+            onResult(res);
           }),
         );
       } finally {
@@ -203,13 +247,16 @@ export function registerGenerate(program: Command): void {
         if (f.out)
           await new Promise<void>((res) => (sink as ReturnType<typeof createWriteStream>).end(res));
       }
+      if (mode === 'text' && results.length > 0) process.stderr.write('\n');
       const s = summarizeResults(results);
-      process.stderr.write(
-        f.json
-          ? JSON.stringify(s) + '\n'
-          : `generated ${s.completions}/${results.length} (${s.cached} from cache), failures ${JSON.stringify(s.byKind)}, ` +
-              `tokens ${s.promptTokens}+${s.completionTokens}, cost $${s.costUsd.toFixed(6)}\n`,
-      );
+      // --json: the summary is stdout's last line (after the results when they go to stdout).
+      if (f.json) process.stdout.write(JSON.stringify(s) + '\n');
+      else
+        process.stderr.write(
+          `generated ${s.completions}/${results.length} (${s.cached} from cache), failures ${JSON.stringify(s.byKind)}, ` +
+            `tokens ${s.promptTokens}+${s.completionTokens}, cost $${s.costUsd.toFixed(6)}\n`,
+        );
       if (s.failures > 0) process.exitCode = EXIT_REQUESTS_FAILED;
     });
+  addDeprecatedAliases(cmd, GENERATE_GENERATOR_ALIASES);
 }

@@ -7,38 +7,62 @@ import { z } from 'zod';
 import { ConfigError } from '../../util/errors.js';
 import { parseGeneratorConfig, type GeneratorConfig } from '../../generators/index.js';
 import { DEFAULT_SERVE_PORT, buildServeStack, startServer } from '../../serve/index.js';
+import { addDeprecatedAliases, type DeprecatedAlias } from '../aliases.js';
 import {
+  SERVE_BATCH_WAIT,
+  SERVE_GENERATOR_ALIASES,
+  SERVE_REFINER_ALIASES,
+  addGeneratorOptions,
+  backendOf,
+  durationFlag,
   generatorFromFlags,
   intFlag,
   intFlagDefault,
+  msAsDuration,
+  parseFlagsConfig,
   readJsonFile,
+  refinerFlagOf,
   refinerFromFlags,
-  SERVE_BATCH_WAIT_MS,
+  type GeneratorFlags,
   type RefinerFlags,
 } from '../flags.js';
 
-interface ServeFlags extends RefinerFlags {
+interface ServeFlags extends RefinerFlags, GeneratorFlags {
   host: string;
   port: string;
   config?: string;
-  generatorUrl?: string;
-  generatorModel?: string;
-  apiKeyEnv?: string;
-  gguf?: string;
-  local?: string;
-  contextSize?: string;
-  weights?: string;
-  maxBatchSize?: string;
-  refineFormat?: string;
-  sequences: string;
-  maxConcurrent: string;
-  timeoutMs: string;
+  batchWait?: string;
+  refinerFormat?: string;
+  concurrency: string;
+  timeout: string;
   maxBodyBytes: string;
   tokenEnv?: string;
   modelId: string;
   cache: boolean;
-  refineMaxTokens: string;
+  refinerMaxTokens: string;
 }
+
+/** serve's own old names (0.1.0); the generator's are in cli/flags.ts. */
+const SERVE_ALIASES: readonly DeprecatedAlias[] = [
+  ...SERVE_GENERATOR_ALIASES,
+  ...SERVE_REFINER_ALIASES,
+  {
+    flags: '--refine-format <format>',
+    use: '--refiner-format <format>',
+    to: (v) => ({ refinerFormat: v }),
+  },
+  {
+    flags: '--refine-max-tokens <n>',
+    use: '--refiner-max-tokens <n>',
+    to: (v) => ({ refinerMaxTokens: v }),
+  },
+  { flags: '--max-concurrent <n>', use: '--concurrency <n>', to: (v) => ({ concurrency: v }) },
+  {
+    flags: '--timeout-ms <ms>',
+    use: '--timeout <duration>',
+    to: (v) => ({ timeout: msAsDuration(v) }),
+  },
+];
 
 const REFINER_FORMATS = ['paper', 'paper-chat', 'chat', 'chat-ds1000'] as const;
 
@@ -62,7 +86,7 @@ function readServeConfig(file: string): z.infer<typeof fileSchema> {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description(
       'serve refine-then-generate over HTTP (OpenAI-compatible /v1/chat/completions, /v1/refine)',
@@ -75,33 +99,13 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'port (0 = any free port)', String(DEFAULT_SERVE_PORT))
     .option(
       '--config <file>',
-      'JSON file {generator, refiner, refinePrompt, refineFormat} with generator configs',
-    )
-    .option(
-      '--generator-url <url>',
-      'answer with an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1',
-    )
-    .option('--generator-model <name>', 'model name on --generator-url')
-    .option('--api-key-env <NAME>', 'environment variable holding the API key of --generator-url')
-    .option(
-      '--gguf <file>',
-      'answer with this GGUF through llama.cpp (default: the offline test model)',
-    )
-    .option(
-      '--local <model>',
-      "answer with rl4qe's own engine on a GGUF file or Hugging Face model directory (in a worker thread; concurrent requests decode in shared batches)",
-    )
-    .option('--context-size <n>', 'with --local: longest prompt + completion in tokens')
-    .option(
-      '--weights <kind>',
-      "with --local GGUF: 'float32' (default) or 'quantized' (keep the file's blocks)",
-    )
-    .option('--max-batch-size <n>', 'with --local: requests decoded together (default 8)')
-    .option(
-      '--batch-wait-ms <ms>',
-      `local engine (--local, --refiner-backend local): wait up to this long for more requests before a batch that is not full (default ${SERVE_BATCH_WAIT_MS})`,
-    )
-    .option('--refiner-gguf <file>', 'refine with this GGUF (default: the generator)')
+      'JSON file {generator, refiner, refinePrompt, refineFormat} with generator configs (flags override it)',
+    );
+  addGeneratorOptions(cmd, {
+    batchWait: true,
+    defaultNote: 'llama.cpp on the offline test model (the answer generator)',
+  });
+  cmd
     .option(
       '--refiner-backend <backend>',
       "refiner backend: 'llama.cpp' (default) or 'local' (rl4qe's own engine, for trained LoRA adapters)",
@@ -109,7 +113,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--refiner-model <path>',
-      'refiner model: a GGUF file, or (local) a Hugging Face model directory (default: the offline test model)',
+      'refiner model: a GGUF file, or (local) a Hugging Face model directory (default: the generator; local: the offline test model)',
     )
     .option(
       '--refiner-adapter <path>',
@@ -121,65 +125,64 @@ export function registerServe(program: Command): void {
     )
     .option('--refiner-context-size <n>', 'local refiner: longest prompt + refinement in tokens')
     .option(
-      '--refiner-weights <kind>',
-      "local GGUF refiner: 'float32' (default) or 'quantized' (keep the file's blocks: less memory, faster decoding)",
+      '--refiner-weights <mode>',
+      'local refiner: auto (default: quantized for a GGUF file, float32 for a Hugging Face directory) | float32 | quantized',
     )
     .option(
       '--refiner-in-process',
       'local refiner: decode on the main thread instead of a worker thread (the server then answers nothing else while it refines)',
     )
     .option(
-      '--refine-format <format>',
+      '--refiner-format <format>',
       `prompt the refiner as training did: ${REFINER_FORMATS.join(' | ')} (default: a refine system prompt)`,
     )
-    .option('--threads <n>', 'llama.cpp CPU threads')
-    .option('--sequences <n>', 'llama.cpp requests decoded in parallel', '1')
-    .option('--max-concurrent <n>', 'requests handled at once; more get 429', '16')
-    .option('--timeout-ms <ms>', 'per-request deadline (refine + generate)', '120000')
+    .option('--refiner-max-tokens <n>', 'longest refinement', '256')
+    .option('--threads <n>', 'llama.cpp and local engine CPU threads (generator and refiner)')
+    .option('--concurrency <n>', 'requests handled at once; more get 429', '16')
+    .option('--timeout <duration>', 'per-request deadline (refine + generate), e.g. 30s, 2m', '2m')
     .option('--max-body-bytes <n>', 'largest accepted request body', String(1 << 20))
     .option('--token-env <NAME>', 'require Authorization: Bearer $NAME on /v1/*')
     .option('--model-id <id>', 'model id clients send and /v1/models lists', 'rl4qe')
     .option('--no-cache', 'do not cache refinements and answers on disk')
-    .option('--refine-max-tokens <n>', 'longest refinement', '256')
     .action(async (f: ServeFlags) => {
       const fileCfg = f.config !== undefined ? readServeConfig(f.config) : {};
-      if (f.batchWaitMs !== undefined && f.local === undefined && f.refinerBackend !== 'local')
-        throw new ConfigError('--batch-wait-ms needs --local or --refiner-backend local', {
-          where: '--batch-wait-ms',
+      const backend = backendOf(f);
+      if (f.batchWait !== undefined && backend !== 'local' && f.refinerBackend !== 'local')
+        throw new ConfigError('--batch-wait needs --backend local or --refiner-backend local', {
+          where: '--batch-wait',
           hint: "it tunes rl4qe's own engine's decode queue",
         });
       // Flags override the file's generator and refiner.
+      const fromFlags = generatorFromFlags({
+        ...f,
+        // Without --backend these tune serve's default llama.cpp stack (buildServeStack).
+        threads: backend !== undefined ? f.threads : undefined,
+        batchSize: backend !== undefined ? f.batchSize : undefined,
+        // serve's --timeout and --concurrency are the server's own (deadline, admission).
+        timeout: undefined,
+        concurrency: undefined,
+        // The serve default: concurrent requests meet in one batch (SERVE_BATCH_WAIT).
+        batchWait: backend === 'local' ? (f.batchWait ?? SERVE_BATCH_WAIT) : undefined,
+        worker: true,
+      });
       const generator: GeneratorConfig | undefined =
-        generatorFromFlags(
-          {
-            url: f.generatorUrl,
-            model: f.generatorModel,
-            apiKeyEnv: f.apiKeyEnv,
-            gguf: f.gguf,
-            threads: f.threads,
-            sequences: f.sequences,
-            local: f.local,
-            contextSize: f.contextSize,
-            weights: f.weights,
-            maxBatchSize: f.maxBatchSize,
-            batchWaitMs: f.local !== undefined ? (f.batchWaitMs ?? SERVE_BATCH_WAIT_MS) : undefined,
-            worker: true,
-          },
-          { url: '--generator-url', model: '--generator-model' },
-        ) ??
-        (fileCfg.generator !== undefined
-          ? parseGeneratorConfig(fileCfg.generator, `${f.config}: generator`)
-          : undefined);
+        fromFlags !== undefined
+          ? parseFlagsConfig(fromFlags)
+          : fileCfg.generator !== undefined
+            ? parseGeneratorConfig(fileCfg.generator, `${f.config}: generator`)
+            : undefined;
+      const refinerCfg = refinerFromFlags(f);
       const refiner: GeneratorConfig | undefined =
-        refinerFromFlags(f) ??
-        (fileCfg.refiner !== undefined
-          ? parseGeneratorConfig(fileCfg.refiner, `${f.config}: refiner`)
-          : undefined);
-      const refineFormat = f.refineFormat ?? fileCfg.refineFormat;
+        refinerCfg !== undefined
+          ? parseFlagsConfig(refinerCfg, refinerFlagOf)
+          : fileCfg.refiner !== undefined
+            ? parseGeneratorConfig(fileCfg.refiner, `${f.config}: refiner`)
+            : undefined;
+      const refineFormat = f.refinerFormat ?? fileCfg.refineFormat;
       const format = REFINER_FORMATS.find((x) => x === refineFormat);
       if (refineFormat !== undefined && format === undefined)
-        throw new ConfigError(`--refine-format must be one of ${REFINER_FORMATS.join(', ')}`, {
-          where: '--refine-format',
+        throw new ConfigError(`--refiner-format must be one of ${REFINER_FORMATS.join(', ')}`, {
+          where: '--refiner-format',
           found: refineFormat,
         });
       let bearerToken: string | undefined;
@@ -195,17 +198,17 @@ export function registerServe(program: Command): void {
         refiner,
         refinePrompt: fileCfg.refinePrompt,
         refineFormat: format,
-        refineParams: { maxTokens: intFlagDefault('--refine-max-tokens', f.refineMaxTokens, 1) },
+        refineParams: { maxTokens: intFlagDefault('--refiner-max-tokens', f.refinerMaxTokens, 1) },
         cache: f.cache,
         threads: intFlag('--threads', f.threads, 1),
-        sequences: intFlagDefault('--sequences', f.sequences, 1),
+        sequences: backend === undefined ? intFlag('--batch-size', f.batchSize, 1) : undefined,
       });
       const server = await startServer({
         ...stack,
         host: f.host,
         port: intFlagDefault('--port', f.port, 0),
-        maxConcurrent: intFlagDefault('--max-concurrent', f.maxConcurrent, 1),
-        requestTimeoutMs: intFlagDefault('--timeout-ms', f.timeoutMs, 1),
+        maxConcurrent: intFlagDefault('--concurrency', f.concurrency, 1),
+        requestTimeoutMs: Math.max(1, Math.round(durationFlag('--timeout', f.timeout) ?? 0)),
         maxBodyBytes: intFlagDefault('--max-body-bytes', f.maxBodyBytes, 1),
         modelId: f.modelId,
         bearerToken,
@@ -233,4 +236,5 @@ export function registerServe(program: Command): void {
         process.on('SIGTERM', stop);
       });
     });
+  addDeprecatedAliases(cmd, SERVE_ALIASES);
 }
