@@ -8,7 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../util/errors.js';
 import { LocalEngineGenerator, defaultGgufPath, resolveLocalWeights } from '../generators/index.js';
-import { durationFlag, generatorFromFlags, parseFlagsConfig, weightsFlag } from './flags.js';
+import {
+  durationFlag,
+  generatorFromFlags,
+  inFlagTerms,
+  parseFlagsConfig,
+  weightsFlag,
+} from './flags.js';
 
 const TINY_DIR = 'test/fixtures/models/tiny-llama';
 
@@ -99,4 +105,15 @@ test('the generator flags choose a backend; misplaced flags name themselves', ()
   );
   // A schema error on a config built from flags names the flag, not the field.
   refused(() => parseFlagsConfig({ backend: 'local', model: '' }), '--model');
+});
+
+test("the generators' hints, which name config fields, read in flag terms", () => {
+  assert.equal(
+    inFlagTerms(
+      'check generator.baseUrl; raise generator.timeoutMs or lower generator.concurrency',
+    ),
+    'check --base-url; raise --timeout or lower --concurrency',
+  );
+  assert.equal(inFlagTerms('check generator.modelPath'), 'check --model');
+  assert.equal(inFlagTerms('generator.unknownField stays'), 'generator.unknownField stays');
 });

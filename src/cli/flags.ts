@@ -228,6 +228,14 @@ const FLAG_OF_FIELD: Record<string, string> = {
 };
 
 /**
+ * A library message in the flags' terms: `generator.baseUrl` → `--base-url`, `generator.timeoutMs`
+ * → `--timeout` (the generators name config fields; a user who gave flags typed these).
+ */
+export function inFlagTerms(text: string): string {
+  return text.replace(/\bgenerator\.(\w+)/g, (m, field: string) => FLAG_OF_FIELD[field] ?? m);
+}
+
+/**
  * Validates a config built from flags; an error names the flag (via `flagOf`, e.g. serve's
  * refiner flags), not the config field.
  */

@@ -86,7 +86,7 @@ describe('rl4qe serve as a process', () => {
     requireTestModel();
     const p = spawn(
       process.execPath,
-      [cli, 'serve', '--port', '0', '--threads', '1', '--no-cache', '--refine-max-tokens', '4'],
+      [cli, 'serve', '--port', '0', '--threads', '1', '--no-cache', '--refiner-max-tokens', '4'],
       {
         env: { ...process.env },
       },

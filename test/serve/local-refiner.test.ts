@@ -129,9 +129,9 @@ describe('rl4qe serve with a local refiner (engine + PEFT adapter)', () => {
       local.adapter,
       '--refiner-tokenizer',
       local.tokenizer,
-      '--refine-format',
+      '--refiner-format',
       'paper-chat',
-      '--refine-max-tokens',
+      '--refiner-max-tokens',
       '4',
     ]);
     let stderr = '';

@@ -17,6 +17,7 @@ import {
   summarizeResults,
   type GenerationRequest,
   type GenerationResult,
+  type Generator,
   type ParsedGeneratorConfig,
 } from '../../generators/index.js';
 import { addDeprecatedAliases } from '../aliases.js';
@@ -25,6 +26,7 @@ import {
   GENERATE_GENERATOR_ALIASES,
   addGeneratorOptions,
   generatorFromFlags,
+  inFlagTerms,
   intFlagDefault,
   parseFlagsConfig,
   readJsonFile,
@@ -209,10 +211,15 @@ export function registerGenerate(program: Command): void {
           );
         return;
       }
-      const g = createGenerator(
-        cfg,
-        budgetUsd !== undefined ? { budget: new Budget(budgetUsd) } : {},
-      );
+      // From flags, the generators' hints (which name config fields) are put in flag terms.
+      const terms = f.config ? (t: string): string => t : inFlagTerms;
+      let g: Generator;
+      try {
+        g = createGenerator(cfg, budgetUsd !== undefined ? { budget: new Budget(budgetUsd) } : {});
+      } catch (err) {
+        if (err instanceof Error) err.message = terms(err.message);
+        throw err;
+      }
       const sink = f.out ? createWriteStream(f.out) : process.stdout;
       const results: GenerationResult[] = [];
       // Progress on stderr (cli/progress.ts): a counter in place on a terminal, JSON lines else.
@@ -235,8 +242,15 @@ export function registerGenerate(program: Command): void {
         // backends still batch (the local engine's queue) or limit concurrency (HTTP, llama.cpp).
         await Promise.all(
           requests.map(async (r) => {
-            const [res] = await g.generate([r]);
-            if (res === undefined) return;
+            const [got] = await g.generate([r]);
+            if (got === undefined) return;
+            const res: GenerationResult = got.ok
+              ? got
+              : {
+                  ...got,
+                  message: terms(got.message),
+                  ...(got.hint !== undefined ? { hint: terms(got.hint) } : {}),
+                };
             results.push(res);
             sink.write(JSON.stringify(res) + '\n');
             onResult(res);
