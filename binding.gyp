@@ -18,7 +18,7 @@
   "targets": [
     {
       "target_name": "rl4qe_native",
-      "sources": ["native/addon.cc", "native/ops.cc", "native/cpu.cc", "native/gemm_generic.cc"],
+      "sources": ["native/addon.cc", "native/allocator.cc", "native/ops.cc", "native/cpu.cc", "native/gemm_generic.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "libraries": ["-fopenmp", "-ldl"],

@@ -21,6 +21,7 @@
 #include <iterator>
 #include <vector>
 
+#include "allocator.h"
 #include "kernels.h"
 #include "ops.h"
 
@@ -293,91 +294,10 @@ void checkExtent(const CallbackInfo& info, const char* where, const char* what, 
                                 " elements" + (len == 0 ? " (was it released?)" : ""));
 }
 
-// ---- memory -----------------------------------------------------------------------------------
+// ---- memory (allocator.h; here only the N-API side: V8 is told of every byte malloc'd or freed) --
 
-struct Block {
-  void* ptr;
-  size_t bytes;
-  bool freed;
-};
-// Live blocks by address; shared by every Node thread (worker_threads) that loads the addon.
-std::unordered_map<void*, Block*> g_live;
-int64_t g_liveBytes = 0;
-std::mutex g_liveMutex;
-
-// Released memory is kept for reuse, by exact size: a training step allocates the same sizes
-// every step, and a fresh multi-megabyte malloc costs page faults (glibc maps and unmaps large
-// blocks; ~0.8 ms for 1.5 MB, more than the kernel that fills it) while V8 sees external-memory
-// churn and runs extra full GCs. V8 is told about memory when it is really malloc'd or freed, so
-// pooled blocks still count as external memory. At most RL4QE_POOL_MB (default 1024; 0 turns
-// the pool off) is kept; to fit a new block, pooled blocks are freed until it fits.
-std::unordered_map<size_t, std::vector<void*>> g_pool;
-size_t g_poolBytes = 0;
-
-// Blocks of at least 1 MiB come straight from mmap: fresh anonymous pages are zero, so a zeroed
-// allocation needs no fill, and untouched pages take no memory. A model is built with zero
-// placeholder weights that the loader replaces one by one; filling them made the whole model's
-// size resident before the first real weight was read (a quantised load peaked at the float32
-// size). The size alone says how a block was obtained, so the pool frees it the same way.
-constexpr size_t kMapMin = size_t(1) << 20;
-
-void* rawAlloc(size_t bytes) {
-  if (bytes < kMapMin) return std::aligned_alloc(64, bytes);
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
-}
-
-void rawFree(void* p, size_t bytes) {
-  if (bytes < kMapMin) std::free(p);
-  else munmap(p, bytes);
-}
-
-// The cap starts from RL4QE_POOL_MB and may be changed at run time (setPoolCap): a training step
-// allocates several GiB of activations of the same sizes every step, far beyond the 1 GiB default
-// that suits inference; with the cap below a step's working set, every step's activations come
-// from fresh mmap pages (page faults were ~30% of a SmolLM2 LoRA step's CPU time).
-size_t envPoolCap() {
-  const char* e = std::getenv("RL4QE_POOL_MB");
-  const long mb = e && *e ? std::strtol(e, nullptr, 10) : 1024;
-  return mb > 0 ? (size_t)mb << 20 : (size_t)0;
-}
-size_t g_poolCap = envPoolCap();  // guarded by g_liveMutex
-
-size_t poolCap() { return g_poolCap; }
-
-// Called with g_liveMutex held; returns the bytes really freed (to tell V8).
-int64_t poolPutLocked(void* p, size_t bytes) {
-  const size_t cap = poolCap();
-  if (bytes > cap) {
-    rawFree(p, bytes);
-    return (int64_t)bytes;
-  }
-  // Over the cap: free pooled blocks (any size) until this one fits.
-  int64_t freed = 0;
-  for (auto it = g_pool.begin(); it != g_pool.end() && g_poolBytes + bytes > cap;) {
-    auto& list = it->second;
-    while (!list.empty() && g_poolBytes + bytes > cap) {
-      rawFree(list.back(), it->first);
-      list.pop_back();
-      g_poolBytes -= it->first;
-      freed += (int64_t)it->first;
-    }
-    it = list.empty() ? g_pool.erase(it) : std::next(it);
-  }
-  g_pool[bytes].push_back(p);
-  g_poolBytes += bytes;
-  return freed;
-}
-
-void freeBlock(Env env, Block* blk) {
-  int64_t freed;
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    g_live.erase(blk->ptr);
-    g_liveBytes -= (int64_t)blk->bytes;
-    freed = poolPutLocked(blk->ptr, blk->bytes);
-  }
-  blk->freed = true;
+void freeBlock(Env env, mem::Block* blk) {
+  const int64_t freed = mem::give(blk);
   if (freed) MemoryManagement::AdjustExternalMemory(env, -freed);
 }
 
@@ -387,38 +307,19 @@ Value Alloc(const CallbackInfo& info) {
   if (len > (int64_t(1) << 32)) fail(env, "native.alloc", "length " + std::to_string(len) + " is too large for one Float32Array");
   // V8 drops the pointer of an empty external buffer; an empty JS array needs no freeing anyway.
   if (len == 0) return Float32Array::New(env, 0);
-  const size_t bytes = std::max<size_t>(64, ((size_t)len * sizeof(float) + 63) / 64 * 64);
-  void* p = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    auto it = g_pool.find(bytes);
-    if (it != g_pool.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      g_poolBytes -= bytes;
-    }
-  }
+  const size_t bytes = mem::blockBytes((size_t)len);
   bool fresh = false;
-  if (!p) {
-    p = rawAlloc(bytes);
-    if (!p) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
-    MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
-    fresh = true;
-  }
+  mem::Block* blk = mem::take(bytes, &fresh);
+  if (!blk) throw Error::New(env, "native.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (fresh) MemoryManagement::AdjustExternalMemory(env, (int64_t)bytes);
   // alloc(length, zero = true): false skips the zero fill (outputs a kernel overwrites). Fresh
   // mmap'd blocks are already zero.
   const bool zero = info.Length() < 2 || info[1].IsUndefined() || info[1].ToBoolean().Value();
-  if (zero && !(fresh && bytes >= kMapMin))
-    ops::fill(static_cast<float*>(p), (int64_t)(bytes / sizeof(float)), 0.0f);
-  Block* blk = new Block{p, bytes, false};
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    g_live[p] = blk;
-    g_liveBytes += (int64_t)bytes;
-  }
+  if (zero && !(fresh && bytes >= mem::kMapMin))
+    ops::fill(static_cast<float*>(blk->ptr), (int64_t)(bytes / sizeof(float)), 0.0f);
   ArrayBuffer ab = ArrayBuffer::New(
-      env, p, (size_t)len * sizeof(float),
-      [](Env e, void*, Block* b) {
+      env, blk->ptr, (size_t)len * sizeof(float),
+      [](Env e, void*, mem::Block* b) {
         if (!b->freed) freeBlock(e, b);
         delete b;
       },
@@ -433,13 +334,7 @@ Value Release(const CallbackInfo& info) {
   if (!info[0].IsTypedArray()) throw TypeError::New(env, "native.release: expected a typed array");
   ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
   if (ab.IsDetached()) return Boolean::New(env, false);
-  void* data = ab.Data();
-  Block* blk = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    auto it = g_live.find(data);
-    if (it != g_live.end()) blk = it->second;
-  }
+  mem::Block* blk = mem::find(ab.Data());
   if (!blk) return Boolean::New(env, false);
   ab.Detach();
   freeBlock(env, blk);
@@ -450,8 +345,7 @@ Value IsNative(const CallbackInfo& info) {
   if (!info[0].IsTypedArray()) return Boolean::New(info.Env(), false);
   ArrayBuffer ab = info[0].As<TypedArray>().ArrayBuffer();
   if (ab.IsDetached()) return Boolean::New(info.Env(), false);
-  std::lock_guard<std::mutex> lock(g_liveMutex);
-  return Boolean::New(info.Env(), g_live.count(ab.Data()) > 0);
+  return Boolean::New(info.Env(), mem::find(ab.Data()) != nullptr);
 }
 
 Value Alignment(const CallbackInfo& info) {
@@ -461,25 +355,13 @@ Value Alignment(const CallbackInfo& info) {
   return Number::New(info.Env(), (double)(addr % 64));
 }
 
-Value LiveBytes(const CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(g_liveMutex);
-  return Number::New(info.Env(), (double)g_liveBytes);
-}
+Value LiveBytes(const CallbackInfo& info) { return Number::New(info.Env(), (double)mem::liveBytes()); }
 
 // Frees every pooled block (released memory kept for reuse) and returns the bytes freed. Called
 // after a model load: the placeholders a model is created with are replaced by the loaded
 // weights, and without a trim up to RL4QE_POOL_MB of them would stay resident for nothing.
 Value TrimPool(const CallbackInfo& info) {
-  int64_t freed = 0;
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    for (auto& [bytes, list] : g_pool) {
-      for (void* p : list) rawFree(p, bytes);
-      freed += (int64_t)(bytes * list.size());
-    }
-    g_pool.clear();
-    g_poolBytes = 0;
-  }
+  const int64_t freed = mem::trim();
   if (freed) MemoryManagement::AdjustExternalMemory(info.Env(), -freed);
   return Number::New(info.Env(), (double)freed);
 }
@@ -488,23 +370,8 @@ Value TrimPool(const CallbackInfo& info) {
 Value SetPoolCap(const CallbackInfo& info) {
   const int64_t mb = intArg(info, 0, "native.setPoolCap", "mb");
   if (mb < 0) fail(info.Env(), "native.setPoolCap", "mb must be >= 0");
-  int64_t freed = 0;
-  size_t prev;
-  {
-    std::lock_guard<std::mutex> lock(g_liveMutex);
-    prev = g_poolCap;
-    g_poolCap = (size_t)mb << 20;
-    for (auto it = g_pool.begin(); it != g_pool.end() && g_poolBytes > g_poolCap;) {
-      auto& list = it->second;
-      while (!list.empty() && g_poolBytes > g_poolCap) {
-        rawFree(list.back(), it->first);
-        list.pop_back();
-        g_poolBytes -= it->first;
-        freed += (int64_t)it->first;
-      }
-      it = list.empty() ? g_pool.erase(it) : std::next(it);
-    }
-  }
+  size_t prev = 0;
+  const int64_t freed = mem::setCap((size_t)mb << 20, &prev);
   if (freed) MemoryManagement::AdjustExternalMemory(info.Env(), -freed);
   return Number::New(info.Env(), (double)(prev >> 20));
 }
@@ -744,7 +611,7 @@ Value Qsupports(const CallbackInfo& info) {
   return Boolean::New(info.Env(), ok);
 }
 
-// qmatmul(x, data, type, rows, cols, out, m, accumulate[, int8]): out [m, rows] = x [m, cols] · Wᵀ
+// qmatmul(x, data, type, rows, cols, out, m, accumulate, int8): out [m, rows] = x [m, cols] · Wᵀ
 // (+out); int8: may run on int8 activations (qmatmulInt8) where the kernel set has them.
 Value Qmatmul(const CallbackInfo& info) {
   const char* W = "native.qmatmul";
@@ -1000,7 +867,9 @@ AttnArgs attnArgs(const CallbackInfo& info, size_t at, const char* W) {
   return p;
 }
 
-// attention(q, k, v, out, lse, batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal, keyStart)
+// attention(q, k, v, out, lse, batch, seqQ, seqK, heads, kvHeads, headDim, scale, causal,
+//           keyStart | null, kvStride | null, kvRowStride | null, kvHeadStride | null):
+// k and v may be strided views (a KV cache): null strides mean contiguous [batch, seqK, kvHeads, D].
 Value Attention(const CallbackInfo& info) {
   const char* W = "native.attention";
   const AttnArgs p = attnArgs(info, 5, W);
@@ -1019,7 +888,9 @@ Value Attention(const CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, batch, ..., keyStart)
+// attentionBackward(q, k, v, out, lse, gOut, gq, gk, gv, batch, seqQ, seqK, heads, kvHeads,
+//                   headDim, scale, causal, keyStart | null, kvStride, kvRowStride, kvHeadStride):
+// the same tail as attention, but k and v must be contiguous (the strides null or their defaults).
 Value AttentionBackward(const CallbackInfo& info) {
   const char* W = "native.attentionBackward";
   const AttnArgs p = attnArgs(info, 9, W);

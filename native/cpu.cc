@@ -28,11 +28,11 @@ struct Slot {
   size_t cap = 0;
   ~Slot() { std::free(ptr); }
 };
-thread_local Slot t_slots[16];
+thread_local Slot t_slots[static_cast<int>(Scratch::Count)];
 }  // namespace
 
-float* scratch(int slot, size_t floats) {
-  Slot& s = t_slots[slot];
+float* scratch(Scratch slot, size_t floats) {
+  Slot& s = t_slots[static_cast<int>(slot)];
   if (s.cap < floats) {
     std::free(s.ptr);
     const size_t bytes = ((floats * sizeof(float)) + 63) / 64 * 64;

@@ -125,7 +125,31 @@ double peak(double seconds, int threads);
 int numThreads();
 void setNumThreads(int n);
 
-/** 64-byte aligned scratch that grows and is reused per thread. */
-float* scratch(int slot, size_t floats);
+/**
+ * Per-thread scratch buffers, one slot per use: two buffers live at the same time never share a
+ * slot (a kernel that calls another, e.g. the quantised product calling the packed GEMM, keeps
+ * its own slot alive across the call). Each slot is 64-byte aligned, grows and is reused.
+ */
+enum class Scratch : int {
+  GemmBPanels = 0,       // sgemm: packed panels of op(B), [ncPanels][NR × k]
+  GemmABlock = 1,        // sgemm: packed block of op(A), [MC × kc]
+  AttnScores = 2,        // attention (short rows): 4 query rows of scores / probabilities
+  AttnKeysT = 3,         // attention: K transposed, [D × seqK]
+  AttnDScores = 4,       // attention backward (short rows): dP for 4 query rows
+  AttnValuesT = 5,       // attention backward: V transposed, [D × seqK]
+  AttnTileScores = 6,    // tiled attention: a query block's scores, [kAttnQB × seqK]
+  AttnTileDScores = 7,   // tiled attention backward: a query block's dP
+  AttnTileDK = 8,        // tiled attention backward: per-task private dK
+  AttnTileDV = 9,        // tiled attention backward: per-task private dV
+  GemmNarrowB = 10,      // sgemmNarrow: op(B) packed for a narrow n
+  GemmShortKB = 11,      // sgemmShortK: op(B) transposed for a short k
+  QuantPanel = 12,       // quantised product, many rows: decoded weight rows fed to sgemm
+  QuantRows = 13,        // quantised product, few rows: four decoded weight rows
+  Int8Activations = 14,  // int8 decoding: quantised activation rows and their block sums
+  Count = 16,
+};
+
+/** The calling thread's buffer for `slot`, at least `floats` long. */
+float* scratch(Scratch slot, size_t floats);
 
 }  // namespace rl4qe

@@ -334,7 +334,7 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
   }
   const int64_t rowBytes = k / bs * ts;
   // Per row of x: k bytes of quants, 3 · k / 4 lane entries and k / 32 sums of 4 bytes (< 5k).
-  uint8_t* buf = reinterpret_cast<uint8_t*>(scratch(14, (size_t)(m * k * 5 + 3) / 4));
+  uint8_t* buf = reinterpret_cast<uint8_t*>(scratch(Scratch::Int8Activations, (size_t)(m * k * 5 + 3) / 4));
   XRow xs[kInt8MaxM];
   quantizeRows(x, m, k, bs == 256 ? 256 : 32, off, buf, xs);
   const int threads = omp_in_parallel() || (double)n * rowBytes < kParallelBytes ? 1 : numThreads();

@@ -738,7 +738,7 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
     // Many rows (prefill, training): panels of decoded rows through the packed sgemm; each panel
     // writes its block of columns of out.
     const int64_t P = qPanelRows(w);
-    float* panel = scratch(12, (size_t)(P * k));
+    float* panel = scratch(Scratch::QuantPanel, (size_t)(P * k));
     for (int64_t p0 = 0; p0 < n; p0 += P) {
       const int64_t np = std::min<int64_t>(P, n - p0);
       qDecodePanel(w, rowBytes, p0, np, panel);
@@ -776,7 +776,7 @@ static void qmatmul(const float* x, const QuantArgs& w, float* out, int64_t m, b
   const int64_t jBlocks = (n + 3) / 4;
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
-    float* buf = scratch(13, (size_t)(4 * k));
+    float* buf = scratch(Scratch::QuantRows, (size_t)(4 * k));
 #pragma omp for schedule(guided, 2)
     for (int64_t jb = 0; jb < jBlocks; ++jb) {
       const int64_t j0 = jb * 4;
@@ -811,7 +811,7 @@ static void qmatmulT(const float* gy, const QuantArgs& w, float* out, int64_t m,
   if (m > kSmallM) {
     // out (+)= Σ over panels: g[:, panel rows] · panel, the first panel honouring `accumulate`.
     const int64_t P = qPanelRows(w);
-    float* panel = scratch(12, (size_t)(P * k));
+    float* panel = scratch(Scratch::QuantPanel, (size_t)(P * k));
     for (int64_t p0 = 0; p0 < n; p0 += P) {
       const int64_t np = std::min<int64_t>(P, n - p0);
       qDecodePanel(w, rowBytes, p0, np, panel);
@@ -839,7 +839,7 @@ static void qmatmulT(const float* gy, const QuantArgs& w, float* out, int64_t m,
   {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
     const int64_t u0 = units * tid / nt, u1 = units * (tid + 1) / nt;
-    float* buf = scratch(13, (size_t)(chunkUnits * unit));
+    float* buf = scratch(Scratch::QuantRows, (size_t)(chunkUnits * unit));
     for (int64_t ua = u0; ua < u1; ua += chunkUnits) {
       const int64_t c0 = ua * unit, c1 = std::min<int64_t>(k, std::min(u1, ua + chunkUnits) * unit);
       if (!accumulate)
