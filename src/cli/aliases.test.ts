@@ -168,6 +168,12 @@ const CASES: { path: string[]; old: string[]; now: string[]; notes: string[] }[]
     notes: ['--path'],
   },
   {
+    path: ['export'],
+    old: ['runs/r', '--format', 'peft', '--base', 'b.gguf'],
+    now: ['runs/r', '--format', 'peft', '--refiner-model', 'b.gguf'],
+    notes: ['--base'],
+  },
+  {
     path: ['data', 'stats'],
     old: ['--path', 'd.jsonl'],
     now: ['--data-path', 'd.jsonl'],

@@ -127,7 +127,7 @@ export function addGeneratorOptions(cmd: Command, set: GeneratorOptionSet): Comm
   cmd
     .option(
       '--backend <backend>',
-      `generator backend: openai | llama.cpp | local (rl4qe's own engine); default: openai with --base-url, else ${set.defaultNote}`,
+      `generator backend: openai | llama.cpp | local (rl4qe's own engine); without it: openai with --base-url, else llama.cpp (no generator flag at all: ${set.defaultNote})`,
     )
     .option(
       '--model <model>',

@@ -13,7 +13,8 @@ import { addDeprecatedAliases, type DeprecatedAlias } from '../aliases.js';
 function int(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n)) throw new ConfigError(`--${name} must be an integer`, { found: v });
+  if (v.trim() === '' || !Number.isInteger(n))
+    throw new ConfigError(`--${name} must be an integer`, { where: `--${name}`, found: v });
   return n;
 }
 
@@ -50,6 +51,7 @@ export function registerData(program: Command): void {
       }) => {
         if (o.strategy !== 'paper' && o.strategy !== 'leak-free') {
           throw new ConfigError('unknown --strategy', {
+            where: '--strategy',
             expected: 'paper or leak-free',
             found: o.strategy,
           });

@@ -292,7 +292,7 @@ export function registerEval(program: Command): void {
   addGeneratorOptions(cmd, {
     openaiLimits: true,
     threads: true,
-    defaultNote: 'none (give --config or --backend)',
+    defaultNote: 'give --config or --backend',
   });
   cmd
     .option(

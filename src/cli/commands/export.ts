@@ -3,12 +3,14 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../util/errors.js';
 import { EXPORT_FORMATS, exportRun, type ExportFormat } from '../../train/export.js';
+import { addDeprecatedAliases } from '../aliases.js';
 
 interface ExportFlags {
   checkpoint: string;
   format?: string;
   out?: string;
-  base?: string;
+  /** The run's refiner base model, when it moved. */
+  refinerModel?: string;
   verifyBase?: boolean;
   dtype?: string;
   force?: boolean;
@@ -40,7 +42,7 @@ export function runExport(runDir: string, f: ExportFlags): void {
     checkpoint: f.checkpoint,
     format: f.format as ExportFormat,
     ...(f.out !== undefined ? { out: f.out } : {}),
-    ...(f.base !== undefined ? { baseModel: f.base } : {}),
+    ...(f.refinerModel !== undefined ? { baseModel: f.refinerModel } : {}),
     ...(dtype !== undefined ? { dtype: dtype as (typeof DTYPES)[number] } : {}),
     overwrite: f.force === true,
     verifyBase: f.verifyBase,
@@ -55,7 +57,7 @@ export function runExport(runDir: string, f: ExportFlags): void {
 }
 
 export function registerExport(program: Command): void {
-  program
+  const cmd = program
     .command('export')
     .description(
       'export a checkpoint of a training run: a PEFT adapter (peft), a llama.cpp LoRA GGUF ' +
@@ -68,7 +70,10 @@ export function registerExport(program: Command): void {
       '--out <path>',
       'output directory (peft, merged) or .gguf file (gguf-lora); default RUN_DIR/export/<checkpoint>-<format>',
     )
-    .option('--base <path>', "the run's base model, when it moved from the path in its config")
+    .option(
+      '--refiner-model <path>',
+      "the run's refiner base model, when it moved from the path in its config",
+    )
     .option(
       '--no-verify-base',
       'accept a base model whose digest differs from run.json (same architecture and size)',
@@ -78,6 +83,9 @@ export function registerExport(program: Command): void {
       'merged: F32, F16 or BF16 for the weights it computes (GGUF base: all of them, default F32; HF base: the merged ones, default the base dtype)',
     )
     .option('--force', 'replace an existing output')
-    .option('--json', 'print the result as JSON on stdout')
+    .option('--json', 'print the result as one JSON line on stdout')
     .action((runDir: string, f: ExportFlags) => runExport(runDir, f));
+  addDeprecatedAliases(cmd, [
+    { flags: '--base <path>', use: '--refiner-model <path>', to: (v) => ({ refinerModel: v }) },
+  ]);
 }

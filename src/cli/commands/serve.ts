@@ -103,7 +103,7 @@ export function registerServe(program: Command): void {
     );
   addGeneratorOptions(cmd, {
     batchWait: true,
-    defaultNote: 'llama.cpp on the offline test model (the answer generator)',
+    defaultNote: 'llama.cpp on the offline test model',
   });
   cmd
     .option(
