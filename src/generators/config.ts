@@ -82,7 +82,10 @@ export const generatorConfigSchema = z.discriminatedUnion('backend', [
       contextSize: z.number().int().positive().optional(),
       /**
        * auto (default): a GGUF file keeps its quantised blocks, a Hugging Face directory loads
-       * float32; float32 dequantises a GGUF; quantized keeps the blocks (GGUF only).
+       * float32; float32 dequantises a GGUF; quantized keeps the blocks (GGUF only). Optional
+       * rather than .default('auto'): unset means auto (resolveLocalWeights), and a schema default
+       * would enter every resolved training config and so change the config digest of runs
+       * written before it (resume compares them).
        */
       weights: z.enum(['auto', 'float32', 'quantized']).optional(),
       maxBatchSize: z.number().int().positive().optional(),
