@@ -14,6 +14,7 @@ import {
   inFlagTerms,
   parseFlagsConfig,
   weightsFlag,
+  withRevision,
 } from './flags.js';
 
 const TINY_DIR = 'test/fixtures/models/tiny-llama';
@@ -116,4 +117,19 @@ test("the generators' hints, which name config fields, read in flag terms", () =
   );
   assert.equal(inFlagTerms('check generator.modelPath'), 'check --model');
   assert.equal(inFlagTerms('generator.unknownField stays'), 'generator.unknownField stays');
+});
+
+test('--revision puts the revision into a Hub id --model; a local path or another @rev is refused', () => {
+  const g = generatorFromFlags({ backend: 'local', model: 'org/name', revision: 'v1' });
+  assert.ok(g?.backend === 'local' && g.model === 'org/name@v1');
+  const f = generatorFromFlags({ backend: 'llama.cpp', model: 'org/name/m.gguf', revision: 'abc' });
+  assert.ok(f?.backend === 'llama.cpp' && f.modelPath === 'org/name@abc/m.gguf');
+  assert.equal(withRevision('--model', 'org/name@v1', 'v1'), 'org/name@v1');
+  refused(() => withRevision('--model', 'org/name@v1', 'v2'), '--revision');
+  refused(() => withRevision('--model', TINY_DIR, 'v1'), '--revision');
+  refused(() => generatorFromFlags({ backend: 'local', revision: 'v1' }), '--revision');
+  refused(
+    () => generatorFromFlags({ baseUrl: 'http://h/v1', model: 'm', revision: 'v1' }),
+    '--revision',
+  );
 });

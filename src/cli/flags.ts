@@ -13,6 +13,7 @@ import {
   type GeneratorConfig,
   type ParsedGeneratorConfig,
 } from '../generators/index.js';
+import { parseHubModelRef } from '../io/hub/index.js';
 import type { DeprecatedAlias } from './aliases.js';
 
 /** An integer flag ≥ min; undefined stays undefined. */
@@ -92,6 +93,8 @@ export interface GeneratorFlags {
   /** openai (the OpenAI SDK's baseURL). */
   baseUrl?: string;
   apiKeyEnv?: string;
+  /** llama.cpp / local: the Hub revision of a --model repo id (the same as org/name@rev). */
+  revision?: string;
   /** openai: request deadline and requests in flight. */
   timeout?: string;
   concurrency?: string;
@@ -132,6 +135,10 @@ export function addGeneratorOptions(cmd: Command, set: GeneratorOptionSet): Comm
     .option(
       '--model <model>',
       'generator model: a GGUF file, Hugging Face directory or Hub id org/name[@rev] (llama.cpp, local), or the model name (openai)',
+    )
+    .option(
+      '--revision <rev>',
+      'llama.cpp, local: branch, tag or commit of a Hub id --model (the same as org/name@rev)',
     )
     .option(
       '--base-url <url>',
@@ -251,9 +258,33 @@ export function parseFlagsConfig(
   });
 }
 
+/**
+ * --model with --revision: the Hub id with that revision (`org/name@rev`, `org/name@rev/f.gguf`),
+ * as resolveModel reads it. Refused for a local path or an id that names another revision.
+ */
+export function withRevision(flag: string, model: string, revision: string | undefined): string {
+  if (revision === undefined) return model;
+  const ref = existsSync(model) ? undefined : parseHubModelRef(model);
+  if (ref === undefined)
+    throw new ConfigError('--revision needs a Hub repo id', {
+      where: '--revision',
+      expected: `${flag} org/name (or org/name/file.gguf)`,
+      found: `${flag} ${model}`,
+    });
+  if (ref.revision !== undefined && ref.revision !== revision)
+    throw new ConfigError(`--revision and ${flag}'s @revision disagree`, {
+      where: '--revision',
+      found: `${revision} vs ${ref.revision}`,
+      hint: 'give the revision once',
+    });
+  return `${ref.repo}@${revision}${ref.file !== undefined ? `/${ref.file}` : ''}`;
+}
+
 /** A model path that is plainly a file path (not a Hub id) must exist: say so naming the flag. */
 function requirePathFlag(flag: string, model: string): void {
-  const pathLike = /^[./~]/.test(model) || /\.gguf$/i.test(model);
+  // org/name/file.gguf is a GGUF inside a Hub repo, not a path.
+  const pathLike =
+    /^[./~]/.test(model) || (/\.gguf$/i.test(model) && parseHubModelRef(model) === undefined);
   if (pathLike && !existsSync(model))
     throw new NotFoundError('model not found', {
       where: flag,
@@ -311,6 +342,7 @@ export function generatorFromFlags(
       ? given([
           ['threads', '--threads'],
           ['batchSize', '--batch-size'],
+          ['revision', '--revision'],
         ])
       : []),
   ];
@@ -347,16 +379,19 @@ export function generatorFromFlags(
     };
   }
   if (f.model !== undefined && o.checkPaths !== false) requirePathFlag('--model', f.model);
+  if (f.revision !== undefined && f.model === undefined)
+    throw new ConfigError('--revision needs --model <org/name>', { where: '--revision' });
+  const model = f.model !== undefined ? withRevision('--model', f.model, f.revision) : undefined;
   if (backend === 'llama.cpp')
     return {
       backend: 'llama.cpp',
-      ...(f.model !== undefined ? { modelPath: f.model } : {}),
+      ...(model !== undefined ? { modelPath: model } : {}),
       threads,
       sequences: batchSize,
     };
   return {
     backend: 'local',
-    model: f.model ?? defaultGgufPath(),
+    model: model ?? defaultGgufPath(),
     adapter: f.adapter,
     tokenizer: f.tokenizer,
     contextSize: intFlag('--context-size', f.contextSize, 1),

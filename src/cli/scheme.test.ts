@@ -86,7 +86,14 @@ test('the generator is chosen the same way wherever a command takes one', () => 
   for (const name of ['generate', 'serve', 'eval']) {
     const cmd = all.find(([n]) => n === name)![1];
     const longs = cmd.options.filter((o) => !hidden(o)).map((o) => o.long);
-    for (const f of ['--backend', '--model', '--base-url', '--api-key-env', '--weights'])
+    for (const f of [
+      '--backend',
+      '--model',
+      '--revision',
+      '--base-url',
+      '--api-key-env',
+      '--weights',
+    ])
       assert.ok(longs.includes(f), `rl4qe ${name} lacks ${f}`);
   }
 });
