@@ -127,6 +127,7 @@ function configFrom(f: GenerateFlags): ParsedGeneratorConfig {
 const GENERATOR_FLAG_NAMES = [
   'backend',
   'model',
+  'revision',
   'baseUrl',
   'apiKeyEnv',
   'timeout',
