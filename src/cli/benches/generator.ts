@@ -167,15 +167,15 @@ export async function runGeneratorBench(opts: BenchOptions): Promise<BenchReport
   const longTokens = 32;
   const threads = String(Math.max(1, Math.min(4, os.cpus().length - 1)));
   const loadBefore = os.loadavg();
-  const common = ['--threads', threads, '--max-concurrent', '64', '--no-cache'];
-  const refine = ['--refine-max-tokens', String(maxTokens)]; // llama.cpp case
+  const common = ['--threads', threads, '--concurrency', '64', '--no-cache'];
+  const refine = ['--refiner-max-tokens', String(maxTokens)]; // llama.cpp case
   const model = defaultGgufPath();
   const extra = { requests: sizes, maxTokens, refineMaxTokens: maxTokens };
   const cases: BenchCase[] = [];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rl4qe-bench-gen-'));
   try {
     // 1. The default stack: llama.cpp, 8 sequences.
-    const llama = await startServe([...common, '--sequences', '8', ...refine], opts.log);
+    const llama = await startServe([...common, '--batch-size', '8', ...refine], opts.log);
     try {
       const c = client(llama.url);
       cases.push(
@@ -198,15 +198,22 @@ export async function runGeneratorBench(opts: BenchOptions): Promise<BenchReport
       const local = await startServe(
         [
           ...common,
-          '--local',
+          '--backend',
+          'local',
+          '--model',
           model,
+          // float32, as the figures in docs/benchmarks.md were measured (auto would quantise).
+          '--weights',
+          'float32',
           '--refiner-backend',
           'local',
           '--refiner-model',
           model,
-          '--max-batch-size',
+          '--refiner-weights',
+          'float32',
+          '--batch-size',
           '8',
-          '--refine-max-tokens',
+          '--refiner-max-tokens',
           String(tokens),
         ],
         opts.log,
@@ -219,6 +226,7 @@ export async function runGeneratorBench(opts: BenchOptions): Promise<BenchReport
             maxTokens: tokens,
             refineMaxTokens: tokens,
             backend: 'local',
+            weights: 'float32',
             maxBatchSize: 8,
           }),
         );
