@@ -17,6 +17,7 @@ import { referenceBackend } from './reference/index.js';
 
 export * from './backend.js';
 export { referenceBackend } from './reference/index.js';
+export { applyOmpDefaults } from './native/index.js';
 export { compareBackend, type CompareOptions } from './compare.js';
 export {
   profileBackend,

@@ -3,6 +3,7 @@
 // fails to load) cross the thread as plain data and are rebuilt as the same class with the same
 // where / expected / found / hint, so the CLI prints and exits exactly as in-process.
 import { Worker } from 'node:worker_threads';
+import { applyOmpDefaults } from '../backend/index.js';
 import {
   ConfigError,
   FormatError,
@@ -103,6 +104,8 @@ export class LocalWorkerClient {
   private dead: Error | undefined;
 
   constructor(workerData: unknown) {
+    // The worker's addon reads OpenMP's settings from the real environment: set them here.
+    applyOmpDefaults();
     this.worker = new Worker(new URL('./local-worker.js', import.meta.url), { workerData });
     this.worker.unref(); // only pending calls keep the process alive
     this.worker.on('message', (m: WorkerOut) => {

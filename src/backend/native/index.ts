@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { referenceBackend } from '../reference/index.js';
 import type { Backend } from '../backend.js';
 import { missingFunctions, type Addon } from './addon.js';
@@ -88,6 +89,24 @@ export function cpuFeaturesFromOs(): string[] {
 }
 
 /**
+ * OpenMP threads that finish early spin before sleeping (GOMP's default: ~300k spins). On a
+ * machine shared with other busy processes that spinning steals the core from the thread it waits
+ * for, and short GEMMs ran 2-3× slower than OpenBLAS (whose workers yield); a short spin keeps the
+ * hand-off fast on an idle machine. libgomp reads the variable once, when the addon loads it, from
+ * the process's real environment, which only the MAIN thread's `process.env` writes: a worker
+ * thread's `process.env` is a private copy that native code never sees (measured: 3,000 small
+ * matmuls in a worker took 11.6–29.8 s at load 5–6 with the setting made there, 5.1–7.1 s with it
+ * in the real environment). So whoever starts a worker thread that loads the addon calls this
+ * first, in the main thread; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+ */
+export function applyOmpDefaults(): void {
+  if (!isMainThread) return;
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.GOMP_SPINCOUNT = '2000';
+  }
+}
+
+/**
  * Loads the addon at `file` (uncached; loadNative() caches the default one). Never throws: a
  * missing or broken addon gives backend null and the reason.
  */
@@ -107,13 +126,7 @@ export function loadNativeFrom(file: string, fallback: Backend | null = null): N
         'run `node scripts/build-native.mjs` to build it and see why it failed',
     );
   }
-  // OpenMP threads that finish early spin before sleeping (GOMP's default: ~300k spins). On a
-  // machine shared with other busy processes that spinning steals the core from the thread it
-  // waits for, and short GEMMs ran 2-3× slower than OpenBLAS (whose workers yield); a short spin
-  // keeps the hand-off fast on an idle machine. Set before libgomp loads; a user's own setting wins.
-  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
-    process.env.GOMP_SPINCOUNT = '2000';
-  }
+  applyOmpDefaults();
   let mod: unknown;
   try {
     const require = createRequire(import.meta.url);

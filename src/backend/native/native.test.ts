@@ -75,6 +75,44 @@ test('a stale build that lacks kernels is refused with the missing names and the
   assert.match(loadNativeFrom(other).reason, /not the rl4qe native addon/);
 });
 
+test("OpenMP's spin setting is written by the main thread only, never over the user's", () => {
+  // libgomp reads the real environment, which a worker thread's process.env copy never reaches:
+  // applyOmpDefaults must act in the main thread (before a worker loads the addon) and nowhere else.
+  const index = new URL('./index.js', import.meta.url).href;
+  const script = `
+    import { Worker } from 'node:worker_threads';
+    import { applyOmpDefaults } from ${JSON.stringify(index)};
+    const inWorker = await new Promise((resolve) => {
+      const w = new Worker(
+        'import { parentPort } from "node:worker_threads";' +
+          'const { applyOmpDefaults } = await import(' + JSON.stringify(${JSON.stringify(index)}) + ');' +
+          'applyOmpDefaults(); parentPort.postMessage(process.env.GOMP_SPINCOUNT ?? null);',
+        { eval: true },
+      );
+      w.on('message', resolve);
+    });
+    applyOmpDefaults();
+    console.log(JSON.stringify({ inWorker, main: process.env.GOMP_SPINCOUNT ?? null }));
+  `;
+  const run = (env: Record<string, string>): { inWorker: string | null; main: string | null } => {
+    const clean = { ...process.env };
+    delete clean.GOMP_SPINCOUNT;
+    delete clean.OMP_WAIT_POLICY;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...clean, ...env },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+      inWorker: string | null;
+      main: string | null;
+    };
+  };
+  assert.deepEqual(run({}), { inWorker: null, main: '2000' });
+  assert.deepEqual(run({ GOMP_SPINCOUNT: '7' }), { inWorker: '7', main: '7' });
+  assert.deepEqual(run({ OMP_WAIT_POLICY: 'passive' }), { inWorker: null, main: null });
+});
+
 test('the install hook never fails: no compiler gives exit 0 and one warning with the fix', () => {
   const root = repoRoot();
   const status = path.join(root, 'build', 'rl4qe-native-build.json');
