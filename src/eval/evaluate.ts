@@ -842,6 +842,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalResult> {
           const detail = sc.info.exec?.detail;
           if (typeof errorType === 'string' && status !== 'pass')
             s.execError = typeof detail === 'string' ? `${errorType}: ${detail}` : errorType;
+          const retriedAfter = sc.info.exec?.retriedAfter;
+          if (typeof retriedAfter === 'string') s.execRetriedAfter = retriedAfter;
         });
       };
       if (schedule === 'sequential') {

@@ -76,6 +76,9 @@ export interface EvalSample {
    * MemoryLimit, or the harness's SandboxError for a sandbox_error): what a reader needs to tell
    * a harness failure from the code's. */
   execError?: string;
+  /** Present when the test was re-run after a sandbox_error (the harness failed and the code was
+   * not judged): that first error's reason; `outcome` is the re-run's. */
+  execRetriedAfter?: string;
 }
 
 /** One problem's scores in one arm. */

@@ -90,6 +90,7 @@ export function executionReward(opts: ExecutionRewardOptions): RewardFn {
             ...(o.status === 'sandbox_error' && o.stderrTail
               ? { detail: o.stderrTail.slice(-300) }
               : {}),
+            ...(o.retriedAfter !== undefined ? { retriedAfter: o.retriedAfter } : {}),
           };
         }
       };
@@ -108,13 +109,24 @@ export interface SandboxLike {
   runScript(r: { code: string }): Promise<SandboxOutcome>;
 }
 
+export interface SandboxRunnerOptions {
+  /**
+   * Re-runs of a test whose outcome was sandbox_error (default 1). Such an outcome says nothing
+   * about the code: on a loaded machine a worker can miss its own deadline ("did not answer
+   * within 50s; restarted") and the test never ran. The re-run goes to a restarted worker; its
+   * outcome is the one used, with the first error kept in `retriedAfter`. 0: no re-run.
+   */
+  sandboxRetries?: number;
+}
+
 /**
  * A runner over a sandbox pool: DS-1000 tasks run through runDs1000 (code_context, then
  * test_execution / test_string on the solution string); script protocols (HumanEval, MBPP,
  * custom) run the program buildTestProgram() makes.
  */
-export function runnerFromSandbox(sb: SandboxLike): SandboxRunner {
-  return (task, code) => {
+export function runnerFromSandbox(sb: SandboxLike, opts: SandboxRunnerOptions = {}): SandboxRunner {
+  const retries = Math.max(0, Math.floor(opts.sandboxRetries ?? 1));
+  const once = (task: CodeTask, code: string): Promise<SandboxOutcome> => {
     const t = task.tests;
     if (!t) {
       return Promise.resolve({
@@ -125,5 +137,15 @@ export function runnerFromSandbox(sb: SandboxLike): SandboxRunner {
     }
     if (t.kind === 'ds1000') return sb.runDs1000({ codeContext: t.codeContext, solution: code });
     return sb.runScript({ code: buildTestProgram(t, code) });
+  };
+  return async (task, code) => {
+    let o = await once(task, code);
+    const first = o;
+    for (let i = 0; i < retries && o.status === 'sandbox_error' && task.tests; i++) {
+      o = await once(task, code);
+    }
+    return o === first
+      ? o
+      : { ...o, retriedAfter: (first.stderrTail || 'sandbox_error').slice(-300) };
   };
 }

@@ -171,6 +171,51 @@ test('runnerFromSandbox routes DS-1000 and script protocols', async () => {
   assert.deepEqual(calls, ['ds:CTX|SOL', 'py:x = 1\nassert x == 1\n']);
 });
 
+test('a sandbox_error is re-run once (the code was never judged); other outcomes never are', async () => {
+  // A sandbox whose next outcomes are scripted; counts the runs.
+  const scripted = (outcomes: OutcomeStatus[]) => {
+    let runs = 0;
+    const next = async () => {
+      const status = outcomes[Math.min(runs++, outcomes.length - 1)]!;
+      return {
+        status,
+        seconds: 0,
+        stderrTail: status === 'sandbox_error' ? 'worker did not answer' : '',
+      };
+    };
+    return { sb: { runDs1000: next, runScript: next }, runs: () => runs };
+  };
+  let s = scripted(['sandbox_error', 'pass']);
+  let o = await runnerFromSandbox(s.sb)(task, 'x = 1');
+  assert.equal(o.status, 'pass');
+  assert.equal(o.retriedAfter, 'worker did not answer');
+  assert.equal(s.runs(), 2);
+  // Still an error after the re-run: reported as such, not retried without end.
+  s = scripted(['sandbox_error']);
+  o = await runnerFromSandbox(s.sb)(task, 'x = 1');
+  assert.equal(o.status, 'sandbox_error');
+  assert.equal(s.runs(), 2);
+  // sandboxRetries 0, or an outcome about the code (fail), runs once.
+  s = scripted(['sandbox_error', 'pass']);
+  assert.equal(
+    (await runnerFromSandbox(s.sb, { sandboxRetries: 0 })(task, 'x')).status,
+    'sandbox_error',
+  );
+  assert.equal(s.runs(), 1);
+  s = scripted(['fail', 'pass']);
+  o = await runnerFromSandbox(s.sb)(task, 'x');
+  assert.equal(o.status, 'fail');
+  assert.equal(o.retriedAfter, undefined);
+  assert.equal(s.runs(), 1);
+  // The execution reward carries the first error to its info.
+  s = scripted(['sandbox_error', 'fail']);
+  const r = executionReward({ runner: runnerFromSandbox(s.sb) });
+  const out = await r.score([{ code: 'x', reference: 'x', task } as RewardSample]);
+  const info = Array.isArray(out) ? undefined : out.info?.[0];
+  assert.equal(info?.status, 'fail');
+  assert.equal(info?.retriedAfter, 'worker did not answer');
+});
+
 test('a text reward returns null (not a throw) for inputs beyond its bounds', async () => {
   const long = Array.from({ length: 17000 }, (_, i) => `w${i % 50}`).join(' ');
   const v = await textReward('rouge_l').score([

@@ -16,6 +16,11 @@ export interface SandboxOutcome {
   errorType?: string;
   /** What the test's cgroup held and counted (absent without per-test cgroups). */
   resources?: TestResources;
+  /**
+   * Set when this outcome is a re-run after a sandbox_error (the harness failed, the code was
+   * never judged): that first error's reason. Written by the execution reward's runner.
+   */
+  retriedAfter?: string;
 }
 
 /** Read back from the test's cgroup after it ended (what the kernel enforced, not what was asked). */
