@@ -29,6 +29,7 @@ import type { ValRecord } from '../train/records.js';
 import { modelDigest, readJsonlRecords, METRICS_FILE } from '../train/run-dir.js';
 import { nativeStatus } from '../backend/index.js';
 import { ConfigError, FormatError, NotFoundError } from '../util/errors.js';
+import { cpuLabel } from '../util/cpu-id.js';
 import { evaluate, type ArmSpec, type EvalResult } from './evaluate.js';
 import { writeEvalOutputs } from './report.js';
 import type { MetricComparison } from './summary.js';
@@ -162,7 +163,7 @@ export function machineRecord(): MachineInfo {
   const cpus = os.cpus();
   const n = nativeStatus();
   return {
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
+    cpu: cpuLabel(),
     cores: cpus.length,
     memoryGb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     os: `${os.type()} ${os.release()} ${os.arch()}`,

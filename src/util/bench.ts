@@ -2,6 +2,7 @@
 // JSON object {bench, machine, cases: [{case, value, unit, ratios: {BASELINE: ours/baseline}}]},
 // ratios oriented so that > 1 means rl4qe is better, all measured in the same run.
 import os from 'node:os';
+import { cpuLabel } from './cpu-id.js';
 
 export interface BenchCase {
   case: string;
@@ -22,6 +23,8 @@ export interface BenchReport {
 export function machineInfo(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown',
+    // Vendor, family, model and microarchitecture: the model string alone can be just "AMD EPYC".
+    cpuId: cpuLabel(),
     cores: os.cpus().length,
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import os from 'node:os';
 import { cachePaths, rl4qeHome } from '../../util/paths.js';
+import { cpuLabel } from '../../util/cpu-id.js';
 
 export interface DoctorSection {
   title: string;
@@ -15,7 +16,7 @@ export const doctorSections: (() => Promise<DoctorSection> | DoctorSection)[] = 
     rows: [
       ['node', process.version],
       ['platform', `${process.platform} ${process.arch}`],
-      ['cpus', `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown'}`],
+      ['cpus', `${os.cpus().length} × ${cpuLabel()}`],
       ['memory', `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`],
     ],
   }),
