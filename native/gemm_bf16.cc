@@ -74,6 +74,36 @@ void packB(const float* b, int64_t ldb, bool transB, int64_t k, int64_t n, uint3
   }
 }
 
+/**
+ * The packing of op(B)ᵀ (n × k) from the packing of op(B) (k × n), both as packB lays them out:
+ * the bf16 values move, nothing is rounded again, so the two layouts hold the same numbers and
+ * the float32 matrix is not needed. A frozen weight W [n, k] is packed as op(B) = Wᵀ for the
+ * forward (x·Wᵀ); this gives op(B) = W for the input gradient (dY·W), whose vdpbf16ps pairs
+ * must run along W's rows (the sum is over n), not along its columns as in the forward.
+ */
+void packTransposed(const uint32_t* src, int64_t k, int64_t n, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2, kpT = (n + 1) / 2, panelsT = (k + NR - 1) / NR;
+  std::memset(out, 0, sizeof(uint32_t) * (size_t)packedBf16Words(n, k));
+  const uint16_t* s = reinterpret_cast<const uint16_t*>(src);
+  uint16_t* d = reinterpret_cast<uint16_t*>(out);
+  // op(B)[p][j] (p < k, j < n) sits at half (p & 1) of word (j / NR)·kp·NR + (p / 2)·NR + j % NR.
+  auto at = [&](int64_t p, int64_t j) -> uint16_t {
+    return s[2 * ((j / NR) * kp * NR + (p / 2) * NR + j % NR) + (p & 1)];
+  };
+#pragma omp parallel for num_threads(numThreads()) schedule(static) if (!omp_in_parallel() && k * n > 65536)
+  for (int64_t P = 0; P < panelsT; ++P) {
+    for (int64_t q = 0; q < kpT; ++q) {
+      for (int64_t c = 0; c < NR; ++c) {
+        const int64_t p = P * NR + c;
+        if (p >= k) break;
+        uint16_t* w = d + 2 * (P * kpT * NR + q * NR + c);
+        w[0] = at(p, 2 * q);
+        if (2 * q + 1 < n) w[1] = at(p, 2 * q + 1);
+      }
+    }
+  }
+}
+
 // C[mr × nr] (ldc) = alpha · Σ_p A[r] · B (+ C when beta) over kpairs pairs.
 template <int ROWS>
 static inline void micro(int64_t kpairs, const uint32_t* A, int64_t lda, const uint32_t* B,

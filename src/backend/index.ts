@@ -18,6 +18,7 @@ import { referenceBackend } from './reference/index.js';
 export * from './backend.js';
 export { referenceBackend } from './reference/index.js';
 export { compareBackend, type CompareOptions } from './compare.js';
+export { bf16Support, type Bf16Support } from './bf16-support.js';
 export {
   profileBackend,
   profileEntries,

@@ -21,6 +21,7 @@ import type {
   DType,
   MatmulParams,
   QuantWeight,
+  Bf16Weight,
   ReduceOp,
   RopeParams,
   UnaryOp,
@@ -136,6 +137,8 @@ interface Addon {
   setKernel(name: string): string;
   peak(seconds: number, threads: number): number;
   packBf16?(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+  /** The packing of op(B)ᵀ (n × k) from packBf16(_, k, n, _)'s (the same bf16 values). */
+  packBf16T?(packed: Uint32Array, k: number, n: number): Uint32Array;
   matmulBf16?(
     a: Float32Array,
     packed: Uint32Array,
@@ -411,6 +414,17 @@ export function createNativeBackend(
   // The fallback for a quantised kernel: float64 buffers, or an addon without the kernel.
   const fbq = (op: 'qmatmul' | 'qmatmulT' | 'qembedding', f32: boolean): Backend => {
     const b = fb(op, f32 ? 'f32' : 'f64');
+    if (!b[op]) {
+      throw new UnsupportedError(`native backend has no ${op} and its fallback has none either`, {
+        where: `native.${op}`,
+      });
+    }
+    return b;
+  };
+  // Whether the addon runs the bf16 GEMM on this CPU (AVX512-BF16; RL4QE_HIDE_FEATURES can hide it).
+  const bf16Unit = !!a.packBf16 && !!a.matmulBf16 && a.info().bf16Available === true;
+  const fbb = (op: 'bf16Pack' | 'bf16Matmul' | 'bf16MatmulT'): Backend => {
+    const b = fb(op, 'bf16');
     if (!b[op]) {
       throw new UnsupportedError(`native backend has no ${op} and its fallback has none either`, {
         where: `native.${op}`,
@@ -695,6 +709,46 @@ export function createNativeBackend(
         a.qmatmulT(g, w.data, w.type, w.rows, w.cols, out, m, accumulate);
       } catch (e) {
         rethrow('qmatmulT', e);
+      }
+    },
+    // bf16 frozen weights (native/gemm_bf16.cc): W [rows, cols] is packed as op(B) = Wᵀ
+    // (k = cols, n = rows) for x·Wᵀ; the input gradient g·W needs op(B) = W, whose vdpbf16ps
+    // pairs run along W's rows, so it gets its own packing, transposed from the first (the same
+    // bf16 values) when a backward first asks for it. Without the unit (or for float64, or a
+    // weight in the reference layout) the reference kernels run.
+    bf16Fast: () => bf16Unit,
+    bf16Pack(w, rows, cols) {
+      if (!bf16Unit || !a.packBf16) return fbb('bf16Pack').bf16Pack!(w, rows, cols);
+      try {
+        return { rows, cols, layout: 'native-panels', data: a.packBf16(w, cols, rows, true) };
+      } catch (e) {
+        return rethrow('bf16Pack', e);
+      }
+    },
+    bf16Matmul(x, w: Bf16Weight, out, m, accumulate) {
+      if (!bf16Unit || !a.matmulBf16 || !isF32(x) || !isF32(out) || w.layout !== 'native-panels')
+        return fbb('bf16Matmul').bf16Matmul!(x, w, out, m, accumulate);
+      try {
+        a.matmulBf16(x, w.data, out, m, w.cols, w.rows, false, 1, accumulate);
+      } catch (e) {
+        rethrow('bf16Matmul', e);
+      }
+    },
+    bf16MatmulT(g, w: Bf16Weight, out, m, accumulate) {
+      if (
+        !bf16Unit ||
+        !a.matmulBf16 ||
+        !a.packBf16T ||
+        !isF32(g) ||
+        !isF32(out) ||
+        w.layout !== 'native-panels'
+      )
+        return fbb('bf16MatmulT').bf16MatmulT!(g, w, out, m, accumulate);
+      try {
+        w.dataT ??= a.packBf16T(w.data, w.cols, w.rows);
+        a.matmulBf16(g, w.dataT, out, m, w.rows, w.cols, false, 1, accumulate);
+      } catch (e) {
+        rethrow('bf16MatmulT', e);
       }
     },
     qembedding(w: QuantWeight, ids, out) {
