@@ -83,35 +83,53 @@ test('reference rounding: ties to even, subnormals to signed zero, NaN quiet, ov
   assert.equal(roundBf16(-2.5), -2.5);
 });
 
-test('native bf16 packing: the same bits as the reference rounding, in both layouts', { skip: noUnit }, () => {
-  T.setBackend('native');
-  const be = T.getBackend();
-  const rng = new Rng(11);
-  const special = [1e-40, -1e-40, 1.17549435e-38, 1 + 2 ** -8, 1 + 3 * 2 ** -8, NaN, Infinity, -0, 3.4e38, -3.3e38];
-  for (const [rows, cols] of [
-    [1, 1],
-    [5, 10],
-    [33, 47],
-    [70, 129],
-  ] as const) {
-    const w = randomMatrix(rows, cols, rng);
-    for (let i = 0; i < Math.min(special.length, w.length); i++) w[i] = special[i];
-    const packed = be.bf16Pack(w, rows, cols);
-    assert.equal(packed.layout, 'native-panels');
-    const ref = referenceBackend.bf16Pack(w, rows, cols);
-    const a = bf16Values(packed);
-    const b = bf16Values(ref);
-    for (let i = 0; i < a.length; i++) {
-      assert.ok(Object.is(a[i], b[i]), `[${rows}, ${cols}] value ${i}: ${a[i]} vs ${b[i]} (of ${w[i]})`);
+test(
+  'native bf16 packing: the same bits as the reference rounding, in both layouts',
+  { skip: noUnit },
+  () => {
+    T.setBackend('native');
+    const be = T.getBackend();
+    const rng = new Rng(11);
+    const special = [
+      1e-40,
+      -1e-40,
+      1.17549435e-38,
+      1 + 2 ** -8,
+      1 + 3 * 2 ** -8,
+      NaN,
+      Infinity,
+      -0,
+      3.4e38,
+      -3.3e38,
+    ];
+    for (const [rows, cols] of [
+      [1, 1],
+      [5, 10],
+      [33, 47],
+      [70, 129],
+    ] as const) {
+      const w = randomMatrix(rows, cols, rng);
+      for (let i = 0; i < Math.min(special.length, w.length); i++) w[i] = special[i];
+      const packed = be.bf16Pack(w, rows, cols);
+      assert.equal(packed.layout, 'native-panels');
+      const ref = referenceBackend.bf16Pack(w, rows, cols);
+      const a = bf16Values(packed);
+      const b = bf16Values(ref);
+      for (let i = 0; i < a.length; i++) {
+        assert.ok(
+          Object.is(a[i], b[i]),
+          `[${rows}, ${cols}] value ${i}: ${a[i]} vs ${b[i]} (of ${w[i]})`,
+        );
+      }
+      // The first input gradient builds the transposed packing from the forward one.
+      const g = new Float32Array(rows);
+      be.bf16MatmulT(g, packed, new Float32Array(cols), 1, false);
+      assert.ok(packed.dataT, 'bf16MatmulT built the input-gradient packing');
+      const t = bf16ValuesT(packed);
+      for (let i = 0; i < a.length; i++) assert.ok(Object.is(t[i], a[i]), `transposed value ${i}`);
     }
-    // The first input gradient builds the transposed packing from the forward one.
-    const g = new Float32Array(rows);
-    be.bf16MatmulT(g, packed, new Float32Array(cols), 1, false);
-    assert.ok(packed.dataT, 'bf16MatmulT built the input-gradient packing');
-    const t = bf16ValuesT(packed);
-    for (let i = 0; i < a.length; i++) assert.ok(Object.is(t[i], a[i]), `transposed value ${i}`);
-  }
-});
+  },
+);
 
 function productCases(be: T.BackendName, fast: boolean): void {
   T.setBackend(be);
@@ -149,7 +167,10 @@ function productCases(be: T.BackendName, fast: boolean): void {
     );
     // Against fp32 on the unrounded operands: the documented bf16 tolerance.
     const y32 = T.matmul(T.tensor(xData, [m, k]), T.tensor(wf, [n, k]), { transB: true });
-    assert.ok(worstExcess(yData, y32.data, saNT, 2 ** -7, 1e-6) <= 0, `${be} vs fp32 ${m}×${k}×${n}`);
+    assert.ok(
+      worstExcess(yData, y32.data, saNT, 2 ** -7, 1e-6) <= 0,
+      `${be} vs fp32 ${m}×${k}×${n}`,
+    );
     // Input gradient through a weighted sum: gx = bf16(g) · w.
     const gw = randomMatrix(m, n, rng);
     const loss = T.sum(T.mul(y, T.tensor(gw, [m, n])));
@@ -180,9 +201,13 @@ test('reference: blinear and its input gradient are the bf16 definition', () => 
   productCases('reference', false);
 });
 
-test('native: blinear and its input gradient on vdpbf16ps equal the reference kernels', { skip: noUnit }, () => {
-  productCases('native', true);
-});
+test(
+  'native: blinear and its input gradient on vdpbf16ps equal the reference kernels',
+  { skip: noUnit },
+  () => {
+    productCases('native', true);
+  },
+);
 
 test('blinear: a released weight, a wrong inner size and a non-matrix are clear errors', () => {
   T.setBackend('reference');
@@ -190,6 +215,9 @@ test('blinear: a released weight, a wrong inner size and a non-matrix are clear 
   const w = T.toBf16(T.tensor(randomMatrix(4, 6, rng), [4, 6]), 'layer.w');
   assert.throws(() => T.blinear(T.zeros([2, 5]), w), /blinear: x[\s\S]*\[\.\.\., 6\]/);
   w.release();
-  assert.throws(() => T.blinear(T.zeros([2, 6]), w), /blinear \(layer\.w\): use of a released bf16 tensor/);
+  assert.throws(
+    () => T.blinear(T.zeros([2, 6]), w),
+    /blinear \(layer\.w\): use of a released bf16 tensor/,
+  );
   assert.throws(() => T.toBf16(T.zeros([2, 3, 4])), /toBf16: w[\s\S]*float32 matrix/);
 });

@@ -632,7 +632,10 @@ export function toBf16(w: Tensor, name?: string): BTensor {
     bad(op, 'w', 'a float32 matrix [rows, cols]', `${w.dtype}${fmtShape(w.shape)}`);
   }
   const [rows, cols] = w.shape;
-  return new BTensor(backendFor('f32').bf16Pack(w.data as Float32Array, rows, cols), name ?? w.name);
+  return new BTensor(
+    backendFor('f32').bf16Pack(w.data as Float32Array, rows, cols),
+    name ?? w.name,
+  );
 }
 
 /**

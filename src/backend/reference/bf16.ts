@@ -13,7 +13,8 @@ const u32 = new Uint32Array(f32.buffer);
 export function bf16Bits(x: number): number {
   f32[0] = x;
   const b = u32[0];
-  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0) return ((b >>> 16) | 0x40) & 0xffff;
+  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x007fffff) !== 0)
+    return ((b >>> 16) | 0x40) & 0xffff;
   // Exponent 0: zero or subnormal, which the hardware conversion treats as zero.
   if ((b & 0x7f800000) === 0) return (b >>> 16) & 0x8000;
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
@@ -86,7 +87,15 @@ export function bf16ValuesT(w: Bf16Weight): Float32Array {
   return out;
 }
 
-function checkSizes(op: string, w: Bf16Weight, a: Buf, aCols: number, out: Buf, outCols: number, m: number): void {
+function checkSizes(
+  op: string,
+  w: Bf16Weight,
+  a: Buf,
+  aCols: number,
+  out: Buf,
+  outCols: number,
+  m: number,
+): void {
   if (a.length < m * aCols || out.length < m * outCols) {
     throw new Error(
       `${op}: expected ${m} × ${aCols} inputs and ${m} × ${outCols} outputs for a [${w.rows}, ${w.cols}] weight, found ${a.length} and ${out.length} elements`,
