@@ -138,6 +138,11 @@ export function useBf16Compute(model: CausalLM, opts: ComputeOptions = {}): Comp
   }
   // Pooled float32 blocks of the released weights go back to the system.
   getBackend().trimPool();
+  if (report.converted === 0) {
+    // GGUF blocks everywhere (weights: 'quantized'): their own kernels run, nothing in bf16.
+    report.note = `bf16 compute: no float32 projection weight to convert (${report.keptQuantized} stay GGUF blocks): running their own kernels`;
+    return report;
+  }
   report.used = 'bf16';
   report.units = support.available ? support.units : 'reference kernels (bf16 semantics, slow)';
   return report;
