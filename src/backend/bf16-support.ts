@@ -25,10 +25,14 @@ export function bf16Support(): Bf16Support {
     const why = info?.bf16 ?? 'the native addon is an older build without the bf16 GEMM';
     return { available: false, units: 'none', reason: why.replace(/^none: /, '') };
   }
+  // AMX tiles would be the faster unit where the CPU has them, but no AMX kernel is built: there
+  // was no AMX CPU to test one on, and untested kernels are not shipped.
+  const amx = (info?.features ?? []).includes('amx-bf16');
   return {
     available: true,
     units: 'AVX512-BF16 vdpbf16ps, fp32 accumulation',
-    reason:
-      'the CPU has avx512bf16; AMX tiles are not built (no AMX CPU was available to test them)',
+    reason: amx
+      ? 'the CPU has avx512bf16 and AMX-BF16 tiles; this build has no AMX kernels (untested), so AVX512-BF16 is used'
+      : 'the CPU has avx512bf16 and no AMX tiles',
   };
 }
