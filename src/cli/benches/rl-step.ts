@@ -155,7 +155,11 @@ export async function benchRlStep(opts: BenchOptions): Promise<BenchReport> {
     }
     const id = `${m.id}/${shape.prompts}x${shape.k}/prompt${shape.promptLen}/new${shape.completionLen}`;
     opts.log(`rl-step: TRL ${m.id} (${shape.steps} timed steps after a warm-up step)`);
-    const trl = runTrl(file, shape);
+    // RL4QE_BENCH_COMPUTE=bf16: the fp32 TRL step is not needed for the /bf16 ratios.
+    const trl =
+      computeEnv === 'bf16'
+        ? 'TRL fp32 side skipped (RL4QE_BENCH_COMPUTE=bf16)'
+        : runTrl(file, shape);
     if (typeof trl === 'string') note(`${m.id}: ${trl}`);
     else
       opts.log(
