@@ -465,6 +465,25 @@ Value PackBf16(const CallbackInfo& info) {
   return out;
 }
 
+// packBf16T(packed, k, n): the packing of op(B)ᵀ (n × k) from packBf16(_, k, n, _)'s packing of
+// op(B), the same bf16 values (the input-gradient layout of a frozen weight, gemm_bf16.cc).
+Value PackBf16T(const CallbackInfo& info) {
+  const char* W = "native.packBf16T";
+  needBf16(info, W);
+  const int64_t k = intArg(info, 1, W, "k"), n = intArg(info, 2, W, "n");
+  const Value pv = info[0];
+  if (!pv.IsTypedArray() || pv.As<TypedArray>().TypedArrayType() != napi_uint32_array)
+    throw TypeError::New(info.Env(), std::string(W) + ": packed: expected a Uint32Array from packBf16");
+  Uint32Array packed = pv.As<Uint32Array>();
+  if ((int64_t)packed.ElementLength() < bf16::packedBf16Words(k, n))
+    fail(info.Env(), W, "packed has " + std::to_string(packed.ElementLength()) + " words, a " +
+                            std::to_string(k) + " × " + std::to_string(n) + " B packs to " +
+                            std::to_string(bf16::packedBf16Words(k, n)) + " (packed for another shape?)");
+  Uint32Array out = Uint32Array::New(info.Env(), (size_t)std::max<int64_t>(bf16::packedBf16Words(n, k), 1));
+  bf16::packTransposed(packed.Data(), k, n, out.Data());
+  return out;
+}
+
 // matmulBf16(a, packed, out, m, k, n, transA, alpha, accumulate): out [m, n] = alpha · op(A) · B
 // (+ out), B from packBf16(_, k, n, _), A rounded to bf16, fp32 sums.
 Value MatmulBf16(const CallbackInfo& info) {
@@ -985,6 +1004,7 @@ Object Init(Env env, Object exports) {
       {"peak", Peak},
 #if defined(__x86_64__) || defined(_M_X64)
       {"packBf16", PackBf16},
+      {"packBf16T", PackBf16T},
       {"matmulBf16", MatmulBf16},
       {"peakBf16", PeakBf16},
 #endif

@@ -115,6 +115,7 @@ const KernelTable* tableAvx512Vnni();
 namespace bf16 {
 int64_t packedBf16Words(int64_t k, int64_t n);
 void packB(const float* b, int64_t ldb, bool transB, int64_t k, int64_t n, uint32_t* out);
+void packTransposed(const uint32_t* src, int64_t k, int64_t n, uint32_t* out);
 void gemmPacked(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool transA,
                 const uint32_t* bp, float* c, int64_t ldc, float alpha, bool accumulate);
 double peak(double seconds, int threads);

@@ -10,6 +10,9 @@
 # TRL's defaults otherwise, except float32 (bf16=False: the same precision as rl4qe; TRL's bf16
 # default would change the arithmetic) and use_cpu=True. TRL's default gradient checkpointing
 # (True) is kept; --no-gradient-checkpointing turns it off (the JSON says which ran).
+# --bf16 (the `/bf16` cases of the bench, ratio key pytorch-bf16): GRPOConfig(bf16=True), which on
+# CPU runs the model under torch.autocast("cpu", dtype=torch.bfloat16) (accelerate's bf16 mixed
+# precision: matmuls in bf16, LoRA parameters, gradients and AdamW in fp32), generation included.
 # transformers refuses to train a model loaded from GGUF while its quantiser marker is set
 # (validate_quantization_for_training: "purely quantized model"), although the weights are
 # float32 once loaded: the script checks that every parameter is float32 and then clears the
@@ -42,6 +45,7 @@ ap.add_argument("--prompt", type=int, default=512, help="prompt tokens (at most)
 ap.add_argument("--new", type=int, default=128, help="completion tokens (exactly)")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--no-gradient-checkpointing", action="store_true")
+ap.add_argument("--bf16", action="store_true", help="bf16 autocast (GRPOConfig bf16=True)")
 args = ap.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -116,7 +120,7 @@ out_dir = tempfile.mkdtemp(prefix="rl4qe-trl-")
 cfg = GRPOConfig(
     output_dir=out_dir,
     use_cpu=True,
-    bf16=False,
+    bf16=args.bf16,
     beta=0.0,
     num_generations=args.k,
     per_device_train_batch_size=args.prompts * args.k,

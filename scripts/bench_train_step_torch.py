@@ -14,6 +14,10 @@
 #   ~/.cache/rl4qe/oracle/bin/python scripts/bench_train_step_torch.py \
 #       --model ~/.cache/rl4qe/test-models/smollm2-135m-instruct-q4_1.gguf \
 #       --prompts 2 --completions 4 --prompt 512 --new 128 --runs 3 --threads 2
+# --autocast bf16 (the `/bf16` cases, ratio key pytorch-bf16): the forward and the loss under
+# torch.autocast("cpu", dtype=torch.bfloat16), PyTorch's own bf16 mixed precision (its matmuls
+# in bf16 with the weights cast per call, LoRA parameters and their gradients fp32); the backward
+# follows the autocast graph. Default none (fp32).
 # Prints one JSON line: {"median_s", "runs_s", "tokens_per_s", "loss", "peak_rss_bytes", …};
 # peak RSS is getrusage's ru_maxrss of this process (model load included, as rl4qe's).
 import argparse
@@ -39,6 +43,7 @@ ap.add_argument("--runs", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--r", type=int, default=8)
 ap.add_argument("--alpha", type=int, default=32)
+ap.add_argument("--autocast", choices=["none", "bf16"], default="none")
 args = ap.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -68,10 +73,11 @@ adv = torch.tensor([((k % 4) - 1.5) / 1.5 for k in range(P * K)])  # [B]
 def step():
     for p in params:
         p.grad = None
-    # The last C+1 positions' logits: positions PL−1 … PL+C−1; the first C predict the completion.
-    logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=C + 1).logits[:, :-1]  # [B, C, V]
-    lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, C]
-    loss = -(adv.unsqueeze(1) * lp).sum()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+        # The last C+1 positions' logits: positions PL−1 … PL+C−1; the first C predict the completion.
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=C + 1).logits[:, :-1]  # [B, C, V]
+        lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, C]
+        loss = -(adv.unsqueeze(1) * lp).sum()
     loss.backward()
     return loss.item()
 
@@ -90,5 +96,5 @@ print(json.dumps({
     "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "load_s": load_s,
     "threads": torch.get_num_threads(), "torch": torch.__version__, "transformers": transformers.__version__,
     "peft": peft.__version__, "attn": model.config._attn_implementation,
-    "lora_params": sum(p.numel() for p in params),
+    "lora_params": sum(p.numel() for p in params), "autocast": args.autocast,
 }))

@@ -123,6 +123,29 @@ export interface QuantWeight {
   data: Uint8Array;
 }
 
+/**
+ * A frozen 2-D weight W [rows, cols] rounded to bf16 (round to nearest even) for the bf16 compute
+ * mode: its values are by definition those bf16 numbers, and a product with it rounds the other
+ * operand to bf16 too and sums in fp32 (or wider). `layout` says which backend laid the words
+ * out; the reference kernels read every layout (src/backend/reference/bf16.ts is the definition
+ * of both), a fast kernel only its own.
+ *
+ * - 'rows': row-major, two bf16 values per 32-bit word (low half first), rows · ⌈cols/2⌉ words.
+ * - 'native-panels': native/gemm_bf16.cc's packing of Wᵀ (k = cols, n = rows) for x·Wᵀ.
+ */
+export interface Bf16Weight {
+  rows: number;
+  cols: number;
+  layout: 'rows' | 'native-panels';
+  data: Uint32Array;
+  /**
+   * 'native-panels' only: the packing of W itself (k = rows, n = cols) for the input gradient
+   * g·W, made from `data` (the same bf16 values) by the first bf16MatmulT: a weight used only
+   * for inference never holds it.
+   */
+  dataT?: Uint32Array;
+}
+
 export interface AdamWParams {
   lr: number;
   beta1: number;
@@ -261,6 +284,19 @@ export interface Backend {
   qmatmulT?(g: Buf, w: QuantWeight, out: Buf, m: number, accumulate: boolean): void;
   /** out [n, w.cols]: row ids[i] of dequant(w) (an embedding table kept quantised). */
   qembedding?(w: QuantWeight, ids: Int32Array, out: Buf): void;
+
+  // ---- bf16 frozen weights (Bf16Weight: the bf16 compute mode) ----
+  /** W [rows, cols] (float32, row-major) rounded to bf16 in this backend's layout. */
+  bf16Pack?(w: Float32Array, rows: number, cols: number): Bf16Weight;
+  /** out [m, w.rows] = bf16(x) [m, w.cols] · wᵀ (+ out when accumulate), fp32 sums. */
+  bf16Matmul?(x: Buf, w: Bf16Weight, out: Buf, m: number, accumulate: boolean): void;
+  /** out [m, w.cols] = bf16(g) [m, w.rows] · w (+ out when accumulate): bf16Matmul's dx. */
+  bf16MatmulT?(g: Buf, w: Bf16Weight, out: Buf, m: number, accumulate: boolean): void;
+  /**
+   * Whether bf16Pack gives a layout with a fast kernel behind it (a bf16 unit): false on the
+   * reference backend and on a CPU without one, where the bf16 compute mode falls back to fp32.
+   */
+  bf16Fast?(): boolean;
 }
 
 /** A backend with every optional kernel present (what the tensor layer calls). */

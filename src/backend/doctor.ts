@@ -1,7 +1,8 @@
 // The `backend` section of `rl4qe doctor`: the active backend and why, the native addon's
 // status, CPU features, kernel set and threads, and which units the products use and why
-// (a better kernel set's missing features, int8 decoding, the bf16 GEMM or why there is none).
-import { backendInfo, nativeStatus } from './index.js';
+// (a better kernel set's missing features, int8 decoding, the bf16 GEMM or why there is none, and
+// what the bf16 compute mode would use).
+import { backendInfo, bf16Support, nativeStatus } from './index.js';
 
 export interface BackendDoctorSection {
   title: string;
@@ -51,5 +52,14 @@ function unitRows(): [string, string][] {
       : `off: the ${info.kernel} kernel set has no int8 dot products (float path)`,
   ]);
   rows.push(['bf16 GEMM', info.bf16 ?? 'unknown (older build)']);
+  rows.push(['bf16 compute', bf16ComputeLine()]);
   return rows;
+}
+
+/** What `--compute bf16` (refiner.compute) would run on here, and why (one line). */
+export function bf16ComputeLine(): string {
+  const s = bf16Support();
+  return s.available
+    ? `${s.units} (${s.reason})`
+    : `unavailable, --compute bf16 falls back to fp32: ${s.reason}`;
 }

@@ -19,6 +19,7 @@ export * from './backend.js';
 export { referenceBackend } from './reference/index.js';
 export { applyOmpDefaults } from './native/index.js';
 export { compareBackend, type CompareOptions } from './compare.js';
+export { bf16Support, type Bf16Support } from './bf16-support.js';
 export {
   profileBackend,
   profileEntries,

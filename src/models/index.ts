@@ -48,3 +48,11 @@ export {
   mergeLoraInto,
   type LoraMatrices,
 } from './adapter-export.js';
+export {
+  applyCompute,
+  useBf16Compute,
+  COMPUTE_MODES,
+  type ComputeMode,
+  type ComputeReport,
+  type ComputeOptions,
+} from './compute.js';

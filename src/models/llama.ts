@@ -9,6 +9,7 @@ import { Linear } from '../nn/linear.js';
 import type { ModelConfig } from './config.js';
 import {
   defaultPositions,
+  headOf,
   runLayers,
   slot,
   type CausalLM,
@@ -91,7 +92,7 @@ export class Llama implements CausalLM {
   }
 
   headWeight(): Tensor | QTensor {
-    return this.lmHead ? this.lmHead.weight : this.embed.weight; // [V, D]
+    return this.lmHead ? headOf(this.lmHead.weight, 'lm_head') : this.embed.weight; // [V, D]
   }
 
   linears(): Map<string, Linear> {

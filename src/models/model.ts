@@ -1,6 +1,7 @@
 // What every architecture file provides (llama.ts, qwen2.ts), and the pieces they share that are
 // not model code: weight slots by Hugging Face name, loading them, and adding LoRA by target.
 import {
+  type BTensor,
   fromBuf,
   getBackend,
   isGradEnabled,
@@ -81,14 +82,31 @@ export function runLayers(x: Tensor, n: number, layer: (x: Tensor, i: number) =>
   return x;
 }
 
+/**
+ * The LM head weight as the head ops take it. The bf16 compute mode leaves the head in float32
+ * (models/compute.ts), so a BTensor here is a converted head that no op can use: an error.
+ */
+export function headOf(w: Tensor | QTensor | BTensor, where: string): Tensor | QTensor {
+  if ('layout' in w) {
+    throw new ShapeError('the LM head is a bf16 tensor; the head ops take float32 or GGUF blocks', {
+      where,
+      expected: 'a float32 or quantised lm_head',
+      found: `a bf16 weight [${w.shape.join(', ')}]`,
+      hint: 'convert the model with useBf16Compute (it keeps lm_head in float32)',
+    });
+  }
+  return w;
+}
+
 /** A named weight of a model that a loader can fill. */
 export interface WeightSlot {
   name: string;
   shape: readonly number[];
   /** Whether the slot may hold GGUF blocks as they are (a linear or embedding weight). */
   quantizable: boolean;
-  get(): Tensor | QTensor;
-  set(t: Tensor | QTensor): void;
+  /** A BTensor once the model is converted to the bf16 compute mode (models/compute.ts). */
+  get(): Tensor | QTensor | BTensor;
+  set(t: Tensor | QTensor | BTensor): void;
 }
 
 export function slot<H extends object, K extends keyof H & string>(
@@ -97,13 +115,13 @@ export function slot<H extends object, K extends keyof H & string>(
   holder: H,
   key: K,
 ): WeightSlot {
-  const h = holder as unknown as Record<string, Tensor | QTensor | null>;
+  const h = holder as unknown as Record<string, Tensor | QTensor | BTensor | null>;
   return {
     name,
     shape,
     quantizable: key === 'weight' && (holder instanceof Linear || holder instanceof Embedding),
-    get: () => h[key] as Tensor | QTensor,
-    set: (t: Tensor | QTensor) => {
+    get: () => h[key] as Tensor | QTensor | BTensor,
+    set: (t: Tensor | QTensor | BTensor) => {
       h[key]?.release();
       h[key] = t;
     },

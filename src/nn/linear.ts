@@ -9,6 +9,8 @@
 // U(−1/√in, 1/√in) (gain √(2/(1+5)), bound = √3·gain/√fan_in).
 import {
   add,
+  blinear,
+  BTensor,
   dropout,
   matmul,
   qlinear,
@@ -79,8 +81,11 @@ export interface ForwardContext {
 }
 
 export interface LinearParts {
-  /** [out, in] (the nn.Linear / safetensors layout); a QTensor when the model keeps GGUF blocks. */
-  weight: Tensor | QTensor;
+  /**
+   * [out, in] (the nn.Linear / safetensors layout); a QTensor when the model keeps GGUF blocks,
+   * a BTensor in the bf16 compute mode (models/compute.ts).
+   */
+  weight: Tensor | QTensor | BTensor;
   /** [out] or null. */
   bias: Tensor | null;
   lora: LoraAdapter | null;
@@ -92,7 +97,12 @@ export interface LinearParts {
  */
 export function linear(x: Tensor, p: LinearParts, ctx: ForwardContext = {}): Tensor {
   const w = p.weight;
-  let y = w instanceof QTensor ? qlinear(x, w) : matmul(x, w, { transB: true }); // [..., out]
+  let y =
+    w instanceof QTensor
+      ? qlinear(x, w)
+      : w instanceof BTensor
+        ? blinear(x, w)
+        : matmul(x, w, { transB: true }); // [..., out]
   if (p.bias) y = add(y, p.bias); // [..., out]
   const l = p.lora;
   if (l) {
@@ -115,7 +125,7 @@ export function linear(x: Tensor, p: LinearParts, ctx: ForwardContext = {}): Ten
 
 /** nn.Linear with an optional LoRA adapter. Frozen base weights by default. */
 export class Linear implements LinearParts {
-  weight: Tensor | QTensor;
+  weight: Tensor | QTensor | BTensor;
   bias: Tensor | null;
   lora: LoraAdapter | null = null;
   readonly inFeatures: number;

@@ -21,6 +21,7 @@ export {
 } from './creation.js';
 export * from './ops.js';
 export { QTensor } from './qtensor.js';
+export { BTensor } from './btensor.js';
 export { ropeTable, ropeInvFreq, type RopeScaling, type RopeTableOptions } from './rope.js';
 export {
   setBackend,
@@ -29,4 +30,4 @@ export {
   type BackendInfo,
   type BackendName,
 } from '../backend/index.js';
-export type { Buf, DType, QuantWeight } from '../backend/backend.js';
+export type { Bf16Weight, Buf, DType, QuantWeight } from '../backend/backend.js';

@@ -2,6 +2,7 @@
 // the shapes), then run one primitive of rules.ts through the tape, or compose primitives.
 import type { QuantWeight, UnaryOp } from '../backend/backend.js';
 import { ShapeError, UnsupportedError } from '../util/errors.js';
+import { BTensor } from './btensor.js';
 import { QTensor } from './qtensor.js';
 import type { Rng } from '../util/rng.js';
 import { rules, type AttentionP, type RopeTableBufs } from './rules.js';
@@ -616,6 +617,40 @@ export function dequantizeWeight(w: QTensor): Tensor {
     Int32Array.from({ length: rows }, (_, i) => i),
     [rows],
   );
+}
+
+// ---- bf16 frozen weights (BTensor: the bf16 compute mode) ----
+
+/**
+ * A frozen float32 weight w [rows, cols] rounded to bf16 and laid out for the active backend's
+ * bf16 products (BTensor). The caller may release w afterwards: nothing refers to it.
+ */
+export function toBf16(w: Tensor, name?: string): BTensor {
+  const op = 'toBf16';
+  live(op, 'w', w);
+  if (w.shape.length !== 2 || w.dtype !== 'f32') {
+    bad(op, 'w', 'a float32 matrix [rows, cols]', `${w.dtype}${fmtShape(w.shape)}`);
+  }
+  const [rows, cols] = w.shape;
+  return new BTensor(
+    backendFor('f32').bf16Pack(w.data as Float32Array, rows, cols),
+    name ?? w.name,
+  );
+}
+
+/**
+ * x [..., in] · wᵀ → [..., out] for a bf16 frozen weight w [out, in]: the base product of a
+ * linear layer in the bf16 compute mode (x rounded to bf16, fp32 sums). Differentiable in x only.
+ */
+export function blinear(x: Tensor, w: BTensor): Tensor {
+  const op = 'blinear';
+  live(op, 'x', x);
+  if (!(w instanceof BTensor)) bad(op, 'w', 'a BTensor', typeof w);
+  const b = w.weightFor(op);
+  if (x.shape.length < 1 || x.shape[x.shape.length - 1] !== b.cols) {
+    bad(op, 'x', `[..., ${b.cols}] (w is [${b.rows}, ${b.cols}])`, fmtShape(x.shape));
+  }
+  return run(op, 'bmatmul', { x }, { w: b });
 }
 
 // ---- misc ----

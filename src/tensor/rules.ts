@@ -13,6 +13,7 @@
 // same values as needs); a rule without `reads` keeps every input and its output. A wrong
 // declaration shows up as ReleasedTensorError in the gradient tests, never as a wrong number.
 import type {
+  Bf16Weight,
   BinaryOp,
   Buf,
   FullBackend,
@@ -663,6 +664,28 @@ export const rules = {
       backward: (g) => {
         const gx = uninitOn(be, x.shape, x.dtype);
         be.qmatmulT(g.data, p.w, gx.data, m, false);
+        return [gx];
+      },
+    };
+  },
+
+  /**
+   * x [..., k] · wᵀ → [..., n] for a bf16 frozen weight w [n, k] (Bf16Weight, the bf16 compute
+   * mode): x is rounded to bf16, sums in fp32. Only x gets a gradient, g · w, through bf16
+   * products too (g rounded to bf16); the weight is never trained.
+   */
+  bmatmul(be: FullBackend, [x]: Tensor[], p: { w: Bf16Weight }): Forward {
+    const { rows: n, cols: k } = p.w;
+    const m = x.size / k;
+    const out = uninitOn(be, [...x.shape.slice(0, -1), n], x.dtype);
+    be.bf16Matmul(x.data, p.w, out.data, m, false);
+    return {
+      out,
+      // dx = g · w: the weight's words (a parameter, not an input), never x.
+      reads: readsNothing,
+      backward: (g) => {
+        const gx = uninitOn(be, x.shape, x.dtype);
+        be.bf16MatmulT(g.data, p.w, gx.data, m, false);
         return [gx];
       },
     };

@@ -94,7 +94,13 @@ const refinerSchema = z
       .enum(['auto', 'quantized', 'float32'])
       .default('auto')
       .describe(
-        'Base weights in memory: auto = quantized for GGUF, float32 for HF dirs (and for full fine-tuning)',
+        'Base weights in memory: auto = quantized for GGUF, float32 for HF dirs (and for full fine-tuning, and for compute bf16)',
+      ),
+    compute: z
+      .enum(['fp32', 'bf16'])
+      .default('fp32')
+      .describe(
+        "Frozen base products (rollout prefill, scoring, update): fp32, or bf16 on the CPU's bf16 units (AVX512-BF16 vdpbf16ps, fp32 sums; LoRA, its gradients and AdamW stay fp32); float32 projection weights are rounded to bf16 once, GGUF blocks stay as they are; falls back to fp32 with a note where there is no unit; not with adapter.kind full",
       ),
     format: z
       .enum(REFINER_FORMATS)
@@ -507,6 +513,14 @@ function conflicts(c: z.output<typeof trainConfigObject>): Conflict[] {
       message: 'full fine-tuning needs float32 weights (quantised blocks are frozen)',
       expected: "refiner.weights 'float32' or 'auto' with adapter.kind 'full'",
       hint: 'set refiner.weights to float32 (or auto), or adapter.kind to lora',
+    });
+  }
+  if (c.adapter.kind === 'full' && c.refiner.compute === 'bf16') {
+    out.push({
+      keys: ['refiner.compute', 'adapter.kind'],
+      message: 'the bf16 compute mode rounds frozen base weights; full fine-tuning freezes none',
+      expected: "refiner.compute 'fp32' with adapter.kind 'full'",
+      hint: 'set refiner.compute to fp32, or adapter.kind to lora (LoRA trains in fp32 beside bf16 products)',
     });
   }
   if (c.adapter.kind === 'full' && c.adapter.init !== undefined) {
@@ -1342,10 +1356,13 @@ export function configDigest(cfg: TrainConfig): string {
     .digest('hex');
 }
 
-/** The refiner's weights mode: 'auto' resolved (GGUF → quantized, HF dir or full FT → float32). */
+/**
+ * The refiner's weights mode: 'auto' resolved (GGUF → quantized; HF dir, full FT or compute bf16
+ * → float32: the bf16 mode rounds float32 weights, GGUF blocks would stay as they are).
+ */
 export function refinerWeights(cfg: TrainConfig): 'quantized' | 'float32' {
   if (cfg.refiner.weights !== 'auto') return cfg.refiner.weights;
-  if (cfg.adapter.kind === 'full') return 'float32';
+  if (cfg.adapter.kind === 'full' || cfg.refiner.compute === 'bf16') return 'float32';
   return cfg.refiner.model.toLowerCase().endsWith('.gguf') ? 'quantized' : 'float32';
 }
 

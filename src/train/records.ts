@@ -33,8 +33,21 @@ export interface RunInfo {
   };
   /** 'lora' or 'full'. */
   adapter: 'lora' | 'full';
+  /** The frozen products' compute mode as it ran (refiner.compute; absent in older runs). */
+  compute?: ComputeRecord;
   /** git commit of the code that made the run, when known. */
   commit?: string;
+}
+
+/** refiner.compute as the run used it: asked for, used, on which units, and a fallback note. */
+export interface ComputeRecord {
+  requested: 'fp32' | 'bf16';
+  used: 'fp32' | 'bf16';
+  units: string;
+  /** Frozen projection weights rounded to bf16. */
+  converted: number;
+  /** Why bf16 was asked for and did not run (or ran on nothing); absent otherwise. */
+  note?: string;
 }
 
 /** Seconds spent per stage in one step (or one validation). */

@@ -7,13 +7,21 @@
 // samples K rewrites per prompt from one prefill, and exposes the trainable parameters by their
 // PEFT names.
 import { LocalEngineGenerator, type LocalEngine } from '../generators/local.js';
-import { addLora, loraParameters, type CausalLM } from '../models/index.js';
+import {
+  addLora,
+  applyCompute,
+  loraParameters,
+  type CausalLM,
+  type ComputeMode,
+  type ComputeReport,
+} from '../models/index.js';
 import { generate, type Generation } from '../sampling/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { extractRefinement, refinerPrompt, type RefinerFormat } from '../data/prompts.js';
 import type { CodeTask } from '../data/tasks.js';
 import { Rng } from '../util/rng.js';
 import { ConfigError } from '../util/errors.js';
+import { createLogger } from '../util/log.js';
 import { fitQuery, tokenizePrompt, type RenderedPrompt } from './prompt.js';
 
 export { TRUNCATION_MARKER } from './prompt.js';
@@ -23,6 +31,12 @@ export interface RefinerOptions {
   tokenizer?: string;
   chatTemplate?: string;
   weights: 'float32' | 'quantized';
+  /**
+   * The frozen products' compute mode (models/compute.ts): 'bf16' rounds the float32 projection
+   * weights to bf16 once, after loading; prefill, scoring and the update then use the bf16 units.
+   * Default 'fp32'.
+   */
+  compute?: ComputeMode;
   format: RefinerFormat;
   template?: string;
   maxPromptTokens: number;
@@ -54,8 +68,12 @@ export interface SampledRewrite extends Generation {
   rewrite: string;
 }
 
+const log = createLogger('refiner');
+
 export class Refiner {
   readonly opts: RefinerOptions;
+  /** What the compute mode did (for the run manifest): units, converted weights, a fallback note. */
+  compute: ComputeReport | undefined;
   private readonly loader: LocalEngineGenerator;
   private engineState: LocalEngine | undefined;
   /** Trainable parameters by PEFT / Hugging Face name. */
@@ -100,6 +118,9 @@ export class Refiner {
         r.params.set(s.name, w);
       }
     }
+    // After the adapter: a trainable base weight (full fine-tuning) is refused here too.
+    r.compute = applyCompute(model, opts.compute ?? 'fp32', { where: 'refiner.compute' });
+    if (r.compute.note) log.warn(r.compute.note);
     return r;
   }
 

@@ -106,6 +106,16 @@ export const runInfoSchema = z
       })
       .passthrough(),
     adapter: z.enum(['lora', 'full']),
+    compute: z
+      .object({
+        requested: z.enum(['fp32', 'bf16']),
+        used: z.enum(['fp32', 'bf16']),
+        units: z.string(),
+        converted: z.number().int(),
+        note: z.string().optional(),
+      })
+      .passthrough()
+      .optional(),
     commit: z.string().optional(),
   })
   .passthrough() satisfies z.ZodType<RunInfo>;

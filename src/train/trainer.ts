@@ -28,7 +28,7 @@ import {
   type Tensor,
 } from '../tensor/index.js';
 import { AdamW, clipGradNorm } from '../nn/optim.js';
-import { withAdaptersDisabled } from '../models/index.js';
+import { withAdaptersDisabled, type ComputeReport } from '../models/index.js';
 import { scoreGroups, scoreTokens } from '../sampling/index.js';
 import { createGenerator } from '../generators/config.js';
 import type { Generator, GenerationRequest, GenerationResult } from '../generators/types.js';
@@ -74,6 +74,7 @@ import { writeReport } from './report.js';
 import { Progress, type ProgressMode } from './progress.js';
 import {
   RUN_VERSION,
+  type ComputeRecord,
   type RunInfo,
   type SampleRecord,
   type StepRecord,
@@ -344,6 +345,7 @@ export class Trainer {
           ? { chatTemplate: cfg.refiner.chatTemplate }
           : {}),
         weights,
+        compute: cfg.refiner.compute,
         format: cfg.refiner.format,
         ...(cfg.refiner.template !== undefined ? { template: cfg.refiner.template } : {}),
         maxPromptTokens: cfg.refiner.maxPromptTokens,
@@ -375,6 +377,7 @@ export class Trainer {
           numLayers: model.config.numLayers,
         },
         adapter: cfg.adapter.kind,
+        ...(this.refiner.compute ? { compute: computeRecord(this.refiner.compute) } : {}),
         ...(gitCommit() !== undefined ? { commit: gitCommit() as string } : {}),
       };
     }
@@ -1154,6 +1157,17 @@ function packageVersion(): string {
     // fall through
   }
   return (cachedVersion = '0.0.0');
+}
+
+/** The run manifest's record of the compute mode (run.json field compute). */
+function computeRecord(r: ComputeReport): ComputeRecord {
+  return {
+    requested: r.requested,
+    used: r.used,
+    units: r.units,
+    converted: r.converted,
+    ...(r.note ? { note: r.note } : {}),
+  };
 }
 
 function gitCommit(): string | undefined {

@@ -54,6 +54,8 @@ export interface Addon {
   peak(seconds: number, threads: number): number;
   /** x86-64 builds only (with bf16Available from info() saying whether the CPU runs them). */
   packBf16?(b: Float32Array, k: number, n: number, transB: boolean): Uint32Array;
+  /** The packing of op(B)ᵀ (n × k) from packBf16(_, k, n, _)'s (the same bf16 values). */
+  packBf16T?(packed: Uint32Array, k: number, n: number): Uint32Array;
   matmulBf16?(
     a: Float32Array,
     packed: Uint32Array,

@@ -11,6 +11,7 @@ import type {
   AdamWParams,
   AttentionParams,
   Backend,
+  Bf16Weight,
   Buf,
   DType,
   MatmulParams,
@@ -34,6 +35,10 @@ export type NativeBackend = Backend &
       | 'qmatmul'
       | 'qmatmulT'
       | 'qembedding'
+      | 'bf16Pack'
+      | 'bf16Matmul'
+      | 'bf16MatmulT'
+      | 'bf16Fast'
     >
   >;
 
@@ -48,10 +53,10 @@ function allF32<T extends readonly (Buf | null)[]>(bufs: T): AllF32<T> | undefin
 }
 
 /** A kernel a backend may lack (Backend's optional members), or an UnsupportedError naming it. */
-function need<K extends 'argmax' | 'qmatmul' | 'qmatmulT' | 'qembedding'>(
-  b: Backend,
-  op: K,
-): NonNullable<Backend[K]> {
+function need<
+  K extends
+    'argmax' | 'qmatmul' | 'qmatmulT' | 'qembedding' | 'bf16Pack' | 'bf16Matmul' | 'bf16MatmulT',
+>(b: Backend, op: K): NonNullable<Backend[K]> {
   const f = b[op];
   if (!f) {
     throw new UnsupportedError(`the native backend's fallback (${b.name}) has no ${op}`, {
@@ -75,6 +80,14 @@ export function createNativeBackend(addon: Addon, fallback: Backend | null = nul
     });
   };
   // THE dispatch (see the header): `native` gets the buffers typed as the addon takes them.
+  // The bf16 GEMM where the build has it (x86-64) and the CPU runs it (AVX512-BF16; hidden by
+  // RL4QE_HIDE_FEATURES): a property of the machine, so the bf16 ops below go to the fallback
+  // backend's reference kernels without it, as they do for float64 or a reference-layout weight.
+  const { packBf16, packBf16T, matmulBf16 } = a;
+  const bf16 =
+    packBf16 && packBf16T && matmulBf16 && a.info().bf16Available === true
+      ? { packBf16, packBf16T, matmulBf16 }
+      : null;
   const run = <T extends readonly (Buf | null)[], R>(
     op: string,
     bufs: T,
@@ -280,6 +293,39 @@ export function createNativeBackend(addon: Addon, fallback: Backend | null = nul
         (g, o) => a.qmatmulT(g, w.data, w.type, w.rows, w.cols, o, m, accumulate),
         (fb) => need(fb, 'qmatmulT')(g, w, out, m, accumulate),
       ),
+    // bf16 frozen weights (native/gemm_bf16.cc): W [rows, cols] is packed as op(B) = Wᵀ
+    // (k = cols, n = rows) for x·Wᵀ; the input gradient g·W needs op(B) = W, whose vdpbf16ps
+    // pairs run along W's rows, so it gets its own packing, transposed from the first (the same
+    // bf16 values) when a backward first asks for it.
+    bf16Fast: () => bf16 !== null,
+    bf16Pack: (w, rows, cols) =>
+      bf16
+        ? guard('bf16Pack', (): Bf16Weight => ({
+            rows,
+            cols,
+            layout: 'native-panels',
+            data: bf16.packBf16(w, cols, rows, true),
+          }))
+        : need(fallbackFor('bf16Pack'), 'bf16Pack')(w, rows, cols),
+    bf16Matmul: (x, w: Bf16Weight, out, m, accumulate) => {
+      const f = bf16 && w.layout === 'native-panels' ? allF32([x, out] as const) : undefined;
+      if (!bf16 || !f)
+        return need(fallbackFor('bf16Matmul'), 'bf16Matmul')(x, w, out, m, accumulate);
+      const [xf, of] = f;
+      guard('bf16Matmul', () =>
+        bf16.matmulBf16(xf, w.data, of, m, w.cols, w.rows, false, 1, accumulate),
+      );
+    },
+    bf16MatmulT: (g, w: Bf16Weight, out, m, accumulate) => {
+      const f = bf16 && w.layout === 'native-panels' ? allF32([g, out] as const) : undefined;
+      if (!bf16 || !f)
+        return need(fallbackFor('bf16MatmulT'), 'bf16MatmulT')(g, w, out, m, accumulate);
+      const [gf, of] = f;
+      guard('bf16MatmulT', () => {
+        w.dataT ??= bf16.packBf16T(w.data, w.cols, w.rows);
+        bf16.matmulBf16(gf, w.dataT, of, m, w.rows, w.cols, false, 1, accumulate);
+      });
+    },
     qembedding: (w: QuantWeight, ids, out) =>
       run(
         'qembedding',

@@ -2,6 +2,7 @@
 // every kernel (native must agree with it) and the fallback when the native addon is missing.
 import type { FullBackend } from '../backend.js';
 import { affine, argmax, binary, reduce, unary, unaryBackward } from './elementwise.js';
+import { bf16Fast, bf16Matmul, bf16MatmulT, bf16Pack } from './bf16.js';
 import { matmul } from './matmul.js';
 import { alloc, copyStrided, fill, liveBytes, release } from './memory.js';
 import { qembedding, qmatmul, qmatmulT, qsupports } from './quant.js';
@@ -50,4 +51,8 @@ export const referenceBackend: FullBackend = {
   qmatmul,
   qmatmulT,
   qembedding,
+  bf16Pack,
+  bf16Matmul,
+  bf16MatmulT,
+  bf16Fast,
 };

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Tokenizer } from '../../tokenizer/index.js';
 import { resolveTrainConfig } from '../../train/config.js';
+import { readRunInfo } from '../../train/run-dir.js';
 import { train } from '../../train/trainer.js';
 import type { StepRecord } from '../../train/records.js';
 import type { RewardFn } from '../../rewards/types.js';
@@ -32,8 +33,9 @@ const median = (xs: number[]): number => {
 };
 
 async function main(): Promise<void> {
-  const [model, stepsS, promptsS, kS, promptS, newS, weightsS] = process.argv.slice(2);
-  if (!model || !newS) throw new Error('usage: rl-step-worker MODEL STEPS PROMPTS K PROMPT NEW');
+  const [model, stepsS, promptsS, kS, promptS, newS, weightsS, computeS] = process.argv.slice(2);
+  if (!model || !newS)
+    throw new Error('usage: rl-step-worker MODEL STEPS PROMPTS K PROMPT NEW [WEIGHTS [COMPUTE]]');
   const steps = Number(stepsS);
   const prompts = Number(promptsS);
   const k = Number(kS);
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
         refiner: {
           model,
           weights: weightsS === 'quantized' ? 'quantized' : 'float32',
+          compute: computeS === 'bf16' ? 'bf16' : 'fp32',
           format: 'paper',
           template: '{query}',
           maxPromptTokens: promptLen,
@@ -108,6 +111,8 @@ async function main(): Promise<void> {
     progress: 'quiet',
     onStep: (r) => recs.push(r),
   });
+  // What the compute mode did (run.json): bf16, or fp32 with the fall-back note.
+  const compute = readRunInfo(path.join(dir, 'run')).compute;
   const timed = recs.slice(1);
   const stage = (k2: keyof StepRecord['times']): number => median(timed.map((r) => r.times[k2]));
   process.stdout.write(
@@ -120,6 +125,7 @@ async function main(): Promise<void> {
         rewriteTokens: timed.map((r) => r.rewriteTokens),
         sampleTokensPerSec: median(timed.map((r) => r.sampleTokensPerSec)),
         updateTokensPerSec: median(timed.map((r) => r.updateTokensPerSec)),
+        ...(compute ? { compute } : {}),
       },
     }) + '\n',
   );

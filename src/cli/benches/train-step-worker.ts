@@ -9,7 +9,7 @@
 // completion positions only, backward. LoRA r, α on q,k,v,o, dropout 0 (no randomness, the same
 // computation as the PyTorch side).
 import { pathToFileURL } from 'node:url';
-import { loadGgufModel } from '../../models/index.js';
+import { applyCompute, loadGgufModel } from '../../models/index.js';
 import { addLora, loraParameters } from '../../models/model.js';
 import { scoreGroups, scoreTokens, type ScoreSequence } from '../../sampling/score.js';
 import { backendInfo, mul, neg, sum, tensor } from '../../tensor/index.js';
@@ -30,9 +30,14 @@ export interface TrainStepJob {
   runs: number;
   loraR: number;
   loraAlpha: number;
+  /** The frozen products' compute mode (models/compute.ts; default fp32). */
+  compute?: 'fp32' | 'bf16';
 }
 
 export interface TrainStepResult {
+  /** The compute mode that ran ('fp32' when bf16 was asked for and fell back), and why not. */
+  computeUsed: 'fp32' | 'bf16';
+  computeNote: string;
   /** Median wall time of one step (forward + loss + backward), seconds. */
   medianS: number;
   runsS: number[];
@@ -92,6 +97,8 @@ export async function runTrainStep(job: TrainStepJob): Promise<TrainStepResult> 
     dropout: 0,
     rng: new Rng(1),
   });
+  const compute = applyCompute(model, job.compute ?? 'fp32', { where: 'train-step-worker' });
+  if (compute.note) process.stderr.write(`train-step-worker: ${compute.note}\n`);
   const params = [...loraParameters(model).values()];
   const seqs = trainStepTokens(job);
   const adv = trainStepAdvantages(seqs.length);
@@ -152,6 +159,8 @@ export async function runTrainStep(job: TrainStepJob): Promise<TrainStepResult> 
   const medianS = median(runsS);
   const tokens = seqs.length * (job.promptLen + job.completionLen);
   const res: TrainStepResult = {
+    computeUsed: compute.used,
+    computeNote: compute.note,
     medianS,
     runsS,
     cpuS,
@@ -179,7 +188,7 @@ export async function runTrainStep(job: TrainStepJob): Promise<TrainStepResult> 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const job = JSON.parse(process.argv[2] ?? '{}') as TrainStepJob;
   process.stderr.write(
-    `train-step-worker: ${job.model} ${job.weights} ${job.mode} ${job.prompts}×${job.completionsPerPrompt} (${backendInfo().name})\n`,
+    `train-step-worker: ${job.model} ${job.weights} ${job.mode} ${job.compute ?? 'fp32'} ${job.prompts}×${job.completionsPerPrompt} (${backendInfo().name})\n`,
   );
   const res = await runTrainStep(job);
   process.stdout.write(`${JSON.stringify(res)}\n`);

@@ -13,8 +13,11 @@
 //            sequences scored as K-completion groups sharing their prompt (scoreGroups).
 // Each rl4qe case and each PyTorch model runs in its own child process, one after another (a
 // PyTorch step at batch 8 × 640 peaks ≈ 13 GB), so peak RSS and timings never mix.
+// The /bf16 cases (issue 13): the float32 load with its frozen projections in bf16 (refiner.compute
+// bf16: AVX512-BF16 here; fp32 with a note on a CPU without a unit), ratios fp32 (ours bf16 / ours
+// fp32, same run) and pytorch-bf16 (PyTorch under torch.autocast bf16, same step).
 // Environment: RL4QE_BENCH_MODELS=smollm2-135m (ids, comma-separated), RL4QE_BENCH_WEIGHTS=
-// float32|quantized, RL4QE_BENCH_RUNS (timed steps per case, default 3), RL4QE_BENCH_PROMPTS
+// float32|quantized, RL4QE_BENCH_COMPUTE=fp32|bf16 (only those cases), RL4QE_BENCH_RUNS (timed steps per case, default 3), RL4QE_BENCH_PROMPTS
 // (prompts per batch, overrides every model's default). The workers inherit the environment, so
 // RL4QE_POOL_MB (the native allocator's reuse pool, default 1024) applies to them; the report
 // says which pool ran (a step allocates several GB: blocks beyond the pool are fresh mmap pages,
@@ -88,7 +91,7 @@ function runChild(job: TrainStepJob, log: (l: string) => void): TrainStepResult 
   }
   const res = JSON.parse(last) as TrainStepResult;
   log(
-    `train-step: rl4qe ${path.basename(job.model)} ${job.weights} ${job.mode}: ${res.tokensPerS.toFixed(1)} tok/s (runs ${res.runsS.map((s) => s.toFixed(2)).join(', ')} s), peak RSS ${(res.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+    `train-step: rl4qe ${path.basename(job.model)} ${job.weights}${job.compute === 'bf16' ? ' bf16' : ''} ${job.mode}: ${res.tokensPerS.toFixed(1)} tok/s (runs ${res.runsS.map((s) => s.toFixed(2)).join(', ')} s), peak RSS ${(res.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
   );
   return res;
 }
@@ -105,7 +108,11 @@ interface TorchResult {
   attn: string;
 }
 
-function runTorch(job: TrainStepJob, threads: number): TorchResult | string {
+function runTorch(
+  job: TrainStepJob,
+  threads: number,
+  autocast: 'none' | 'bf16' = 'none',
+): TorchResult | string {
   const py = path.join(cachePaths.oracleVenv(), 'bin', 'python');
   if (!existsSync(py)) return `pytorch ratio skipped: no oracle venv at ${py}`;
   const script = path.join(ROOT, 'scripts', 'bench_train_step_torch.py');
@@ -119,6 +126,7 @@ function runTorch(job: TrainStepJob, threads: number): TorchResult | string {
     '--threads': threads,
     '--r': job.loraR,
     '--alpha': job.loraAlpha,
+    '--autocast': autocast,
   };
   const r = spawnSync(py, [script, ...Object.entries(args).flatMap(([k, v]) => [k, String(v)])], {
     encoding: 'utf8',
@@ -150,6 +158,11 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
     (m) => !only || only.includes(m.id),
   );
   const envPrompts = Number(process.env.RL4QE_BENCH_PROMPTS ?? NaN);
+  // RL4QE_BENCH_COMPUTE=fp32 drops the /bf16 cases (bf16 alone: only the /bf16 cases and the
+  // float32 cases their fp32 ratio needs).
+  const envCompute = process.env.RL4QE_BENCH_COMPUTE;
+  const bf16Cases = envCompute !== 'fp32';
+  const fp32Only = envCompute === 'bf16';
   const notes: string[] = [
     `LoRA r=${LORA.r}, alpha ${LORA.alpha}, dropout 0, on q,k,v,o; base frozen; loss −Σ adv·Σ log π over the completion positions`,
     `mfu FLOPs: ${FLOPS_FORMULA}`,
@@ -193,8 +206,10 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
       opts.log(
         `train-step: pytorch ${m.id}: ${torch.tokens_per_s.toFixed(1)} tok/s (runs ${torch.runs_s.map((s) => s.toFixed(2)).join(', ')} s), peak RSS ${(torch.peak_rss_bytes / 2 ** 20).toFixed(0)} MiB`,
       );
-    for (const w of weightModes) {
-      const modes: TrainStepJob['mode'][] = ['separate', 'groups'];
+    // The float32 cases by mode, for the /bf16 cases' fp32 ratio.
+    const fp32ByMode = new Map<TrainStepJob['mode'], TrainStepResult>();
+    const modes: TrainStepJob['mode'][] = ['separate', 'groups'];
+    for (const w of fp32Only ? (['float32'] as Weights[]) : weightModes) {
       let separate: TrainStepResult | null = null;
       for (const mode of modes) {
         const job: TrainStepJob = { ...base, weights: w, mode };
@@ -206,6 +221,7 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
           continue;
         }
         if (mode === 'separate') separate = o;
+        if (w === 'float32') fp32ByMode.set(mode, o);
         const flops = stepFlops(job, o);
         const ratios: Record<string, number> = {};
         const extra: Record<string, unknown> = {
@@ -253,10 +269,103 @@ export async function benchTrainStep(opts: BenchOptions): Promise<BenchReport> {
         cases.push({ case: caseId, value: o.tokensPerS, unit: 'tokens/s', ratios, extra });
       }
     }
+    if (bf16Cases) {
+      cases.push(
+        ...bf16TrainCases({ base, id, threads, runs, fp32ByMode, modes, log: opts.log, note }),
+      );
+    }
   }
   return {
     bench: 'train-step',
     machine: machineInfo({ backend: info.name, kernel: info.kernel, threads, notes }),
     cases,
   };
+}
+
+/**
+ * The /bf16 cases of one model: the float32 GGUF load with its projections rounded to bf16
+ * (refiner.compute bf16), in both modes. Ratios in the same run: fp32 = ours bf16 / ours fp32
+ * (the float32 case of the same mode; target ≥ 1.8 where AMX exists), pytorch-bf16 = ours bf16 /
+ * PyTorch CPU under torch.autocast('cpu', bfloat16) doing the same step (target ≥ 1.5).
+ */
+function bf16TrainCases(p: {
+  base: Omit<TrainStepJob, 'weights' | 'mode'>;
+  id: string;
+  threads: number;
+  runs: number;
+  fp32ByMode: ReadonlyMap<TrainStepJob['mode'], TrainStepResult>;
+  modes: readonly TrainStepJob['mode'][];
+  log: (l: string) => void;
+  note: (s: string) => void;
+}): BenchCase[] {
+  const { base, id, threads } = p;
+  const B = base.prompts * base.completionsPerPrompt;
+  const T = base.promptLen + base.completionLen;
+  p.log(`train-step: pytorch bf16 autocast ${id}`);
+  const torch = runTorch({ ...base, weights: 'float32', mode: 'separate' }, threads, 'bf16');
+  if (typeof torch === 'string') p.note(`${id}/bf16: ${torch}`);
+  else
+    p.log(
+      `train-step: pytorch bf16 autocast ${id}: ${torch.tokens_per_s.toFixed(1)} tok/s (runs ${torch.runs_s.map((s) => s.toFixed(2)).join(', ')} s)`,
+    );
+  const out: BenchCase[] = [];
+  let noted = false;
+  for (const mode of p.modes) {
+    const job: TrainStepJob = { ...base, weights: 'float32', mode, compute: 'bf16' };
+    p.log(`train-step: rl4qe ${id} batch ${B} × ${T} (bf16 compute, ${mode})`);
+    const o = runChild(job, p.log);
+    const caseId = `${id}${mode === 'groups' ? `/groups${base.prompts}x${base.completionsPerPrompt}` : ''}/bf16`;
+    if (typeof o === 'string') {
+      p.note(`${caseId}: ${o}`);
+      continue;
+    }
+    if (o.computeNote && !noted) {
+      // A CPU without a bf16 unit: the case ran fp32 (one line, once per model).
+      p.note(`${id}: ${o.computeNote}`);
+      noted = true;
+    }
+    const ratios: Record<string, number> = {};
+    const fp32 = p.fp32ByMode.get(mode);
+    if (fp32) ratios.fp32 = o.tokensPerS / fp32.tokensPerS;
+    const extra: Record<string, unknown> = {
+      batch: B,
+      promptLen: base.promptLen,
+      completionLen: base.completionLen,
+      weights: 'float32',
+      compute: 'bf16',
+      computeUsed: o.computeUsed,
+      mode,
+      runs: p.runs,
+      threads,
+      medianS: o.medianS,
+      runsS: o.runsS,
+      cpuS: o.cpuS,
+      loss: o.loss,
+      peakRssMiB: o.peakRssBytes / 2 ** 20,
+      fp32TokensPerS: fp32?.tokensPerS,
+      fp32CpuS: fp32?.cpuS,
+      targets: { fp32: '≥ 1.8 (where AMX exists)', 'pytorch-bf16': '≥ 1.5' },
+    };
+    if (typeof torch !== 'string') {
+      ratios['pytorch-bf16'] = o.tokensPerS / torch.tokens_per_s;
+      Object.assign(extra, {
+        pytorchBf16TokensPerS: torch.tokens_per_s,
+        pytorchBf16MedianS: torch.median_s,
+        pytorchBf16RunsS: torch.runs_s,
+        pytorchBf16CpuS: torch.cpu_s,
+        pytorchBf16Loss: torch.loss,
+        torch: torch.torch,
+      });
+      // Not the same rounding: autocast also rounds every product's OUTPUT to bf16, the logits
+      // included (one bf16 step at |logit| 20 is 0.125); ours keeps fp32 outputs and an fp32
+      // head. The loss sums ±advantage terms, so it cancels: measured 2026-12-08 (fp32 / ours
+      // bf16 / PyTorch bf16) SmolLM2 −24.45 / −24.03 / −25.35, Qwen 3.82 / 3.51 / 2.91. Warn past
+      // 30 % (a different computation, not a rounding).
+      if (Math.abs(torch.loss - o.loss) > 0.3 * Math.abs(torch.loss)) {
+        p.note(`WARNING: ${caseId}: pytorch bf16 loss ${torch.loss} differs from ours ${o.loss}`);
+      }
+    }
+    out.push({ case: caseId, value: o.tokensPerS, unit: 'tokens/s', ratios, extra });
+  }
+  return out;
 }
