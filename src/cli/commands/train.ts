@@ -22,6 +22,7 @@ import { ConfigError } from '../../util/errors.js';
 interface TrainFlags {
   config: string[];
   set: string[];
+  compute?: string;
   resume?: string;
   printConfig?: boolean;
   helpConfig?: boolean;
@@ -55,6 +56,9 @@ export function configLayers(o: TrainFlags): ConfigLayer[] {
   }
   for (const f of o.config) layers.push(loadConfigFile(f));
   if (o.set.length > 0) layers.push({ source: '--set', value: parseSetFlags(o.set) });
+  // The config schema checks the value and its conflicts (full fine-tuning), naming --compute.
+  if (o.compute !== undefined)
+    layers.push({ source: '--compute', value: { refiner: { compute: o.compute } } });
   return layers;
 }
 
@@ -68,6 +72,10 @@ export function registerTrain(program: Command): void {
       'override one key, e.g. optim.lr=3e-5 (repeatable)',
       collect,
       [],
+    )
+    .option(
+      '--compute <mode>',
+      "the frozen base weights' products: fp32 (default) or bf16 (AVX512-BF16, fp32 sums; fp32 with a note where the CPU has no bf16 unit); the same as --set refiner.compute=MODE",
     )
     .option('--resume <runDir>', 'continue a run from its latest checkpoint')
     .option('--print-config', 'print the resolved configuration and exit')
