@@ -465,13 +465,9 @@ Value PackBf16(const CallbackInfo& info) {
   return out;
 }
 
-// packBf16T(packed, k, n): the packing of op(B)ᵀ (n × k) from packBf16(_, k, n, _)'s packing of
-// op(B), the same bf16 values (the input-gradient layout of a frozen weight, gemm_bf16.cc).
-Value PackBf16T(const CallbackInfo& info) {
-  const char* W = "native.packBf16T";
-  needBf16(info, W);
-  const int64_t k = intArg(info, 1, W, "k"), n = intArg(info, 2, W, "n");
-  const Value pv = info[0];
+// Argument i: a Uint32Array from packBf16 for a k × n op(B), long enough for that shape.
+Uint32Array packedArg(const CallbackInfo& info, size_t i, const char* W, int64_t k, int64_t n) {
+  const Value pv = info[i];
   if (!pv.IsTypedArray() || pv.As<TypedArray>().TypedArrayType() != napi_uint32_array)
     throw TypeError::New(info.Env(), std::string(W) + ": packed: expected a Uint32Array from packBf16");
   Uint32Array packed = pv.As<Uint32Array>();
@@ -479,6 +475,16 @@ Value PackBf16T(const CallbackInfo& info) {
     fail(info.Env(), W, "packed has " + std::to_string(packed.ElementLength()) + " words, a " +
                             std::to_string(k) + " × " + std::to_string(n) + " B packs to " +
                             std::to_string(bf16::packedBf16Words(k, n)) + " (packed for another shape?)");
+  return packed;
+}
+
+// packBf16T(packed, k, n): the packing of op(B)ᵀ (n × k) from packBf16(_, k, n, _)'s packing of
+// op(B), the same bf16 values (the input-gradient layout of a frozen weight, gemm_bf16.cc).
+Value PackBf16T(const CallbackInfo& info) {
+  const char* W = "native.packBf16T";
+  needBf16(info, W);
+  const int64_t k = intArg(info, 1, W, "k"), n = intArg(info, 2, W, "n");
+  Uint32Array packed = packedArg(info, 0, W, k, n);
   Uint32Array out = Uint32Array::New(info.Env(), (size_t)std::max<int64_t>(bf16::packedBf16Words(n, k), 1));
   bf16::packTransposed(packed.Data(), k, n, out.Data());
   return out;
@@ -492,14 +498,7 @@ Value MatmulBf16(const CallbackInfo& info) {
   const int64_t m = intArg(info, 3, W, "m"), k = intArg(info, 4, W, "k"), n = intArg(info, 5, W, "n");
   const bool transA = boolArg(info, 6);
   const float* a = f32need(info, 0, W, "a", (double)m * k);
-  const Value pv = info[1];
-  if (!pv.IsTypedArray() || pv.As<TypedArray>().TypedArrayType() != napi_uint32_array)
-    throw TypeError::New(info.Env(), std::string(W) + ": packed: expected a Uint32Array from packBf16");
-  Uint32Array packed = pv.As<Uint32Array>();
-  if ((int64_t)packed.ElementLength() < bf16::packedBf16Words(k, n))
-    fail(info.Env(), W, "packed has " + std::to_string(packed.ElementLength()) + " words, a " +
-                            std::to_string(k) + " × " + std::to_string(n) + " B packs to " +
-                            std::to_string(bf16::packedBf16Words(k, n)) + " (packed for another shape?)");
+  Uint32Array packed = packedArg(info, 1, W, k, n);
   float* out = f32need(info, 2, W, "out", (double)m * n);
   bf16::gemmPacked(m, n, k, a, transA ? m : k, transA, packed.Data(), out, n, (float)numArg(info, 7),
                    boolArg(info, 8));

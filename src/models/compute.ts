@@ -65,8 +65,15 @@ export function applyCompute(
       found: String(mode as unknown),
     });
   }
-  const base: ComputeReport = {
-    requested: mode,
+  const base = fp32Report(mode);
+  if (mode === 'fp32') return base;
+  return useBf16Compute(model, opts);
+}
+
+/** The report of a model left in fp32 (so far: useBf16Compute fills it in as it converts). */
+function fp32Report(requested: ComputeReport['requested']): ComputeReport {
+  return {
+    requested,
     used: 'fp32',
     units: 'fp32 FMA',
     converted: 0,
@@ -76,8 +83,6 @@ export function applyCompute(
     bytesAfter: 0,
     note: '',
   };
-  if (mode === 'fp32') return base;
-  return useBf16Compute(model, opts);
 }
 
 /**
@@ -87,17 +92,7 @@ export function applyCompute(
 export function useBf16Compute(model: CausalLM, opts: ComputeOptions = {}): ComputeReport {
   const where = opts.where ?? 'compute';
   const support = bf16Support();
-  const report: ComputeReport = {
-    requested: 'bf16',
-    used: 'fp32',
-    units: 'fp32 FMA',
-    converted: 0,
-    keptQuantized: 0,
-    keptHead: 0,
-    bytesBefore: 0,
-    bytesAfter: 0,
-    note: '',
-  };
+  const report = fp32Report('bf16');
   const linears = [...model.linears()];
   // Refuse before converting anything: a half-converted model is worse than none.
   for (const [name, lin] of linears) {
