@@ -115,7 +115,8 @@ describe('eval of a full fine-tuning run (SmolLM2 float32, one step)', () => {
   it('puts every checkpoint weight into the model, under its own cache identity', async () => {
     const weights = path.join(run, 'checkpoints', 'step-000001', 'weights');
     const g = new FullWeightsGenerator({ local: { model: SMOL }, weightsDir: weights });
-    const base = new LocalEngineGenerator({ model: SMOL });
+    // The float32 base the run was trained from (a GGUF's default, auto, would keep its blocks).
+    const base = new LocalEngineGenerator({ model: SMOL, weights: 'float32' });
     try {
       assert.match(g.identity.model, /\+full:.*:[0-9a-f]{16}$/);
       assert.notEqual(g.identity.model, base.identity.model);
