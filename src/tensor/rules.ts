@@ -187,6 +187,34 @@ function readsInputs(needs: readonly boolean[]): Reads {
   return { inputs: needs.map(() => true), out: false };
 }
 
+/**
+ * x [..., k] · Wᵀ → [..., n] for a frozen weight W [n, k] kept in a kernel's own format (GGUF
+ * blocks, packed bf16): the qmatmul and bmatmul rules. Only x gets a gradient, g · W; the
+ * backward reads the weight (a parameter, not an input), never x.
+ */
+function frozenMatmul(
+  be: FullBackend,
+  x: Tensor,
+  w: { rows: number; cols: number },
+  k: {
+    forward: (x: Buf, out: Buf, m: number) => void;
+    backward: (g: Buf, gx: Buf, m: number) => void;
+  },
+): Forward {
+  const m = x.size / w.cols;
+  const out = uninitOn(be, [...x.shape.slice(0, -1), w.rows], x.dtype);
+  k.forward(x.data, out.data, m);
+  return {
+    out,
+    reads: readsNothing,
+    backward: (g) => {
+      const gx = uninitOn(be, x.shape, x.dtype);
+      k.backward(g.data, gx.data, m);
+      return [gx];
+    },
+  };
+}
+
 /** Unary ops whose derivative is a function of the output y (the rest use the input x). */
 const UNARY_READS_OUT: ReadonlySet<UnaryOp> = new Set<UnaryOp>([
   'exp',
@@ -652,44 +680,22 @@ export const rules = {
    * a linear layer on a model loaded with quantised weights. Only x gets a gradient
    * (g · dequant(w)); the weight is never trained.
    */
-  qmatmul(be: FullBackend, [x]: Tensor[], p: { w: QuantWeight }): Forward {
-    const { rows: n, cols: k } = p.w;
-    const m = x.size / k;
-    const out = uninitOn(be, [...x.shape.slice(0, -1), n], x.dtype);
-    be.qmatmul(x.data, p.w, out.data, m, false);
-    return {
-      out,
-      // dx = g · dequant(w): the weight's blocks (a parameter, not an input), never x.
-      reads: readsNothing,
-      backward: (g) => {
-        const gx = uninitOn(be, x.shape, x.dtype);
-        be.qmatmulT(g.data, p.w, gx.data, m, false);
-        return [gx];
-      },
-    };
-  },
+  qmatmul: (be: FullBackend, [x]: Tensor[], p: { w: QuantWeight }): Forward =>
+    frozenMatmul(be, x, p.w, {
+      forward: (x, out, m) => be.qmatmul(x, p.w, out, m, false),
+      backward: (g, gx, m) => be.qmatmulT(g, p.w, gx, m, false),
+    }),
 
   /**
    * x [..., k] · wᵀ → [..., n] for a bf16 frozen weight w [n, k] (Bf16Weight, the bf16 compute
    * mode): x is rounded to bf16, sums in fp32. Only x gets a gradient, g · w, through bf16
    * products too (g rounded to bf16); the weight is never trained.
    */
-  bmatmul(be: FullBackend, [x]: Tensor[], p: { w: Bf16Weight }): Forward {
-    const { rows: n, cols: k } = p.w;
-    const m = x.size / k;
-    const out = uninitOn(be, [...x.shape.slice(0, -1), n], x.dtype);
-    be.bf16Matmul(x.data, p.w, out.data, m, false);
-    return {
-      out,
-      // dx = g · w: the weight's words (a parameter, not an input), never x.
-      reads: readsNothing,
-      backward: (g) => {
-        const gx = uninitOn(be, x.shape, x.dtype);
-        be.bf16MatmulT(g.data, p.w, gx.data, m, false);
-        return [gx];
-      },
-    };
-  },
+  bmatmul: (be: FullBackend, [x]: Tensor[], p: { w: Bf16Weight }): Forward =>
+    frozenMatmul(be, x, p.w, {
+      forward: (x, out, m) => be.bf16Matmul(x, p.w, out, m, false),
+      backward: (g, gx, m) => be.bf16MatmulT(g, p.w, gx, m, false),
+    }),
 
   /**
    * log softmax(hidden · weightᵀ)[target] per row, in chunks of rows: at most chunkRows × V

@@ -14,21 +14,10 @@ import { resolveTrainConfig } from '../../src/train/config.js';
 import { readJsonlRecords, readRunInfo } from '../../src/train/run-dir.js';
 import type { StepRecord } from '../../src/train/records.js';
 import { train } from '../../src/train/trainer.js';
-import { cachePaths } from '../../src/util/paths.js';
-
-const smolFile = path.join(cachePaths.testModels(), 'smollm2-135m-instruct-q4_1.gguf');
+import { SMOL_FILE, tinyRunValue } from '../helpers/tiny-run.js';
 
 function configValue(dir: string): Record<string, unknown> {
-  return {
-    refiner: { model: smolFile, compute: 'bf16', format: 'paper', maxPromptTokens: 96 },
-    adapter: { r: 4, alpha: 8, dropout: 0 },
-    rollout: { queriesPerStep: 1, samplesPerQuery: 2, temperature: 1, maxNewTokens: 6 },
-    reward: { weights: { bleu: 1 }, target: { kind: 'rewrite' } },
-    generator: { backend: 'none' },
-    data: { dataset: 'ds1000', trainLimit: 4 },
-    eval: { problems: 0 },
-    run: { dir, steps: 2, log: 'quiet' },
-  };
+  return tinyRunValue(dir, { compute: 'bf16' });
 }
 
 test(
@@ -36,8 +25,8 @@ test(
   { skip: bf16Support().available ? false : `no bf16 unit: ${bf16Support().reason}` },
   async () => {
     assert.ok(
-      fs.existsSync(smolFile),
-      `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
+      fs.existsSync(SMOL_FILE),
+      `missing test model ${SMOL_FILE}: run node scripts/fetch-test-models.mjs`,
     );
     const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-bf16-')), 'run');
     const cfg = resolveTrainConfig([{ source: 'test', value: configValue(dir) }]);
@@ -59,7 +48,7 @@ test(
 );
 
 test('compute bf16 on a CPU without avx512bf16: fp32 with a one-line note (stderr and run.json)', () => {
-  assert.ok(fs.existsSync(smolFile), `missing test model ${smolFile}`);
+  assert.ok(fs.existsSync(SMOL_FILE), `missing test model ${SMOL_FILE}`);
   const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-bf16-')), 'run');
   const code = `
     import { resolveTrainConfig } from './dist/src/train/config.js';

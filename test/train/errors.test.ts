@@ -10,9 +10,7 @@ import { resolveTrainConfig } from '../../src/train/config.js';
 import { train, Trainer } from '../../src/train/trainer.js';
 import { writePeftAdapter } from '../../src/io/peft.js';
 import type { RewardFn } from '../../src/rewards/types.js';
-import { cachePaths } from '../../src/util/paths.js';
-
-const smolFile = path.join(cachePaths.testModels(), 'smollm2-135m-instruct-q4_1.gguf');
+import { SMOL_FILE, tinyRunValue } from '../helpers/tiny-run.js';
 
 function config(
   dir: string,
@@ -21,25 +19,15 @@ function config(
   return resolveTrainConfig([
     {
       source: 'test',
-      value: {
-        refiner: { model: smolFile, weights: 'quantized', format: 'paper', maxPromptTokens: 96 },
-        adapter: { r: 4, alpha: 8, dropout: 0 },
-        rollout: { queriesPerStep: 1, samplesPerQuery: 2, temperature: 1, maxNewTokens: 6 },
-        reward: { weights: { bleu: 1 }, target: { kind: 'rewrite' } },
-        generator: { backend: 'none' },
-        data: { dataset: 'ds1000', trainLimit: 4 },
-        eval: { problems: 0 },
-        run: { dir: path.join(dir, 'run'), steps: 2, log: 'quiet' },
-        ...extra,
-      },
+      value: { ...tinyRunValue(path.join(dir, 'run'), { weights: 'quantized' }), ...extra },
     },
   ]);
 }
 
 test('a non-finite loss stops the run at that step, saves its samples and names the op', async () => {
   assert.ok(
-    fs.existsSync(smolFile),
-    `missing test model ${smolFile}: run node scripts/fetch-test-models.mjs`,
+    fs.existsSync(SMOL_FILE),
+    `missing test model ${SMOL_FILE}: run node scripts/fetch-test-models.mjs`,
   );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rl4qe-nan-'));
   // A finite reward so large that advantage × log-prob overflows float32 in the loss.
